@@ -1,0 +1,304 @@
+//! Short-lived security state shared between requests (and, with Redis,
+//! between processes): revoked token ids and used client-assertion ids.
+//!
+//! Both are "remember this key until it expires" sets, so one trait pair and
+//! two back ends cover them. Entries carry their own TTL, so neither store
+//! grows without bound.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+/// A store operation failed (Redis unreachable, timed out, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct StoreError(String);
+
+/// Revoked access tokens, by `jti` (RFC 7009).
+#[async_trait]
+pub trait RevocationStore: Send + Sync {
+    /// Remembers `jti` as revoked for `ttl` (the token's remaining life).
+    async fn revoke(&self, jti: &str, ttl: Duration) -> Result<(), StoreError>;
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+}
+
+/// Single-use identifiers (client-assertion `jti`s, RFC 7523 §3).
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `id` for `ttl`; returns false if it was already recorded.
+    async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError>;
+}
+
+const SHARDS: usize = 16;
+/// Each shard drops expired entries every this many inserts.
+const SWEEP_EVERY: usize = 256;
+
+/// In-process store: sharded maps of key → expiry. Checking an empty store
+/// (the common case for revocation) takes no lock at all.
+pub struct MemoryStore {
+    shards: [Mutex<Shard>; SHARDS],
+    len: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<String, Instant>,
+    inserts: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            len: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Inserts unless a live entry exists; returns whether it inserted.
+    fn insert_if_absent(&self, key: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let Ok(mut shard) = self.shard(key).lock() else {
+            return false;
+        };
+        shard.inserts += 1;
+        if shard.inserts % SWEEP_EVERY == 0 {
+            let before = shard.map.len();
+            shard.map.retain(|_, exp| *exp > now);
+            self.len
+                .fetch_sub(before - shard.map.len(), Ordering::Relaxed);
+        }
+        let map = &mut shard.map;
+        match map.get(key) {
+            Some(exp) if *exp > now => false,
+            Some(_) => {
+                map.insert(key.to_owned(), now + ttl);
+                true
+            }
+            None => {
+                map.insert(key.to_owned(), now + ttl);
+                self.len.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    fn contains_live(&self, key: &str) -> bool {
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let Ok(shard) = self.shard(key).lock() else {
+            return false;
+        };
+        shard.map.get(key).is_some_and(|exp| *exp > Instant::now())
+    }
+}
+
+#[async_trait]
+impl RevocationStore for MemoryStore {
+    async fn revoke(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
+        self.insert_if_absent(jti, ttl);
+        Ok(())
+    }
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.contains_live(jti))
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryStore {
+    async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.insert_if_absent(id, ttl))
+    }
+}
+
+/// Redis store: `revoked:{jti}` and `used:{id}` keys with `PX` expiry, so
+/// every oauth-server and mcp-server replica sees the same state and it
+/// survives restarts of either.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+}
+
+impl RedisStore {
+    /// Connects (with reconnects handled by the connection manager).
+    /// `timeout` bounds both connecting and each command.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|e| StoreError(format!("invalid REDIS_URL: {e}")))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| StoreError(format!("cannot connect to Redis: {e}")))?;
+        Ok(Self { conn })
+    }
+
+    /// Builds a store on an existing connection manager.
+    pub fn from_connection(conn: ConnectionManager) -> Self {
+        Self { conn }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn err(e: redis::RedisError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+#[async_trait]
+impl RevocationStore for RedisStore {
+    async fn revoke(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("SET")
+            .arg(format!("revoked:{jti}"))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("EXISTS")
+            .arg(format!("revoked:{jti}"))
+            .query_async::<bool>(&mut c)
+            .await
+            .map_err(err)
+    }
+}
+
+#[async_trait]
+impl ReplayStore for RedisStore {
+    async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("used:{id}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(set.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One behavioural suite for both back ends.
+    async fn suite(revocations: &dyn RevocationStore, replays: &dyn ReplayStore) {
+        assert!(!revocations.is_revoked("a").await.unwrap());
+        revocations
+            .revoke("a", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(revocations.is_revoked("a").await.unwrap());
+        assert!(!revocations.is_revoked("b").await.unwrap());
+        revocations
+            .revoke("short", Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert!(revocations.is_revoked("short").await.unwrap());
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(
+            !revocations.is_revoked("short").await.unwrap(),
+            "entries expire with their TTL"
+        );
+
+        assert!(
+            replays
+                .first_use("c:j1", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !replays
+                .first_use("c:j1", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert!(
+            replays
+                .first_use("c:j2", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert!(
+            replays
+                .first_use("c:j3", Duration::from_millis(50))
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(
+            replays
+                .first_use("c:j3", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_store() {
+        let s = MemoryStore::new();
+        suite(&s, &s).await;
+    }
+
+    #[tokio::test]
+    async fn memory_store_sweeps() {
+        let s = MemoryStore::new();
+        for i in 0..5000 {
+            s.first_use(&format!("k{i}"), Duration::from_nanos(1))
+                .await
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        for i in 0..5000 {
+            s.first_use(&format!("n{i}"), Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert!(
+            s.len.load(Ordering::Relaxed) < 6_500,
+            "expired entries are swept"
+        );
+    }
+
+    #[tokio::test]
+    async fn redis_store() {
+        let Some(redis) = testkit::RedisServer::start() else {
+            return;
+        };
+        let s = RedisStore::connect(&redis.url(), Duration::from_secs(2))
+            .await
+            .unwrap();
+        suite(&s, &s).await;
+    }
+}

@@ -1,0 +1,44 @@
+//! Tracing set-up shared by every binary (`LOG_FORMAT`, `RUST_LOG`).
+//!
+//! Audit events use `target: "audit"` and a stable `event` field (DESIGN.md §8),
+//! so `LOG_FORMAT=json` gives one machine-readable object per decision.
+
+use std::str::FromStr;
+
+use tracing_subscriber::EnvFilter;
+
+/// `LOG_FORMAT`: human text or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+/// Installs the global subscriber (`RUST_LOG` filter, default `info`).
+/// Safe to call twice: the second call is a no-op.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+}

@@ -1,0 +1,529 @@
+//! Access-token verification for resource servers (RFC 9068 §4).
+//!
+//! [`Verifier::verify`] is the hot path of every MCP request: it reads keys
+//! through an [`arc_swap`] snapshot (no lock), touches the network only when
+//! a `kid` is unknown (then one single-flight, rate-limited JWKS refetch),
+//! and never allocates more than the decoded header and claims.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+
+use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::jwk::JwkSet;
+use crate::jwt::{JwtError, Unverified};
+use crate::keys::VerifyingKey;
+use crate::uri::canonical_resource;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY_SECS: i64 = 60;
+
+/// Why a token was refused. [`VerifyError::reason`] is the stable code that
+/// goes to the audit log; callers only ever see a generic challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("malformed token: {0}")]
+    Jwt(JwtError),
+    #[error("token has no kid")]
+    MissingKid,
+    #[error("unknown kid")]
+    UnknownKid,
+    #[error("wrong typ (expected at+jwt)")]
+    WrongType,
+    #[error("wrong issuer")]
+    WrongIssuer,
+    #[error("wrong audience")]
+    WrongAudience,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token issued in the future")]
+    IssuedInFuture,
+}
+
+impl VerifyError {
+    /// Stable snake_case reason for audit events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Jwt(JwtError::TooLong) => "too_long",
+            VerifyError::Jwt(JwtError::UnsupportedAlg(_)) => "unsupported_alg",
+            VerifyError::Jwt(JwtError::AlgMismatch) => "alg_mismatch",
+            VerifyError::Jwt(JwtError::BadSignature) => "bad_signature",
+            VerifyError::Jwt(JwtError::Crit) => "crit_header",
+            VerifyError::Jwt(JwtError::BadClaims) => "bad_claims",
+            VerifyError::Jwt(_) => "malformed",
+            VerifyError::MissingKid => "missing_kid",
+            VerifyError::UnknownKid => "unknown_kid",
+            VerifyError::WrongType => "wrong_typ",
+            VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::WrongAudience => "wrong_audience",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::IssuedInFuture => "issued_in_future",
+        }
+    }
+}
+
+impl From<JwtError> for VerifyError {
+    fn from(e: JwtError) -> Self {
+        VerifyError::Jwt(e)
+    }
+}
+
+/// Boxed future returned by [`KeySource::refresh`].
+pub type RefreshFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Where verification keys come from.
+pub trait KeySource: Send + Sync {
+    /// The key for `kid`, if currently known. Must not block.
+    fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>>;
+    /// Called once when a `kid` is unknown; may refetch (rate-limited).
+    fn refresh(&self) -> RefreshFuture<'_>;
+}
+
+type KeyMap = HashMap<String, Arc<VerifyingKey>>;
+
+fn key_map(set: &JwkSet) -> KeyMap {
+    let mut map = KeyMap::new();
+    for jwk in &set.keys {
+        match (jwk.kid.as_deref(), VerifyingKey::from_jwk(jwk)) {
+            (Some(kid), Ok(key)) => {
+                map.insert(kid.to_owned(), Arc::new(key));
+            }
+            (None, _) => tracing::warn!("JWKS key without kid ignored"),
+            (Some(kid), Err(e)) => tracing::warn!(kid, error = %e, "JWKS key ignored"),
+        }
+    }
+    map
+}
+
+/// A fixed (but replaceable) key set, e.g. the authorization server's own keys.
+#[derive(Default)]
+pub struct StaticKeys {
+    keys: ArcSwap<KeyMap>,
+}
+
+impl StaticKeys {
+    pub fn new(set: &JwkSet) -> Self {
+        Self {
+            keys: ArcSwap::from_pointee(key_map(set)),
+        }
+    }
+
+    /// Atomically replaces the key set (after a rotation).
+    pub fn replace(&self, set: &JwkSet) {
+        self.keys.store(Arc::new(key_map(set)));
+    }
+}
+
+impl KeySource for StaticKeys {
+    fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.keys.load().get(kid).cloned()
+    }
+    fn refresh(&self) -> RefreshFuture<'_> {
+        Box::pin(async {})
+    }
+}
+
+/// Errors fetching authorization-server metadata or a JWKS.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("request to {url} failed: {source}")]
+    Http { url: String, source: reqwest::Error },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} returned a document larger than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+    #[error("{url} returned invalid JSON: {source}")]
+    Json {
+        url: String,
+        source: serde_json::Error,
+    },
+    #[error("metadata issuer {found:?} does not equal the configured issuer {expected:?}")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("metadata has no jwks_uri")]
+    NoJwksUri,
+}
+
+const MAX_DOC_BYTES: usize = 256 * 1024;
+
+async fn get_json<T: for<'de> Deserialize<'de>>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, JwksError> {
+    let http_err = |source| JwksError::Http {
+        url: url.to_owned(),
+        source,
+    };
+    let mut resp = http.get(url).send().await.map_err(http_err)?;
+    if !resp.status().is_success() {
+        return Err(JwksError::Status {
+            url: url.to_owned(),
+            status: resp.status().as_u16(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+        if body.len() + chunk.len() > MAX_DOC_BYTES {
+            return Err(JwksError::TooLarge {
+                url: url.to_owned(),
+                limit: MAX_DOC_BYTES,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|source| JwksError::Json {
+        url: url.to_owned(),
+        source,
+    })
+}
+
+#[derive(Deserialize)]
+struct AsMetadata {
+    issuer: String,
+    jwks_uri: Option<String>,
+}
+
+/// Discovers the `jwks_uri` from the issuer's RFC 8414 metadata, checking
+/// that the document's `issuer` is exactly the configured one (§3.3).
+pub async fn discover_jwks_uri(http: &reqwest::Client, issuer: &str) -> Result<String, JwksError> {
+    let base = issuer.trim_end_matches('/');
+    // RFC 8414 §3.1: the well-known segment goes between host and path.
+    let url = match url::Url::parse(base) {
+        Ok(u) if u.path() != "/" && !u.path().is_empty() => {
+            format!(
+                "{}/.well-known/oauth-authorization-server{}",
+                u.origin().ascii_serialization(),
+                u.path()
+            )
+        }
+        _ => format!("{base}/.well-known/oauth-authorization-server"),
+    };
+    let meta: AsMetadata = get_json(http, &url).await?;
+    let same = meta.issuer == issuer
+        || canonical_resource(&meta.issuer).ok() == canonical_resource(issuer).ok();
+    if !same {
+        return Err(JwksError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: meta.issuer,
+        });
+    }
+    meta.jwks_uri.ok_or(JwksError::NoJwksUri)
+}
+
+/// A JWKS fetched over HTTP(S) and cached.
+///
+/// Unknown `kid`s trigger at most one refetch per `cooldown` (single-flight:
+/// concurrent misses wait for the same fetch), so a flood of forged tokens
+/// cannot turn into a flood of JWKS requests.
+pub struct RemoteJwks {
+    url: String,
+    http: reqwest::Client,
+    keys: ArcSwap<KeyMap>,
+    cooldown: Duration,
+    last_miss_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl RemoteJwks {
+    /// Creates an empty cache; call [`RemoteJwks::refresh_now`] to load it.
+    pub fn new(url: String, http: reqwest::Client, cooldown: Duration) -> Self {
+        Self {
+            url,
+            http,
+            keys: ArcSwap::from_pointee(KeyMap::new()),
+            cooldown,
+            last_miss_fetch: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Fetches the JWKS now and replaces the cached keys; returns the key count.
+    pub async fn refresh_now(&self) -> Result<usize, JwksError> {
+        let set: JwkSet = get_json(&self.http, &self.url).await?;
+        let map = key_map(&set);
+        let n = map.len();
+        self.keys.store(Arc::new(map));
+        tracing::debug!(url = %self.url, keys = n, "JWKS refreshed");
+        Ok(n)
+    }
+
+    /// Refreshes every `every` until `stop` resolves (learns removals and
+    /// additions even when no unknown `kid` arrives).
+    pub async fn refresh_periodically(
+        self: Arc<Self>,
+        every: Duration,
+        stop: impl Future<Output = ()> + Send,
+    ) {
+        let tick = async {
+            let mut interval = tokio::time::interval(every);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if let Err(e) = self.refresh_now().await {
+                    tracing::warn!(error = %e, "periodic JWKS refresh failed; keeping cached keys");
+                }
+            }
+        };
+        tokio::select! {
+            () = tick => {}
+            () = stop => {}
+        }
+    }
+}
+
+impl KeySource for RemoteJwks {
+    fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.keys.load().get(kid).cloned()
+    }
+
+    fn refresh(&self) -> RefreshFuture<'_> {
+        Box::pin(async move {
+            let mut last = self.last_miss_fetch.lock().await;
+            if last.is_some_and(|t| t.elapsed() < self.cooldown) {
+                return;
+            }
+            *last = Some(Instant::now());
+            if let Err(e) = self.refresh_now().await {
+                tracing::warn!(error = %e, "JWKS refetch for unknown kid failed");
+            }
+        })
+    }
+}
+
+/// Verifies RFC 9068 access tokens for one resource server.
+pub struct Verifier {
+    issuer: String,
+    audience: String,
+    leeway: i64,
+    keys: Arc<dyn KeySource>,
+}
+
+impl Verifier {
+    /// `audience` is canonicalised; `issuer` is compared exactly.
+    pub fn new(issuer: String, audience: &str, keys: Arc<dyn KeySource>) -> Self {
+        let audience = canonical_resource(audience).unwrap_or_else(|_| audience.to_owned());
+        Self {
+            issuer,
+            audience,
+            leeway: DEFAULT_LEEWAY_SECS,
+            keys,
+        }
+    }
+
+    pub fn with_leeway(mut self, secs: i64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Verifies `token` now.
+    pub async fn verify(&self, token: &str) -> Result<AccessTokenClaims, VerifyError> {
+        self.verify_at(token, crate::now_unix()).await
+    }
+
+    /// Verifies `token` as of `now` (seconds since the epoch).
+    pub async fn verify_at(&self, token: &str, now: i64) -> Result<AccessTokenClaims, VerifyError> {
+        let jws = Unverified::parse(token)?;
+        let typ_ok = jws.header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = jws.header.kid.as_deref().ok_or(VerifyError::MissingKid)?;
+        let key = match self.keys.get(kid) {
+            Some(k) => k,
+            None => {
+                self.keys.refresh().await;
+                self.keys.get(kid).ok_or(VerifyError::UnknownKid)?
+            }
+        };
+        let claims: AccessTokenClaims = jws.verify(&key)?;
+        self.check_claims(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn check_claims(&self, c: &AccessTokenClaims, now: i64) -> Result<(), VerifyError> {
+        if c.iss != self.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !c.aud.contains(&self.audience) {
+            return Err(VerifyError::WrongAudience);
+        }
+        if c.exp <= now - self.leeway {
+            return Err(VerifyError::Expired);
+        }
+        if c.nbf > now + self.leeway {
+            return Err(VerifyError::NotYetValid);
+        }
+        if c.iat > now + self.leeway {
+            return Err(VerifyError::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Audience;
+    use crate::jwt::sign;
+    use crate::keys::{Algorithm, SigningKey};
+    use crate::scope::ScopeSet;
+
+    const ISS: &str = "http://localhost:8080";
+    const AUD: &str = "http://localhost:8000/mcp";
+
+    fn claims(now: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: ISS.into(),
+            sub: "c".into(),
+            aud: Audience::One(AUD.into()),
+            client_id: "c".into(),
+            scope: ScopeSet::parse("customer:read").unwrap(),
+            iat: now,
+            nbf: now,
+            exp: now + 900,
+            jti: "j".into(),
+        }
+    }
+
+    fn setup(alg: Algorithm) -> (SigningKey, Verifier) {
+        let key = SigningKey::generate(alg).unwrap();
+        let set = JwkSet {
+            keys: vec![key.public_jwk().clone()],
+        };
+        let v = Verifier::new(
+            ISS.into(),
+            "HTTP://LOCALHOST:8000/mcp/",
+            Arc::new(StaticKeys::new(&set)),
+        );
+        (key, v)
+    }
+
+    #[tokio::test]
+    async fn accepts_good_tokens_for_each_alg() {
+        for alg in Algorithm::ALL {
+            let (key, v) = setup(alg);
+            let now = crate::now_unix();
+            let t = sign(&key, "at+jwt", &claims(now)).unwrap();
+            assert_eq!(v.verify(&t).await.unwrap(), claims(now));
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_each_claim_failure() {
+        let (key, v) = setup(Algorithm::ES256);
+        let now = 1_000_000;
+        let check = |c: AccessTokenClaims, typ: &'static str| {
+            let t = sign(&key, typ, &c).unwrap();
+            let v = &v;
+            async move { v.verify_at(&t, now).await.unwrap_err() }
+        };
+        assert_eq!(check(claims(now), "JWT").await, VerifyError::WrongType);
+        assert_eq!(
+            check(
+                AccessTokenClaims {
+                    iss: "http://evil".into(),
+                    ..claims(now)
+                },
+                "at+jwt"
+            )
+            .await,
+            VerifyError::WrongIssuer
+        );
+        assert_eq!(
+            check(
+                AccessTokenClaims {
+                    aud: Audience::One("https://localhost:8001/mcp".into()),
+                    ..claims(now)
+                },
+                "at+jwt"
+            )
+            .await,
+            VerifyError::WrongAudience
+        );
+        assert_eq!(
+            check(
+                AccessTokenClaims {
+                    exp: now - 61,
+                    ..claims(now)
+                },
+                "at+jwt"
+            )
+            .await,
+            VerifyError::Expired
+        );
+        assert_eq!(
+            check(
+                AccessTokenClaims {
+                    nbf: now + 61,
+                    ..claims(now)
+                },
+                "at+jwt"
+            )
+            .await,
+            VerifyError::NotYetValid
+        );
+        assert_eq!(
+            check(
+                AccessTokenClaims {
+                    iat: now + 61,
+                    ..claims(now)
+                },
+                "at+jwt"
+            )
+            .await,
+            VerifyError::IssuedInFuture
+        );
+        // Inside the leeway is fine.
+        let t = sign(
+            &key,
+            "application/at+jwt",
+            &AccessTokenClaims {
+                exp: now - 59,
+                ..claims(now)
+            },
+        )
+        .unwrap();
+        assert!(v.verify_at(&t, now).await.is_ok());
+        // Audience arrays work.
+        let many = AccessTokenClaims {
+            aud: Audience::Many(vec!["x".into(), AUD.into()]),
+            ..claims(now)
+        };
+        assert!(
+            v.verify_at(&sign(&key, "at+jwt", &many).unwrap(), now)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_kid_and_foreign_key() {
+        let (_key, v) = setup(Algorithm::RS256);
+        let other = SigningKey::generate(Algorithm::RS256).unwrap();
+        let t = sign(&other, "at+jwt", &claims(crate::now_unix())).unwrap();
+        assert_eq!(v.verify(&t).await.unwrap_err(), VerifyError::UnknownKid);
+        assert_eq!(
+            v.verify("not-a-token").await.unwrap_err().reason(),
+            "malformed"
+        );
+    }
+}
