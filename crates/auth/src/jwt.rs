@@ -122,6 +122,16 @@ impl<'a> Unverified<'a> {
         })
     }
 
+    /// Decodes the claims WITHOUT checking the signature. Only for choosing
+    /// which key to verify with (e.g. a client assertion's `iss`); never
+    /// trust anything read here.
+    pub fn peek_claims<C: DeserializeOwned>(&self) -> Result<C, JwtError> {
+        let payload = URL_SAFE_NO_PAD
+            .decode(self.payload_b64)
+            .map_err(|_| JwtError::Malformed)?;
+        serde_json::from_slice(&payload).map_err(|_| JwtError::BadClaims)
+    }
+
     /// Checks the signature with `key` (whose algorithm must equal the
     /// header's) and decodes the claims.
     pub fn verify<C: DeserializeOwned>(&self, key: &VerifyingKey) -> Result<C, JwtError> {

@@ -302,7 +302,9 @@ impl KeySource for RemoteJwks {
 /// Verifies RFC 9068 access tokens for one resource server.
 pub struct Verifier {
     issuer: String,
-    audience: String,
+    /// `None` only for the issuer itself (introspection/revocation of its own
+    /// tokens, whatever their audience); resource servers always set one.
+    audience: Option<String>,
     leeway: i64,
     keys: Arc<dyn KeySource>,
 }
@@ -313,8 +315,19 @@ impl Verifier {
         let audience = canonical_resource(audience).unwrap_or_else(|_| audience.to_owned());
         Self {
             issuer,
-            audience,
+            audience: Some(audience),
             leeway: DEFAULT_LEEWAY_SECS,
+            keys,
+        }
+    }
+
+    /// A verifier that accepts any audience: for the authorization server's
+    /// own introspection and revocation endpoints only.
+    pub fn for_issuer_own_tokens(issuer: String, keys: Arc<dyn KeySource>) -> Self {
+        Self {
+            issuer,
+            audience: None,
+            leeway: 0,
             keys,
         }
     }
@@ -328,8 +341,8 @@ impl Verifier {
         &self.issuer
     }
 
-    pub fn audience(&self) -> &str {
-        &self.audience
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
     }
 
     /// Verifies `token` now.
@@ -363,7 +376,9 @@ impl Verifier {
         if c.iss != self.issuer {
             return Err(VerifyError::WrongIssuer);
         }
-        if !c.aud.contains(&self.audience) {
+        if let Some(aud) = &self.audience
+            && !c.aud.contains(aud)
+        {
             return Err(VerifyError::WrongAudience);
         }
         if c.exp <= now - self.leeway {

@@ -1,0 +1,147 @@
+//! Start-up: build state from config, bind, serve, stop gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use auth::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
+use auth::verify::Verifier;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::clients::Registry;
+use crate::config::Config;
+use crate::keystore::KeyStore;
+use crate::router::router;
+use crate::routes::metadata;
+use crate::state::{AppState, Inner};
+
+/// A built, bound, not-yet-running server.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Binds `config.bind` and builds the app.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("OAUTH_BIND: cannot listen on {}", config.bind))?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Builds the app on an already bound listener (tests bind port 0 first
+    /// so the issuer URL can name the port).
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let registry = Registry::load(&config.clients_file)
+            .map_err(anyhow::Error::msg)
+            .context("OAUTH_CLIENTS_FILE")?;
+        if registry.is_empty() {
+            tracing::warn!(file = %config.clients_file.display(), "client registry is empty: no client can get a token");
+        }
+        let keys = KeyStore::open(&config.keys_dir, config.signing_alg)
+            .map_err(anyhow::Error::msg)
+            .context("OAUTH_KEYS_DIR")?;
+        let (revocations, replays): (Arc<dyn RevocationStore>, Arc<dyn ReplayStore>) =
+            match &config.redis_url {
+                Some(url) => {
+                    let store = Arc::new(
+                        RedisStore::connect(url.expose_secret(), config.redis_timeout)
+                            .await
+                            .context("REDIS_URL")?,
+                    );
+                    (store.clone(), store)
+                }
+                None => {
+                    let store = Arc::new(MemoryStore::new());
+                    (store.clone(), store)
+                }
+            };
+        let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
+        let metadata_body = metadata::document(&config, &registry);
+        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let state = AppState::new(Inner {
+            config,
+            registry,
+            keys,
+            own_tokens,
+            revocations,
+            replays,
+            metadata_body,
+            slow_hash_permits: Semaphore::new(permits),
+        });
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT/SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(auth::shutdown::shutdown_signal()).await
+    }
+
+    /// Serves until `stop` resolves, then drains in-flight requests.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let reload = tokio::spawn(reload_keys(state.clone(), stop_rx));
+        tracing::info!(
+            addr = %self.local_addr(),
+            issuer = %state.config.issuer,
+            alg = %state.config.signing_alg,
+            kid = state.keys.ring().signing.kid(),
+            clients = state.registry.len(),
+            store = if state.config.redis_url.is_some() { "redis" } else { "memory" },
+            "oauth-server listening"
+        );
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("server error")?;
+        let _ = stop_tx.send(true);
+        let _ = reload.await;
+        tracing::info!("oauth-server stopped");
+        Ok(())
+    }
+}
+
+/// Picks up `keys rotate` from another process without a restart.
+async fn reload_keys(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.keys_reload_interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let keys_state = state.clone();
+        // Directory reads are blocking I/O: keep them off the async workers.
+        match tokio::task::spawn_blocking(move || keys_state.keys.reload()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "keys reload failed; keeping current keys"),
+            Err(e) => tracing::warn!(error = %e, "keys reload task failed"),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! oauth-server configuration, read once from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use auth::config::{ConfigError, var, var_list, var_or, var_parsed};
+use auth::keys::Algorithm;
+use auth::telemetry::LogFormat;
+use auth::uri::{canonical_resource, is_loopback_host};
+use secrecy::SecretString;
+
+/// Local MCP resource URI (DESIGN.md §2).
+pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
+
+/// Every setting of the oauth-server. Variables (default in brackets):
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `OAUTH_BIND` [127.0.0.1:8080] | listen address |
+/// | `OAUTH_ISSUER` [http://localhost:8080] | public issuer URL; https, or http on loopback |
+/// | `OAUTH_KEYS_DIR` [keys] | signing keys (PEM); generated 0600 when empty |
+/// | `OAUTH_CLIENTS_FILE` [config/clients.toml] | client registry |
+/// | `OAUTH_TOKEN_TTL_SECS` [900] | access-token lifetime, 60..=3600 |
+/// | `OAUTH_SIGNING_ALG` [RS256] | RS256, ES256 or EdDSA |
+/// | `OAUTH_RESOURCES` [http://localhost:8000/mcp] | audiences this server may issue tokens for |
+/// | `OAUTH_KEYS_RELOAD_SECS` [30] | how often the keys folder is re-read (picks up `keys rotate`) |
+/// | `REDIS_URL` [unset] | shared revocation/replay store; unset = in memory |
+/// | `REDIS_TIMEOUT_MS` [250] | connect/command timeout for Redis |
+/// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
+/// | `LOG_FORMAT` [text] | text or json |
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub issuer: String,
+    pub keys_dir: PathBuf,
+    pub clients_file: PathBuf,
+    pub token_ttl: Duration,
+    pub signing_alg: Algorithm,
+    pub resources: Vec<String>,
+    pub keys_reload_interval: Duration,
+    pub redis_url: Option<SecretString>,
+    pub redis_timeout: Duration,
+    pub trusted_proxies: Option<String>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads and validates every variable; the error names the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let ttl: u64 = var_parsed("OAUTH_TOKEN_TTL_SECS", 900)?;
+        if !(60..=3600).contains(&ttl) {
+            return Err(ConfigError::new(
+                "OAUTH_TOKEN_TTL_SECS",
+                "must be between 60 and 3600 seconds",
+            ));
+        }
+        let issuer = validate_issuer(&var_or("OAUTH_ISSUER", "http://localhost:8080"))
+            .map_err(|m| ConfigError::new("OAUTH_ISSUER", m))?;
+        let resources = var_list("OAUTH_RESOURCES", &[DEFAULT_RESOURCE])
+            .iter()
+            .map(|r| {
+                canonical_resource(r)
+                    .map_err(|e| ConfigError::new("OAUTH_RESOURCES", format!("{r:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let reload: u64 = var_parsed("OAUTH_KEYS_RELOAD_SECS", 30)?;
+        Ok(Self {
+            bind: var_parsed("OAUTH_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            issuer,
+            keys_dir: PathBuf::from(var_or("OAUTH_KEYS_DIR", "keys")),
+            clients_file: PathBuf::from(var_or("OAUTH_CLIENTS_FILE", "config/clients.toml")),
+            token_ttl: Duration::from_secs(ttl),
+            signing_alg: var_parsed("OAUTH_SIGNING_ALG", Algorithm::RS256)?,
+            resources,
+            keys_reload_interval: Duration::from_secs(reload.max(1)),
+            redis_url: var("REDIS_URL").map(SecretString::from),
+            redis_timeout: Duration::from_millis(var_parsed("REDIS_TIMEOUT_MS", 250)?),
+            trusted_proxies: var("TRUSTED_PROXIES"),
+            log_format: var_parsed("LOG_FORMAT", LogFormat::Text)?,
+        })
+    }
+
+    /// Defaults for tests and embedding: everything as documented, with the
+    /// given folders; `bind` is ignored by `App::build_with_listener`.
+    pub fn with_paths(
+        issuer: &str,
+        keys_dir: PathBuf,
+        clients_file: PathBuf,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer: validate_issuer(issuer).map_err(|m| ConfigError::new("OAUTH_ISSUER", m))?,
+            keys_dir,
+            clients_file,
+            token_ttl: Duration::from_secs(900),
+            signing_alg: Algorithm::RS256,
+            resources: vec![DEFAULT_RESOURCE.to_owned()],
+            keys_reload_interval: Duration::from_secs(30),
+            redis_url: None,
+            redis_timeout: Duration::from_millis(250),
+            trusted_proxies: None,
+            log_format: LogFormat::Text,
+        })
+    }
+
+    /// The token endpoint URL (also an accepted client-assertion `aud`).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https URL without query or fragment; plain
+/// http is allowed only for loopback hosts (local development).
+pub fn validate_issuer(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|_| format!("{raw:?} is not an absolute URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not contain a query or fragment".into());
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => return Err("must use https (http is only allowed for localhost)".into()),
+        _ => return Err("must be an https URL".into()),
+    }
+    canonical_resource(raw).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_rules() {
+        assert_eq!(
+            validate_issuer("http://localhost:8080/").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            validate_issuer("https://auth.example.com").unwrap(),
+            "https://auth.example.com"
+        );
+        assert!(validate_issuer("http://auth.example.com").is_err());
+        assert!(validate_issuer("https://a.example?x=1").is_err());
+        assert!(validate_issuer("https://a.example#f").is_err());
+        assert!(validate_issuer("localhost:8080").is_err());
+    }
+}

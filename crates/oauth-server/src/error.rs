@@ -1,0 +1,110 @@
+//! RFC 6749 §5.2 error responses: one type, one `IntoResponse`.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The `error` codes we answer with (RFC 6749 §5.2, RFC 7009, RFC 8707).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    UnsupportedTokenType,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+/// An OAuth error response. The description is written for the client
+/// developer and never contains secrets or submitted credentials.
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Cow<'static, str>,
+    pub status: StatusCode,
+    /// Set when the client tried HTTP Basic: 401 must carry a Basic challenge.
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        let status = match code {
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            code,
+            description: description.into(),
+            status,
+            basic_challenge: false,
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+
+    pub fn invalid_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn with_basic_challenge(mut self, yes: bool) -> Self {
+        self.basic_challenge = yes;
+        self
+    }
+
+    /// An unexpected failure: logged with its cause, answered opaquely.
+    pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{context}");
+        Self::new(ErrorCode::ServerError, "internal error")
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorCode,
+    error_description: &'a str,
+}
+
+/// Headers RFC 6749 §5.1 requires on every token-endpoint response.
+pub fn no_store(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(Body {
+                error: self.code,
+                error_description: &self.description,
+            }),
+        )
+            .into_response();
+        no_store(&mut resp);
+        if self.status == StatusCode::UNAUTHORIZED && self.basic_challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"secure-mcp\", charset=\"UTF-8\""),
+            );
+        }
+        resp
+    }
+}

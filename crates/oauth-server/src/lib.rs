@@ -1,0 +1,40 @@
+//! secure-mcp's OAuth 2.1 authorization server.
+//!
+//! Issues short-lived, audience-bound, scoped RFC 9068 JWT access tokens to
+//! pre-registered machine clients (client_credentials).
+//!
+//! # Layout
+//! - [`config`]: `Config::from_env()`, every variable and its default.
+//! - [`app`]: `App::build` (registry, keys, stores, state) and the serve loop
+//!   with graceful shutdown and key reloading.
+//! - [`router`]: the route table and middleware stack, in one function.
+//! - [`routes`]: one handler per endpoint (`token`, `revoke`, `introspect`,
+//!   `metadata`, `jwks`, `health`).
+//! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
+//! - [`clients`]: the TOML client registry and secret hashes.
+//! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
+//! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
+//! - [`audit`]: `auth.*` audit events; [`cli`]: the non-serving subcommands.
+//!
+//! # A token request
+//! `POST /token` → [`form::read_form`] (media type, 16 KiB cap, no repeated
+//! parameters) → `grant_type` present → [`client_auth::authenticate`] →
+//! grant allowed → scope ⊆ allowed (default scopes if omitted) → resource ∈
+//! effective resources → claims → sign with the current key (RSA off the
+//! async workers) → `auth.token_issued` → JSON with `Cache-Control: no-store`.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod client_auth;
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod form;
+pub mod keystore;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,8 @@
+//! One handler per file.
+
+pub mod health;
+pub mod introspect;
+pub mod jwks;
+pub mod metadata;
+pub mod revoke;
+pub mod token;

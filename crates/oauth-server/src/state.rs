@@ -1,0 +1,44 @@
+//! `AppState`: everything a handler needs, built once at start-up.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use auth::store::{ReplayStore, RevocationStore};
+use auth::verify::Verifier;
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use crate::clients::Registry;
+use crate::config::Config;
+use crate::keystore::KeyStore;
+
+/// Cheap to clone; one `Arc` inside.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub registry: Registry,
+    pub keys: KeyStore,
+    /// Verifies our own tokens (any audience) for introspection/revocation.
+    pub own_tokens: Verifier,
+    pub revocations: Arc<dyn RevocationStore>,
+    pub replays: Arc<dyn ReplayStore>,
+    /// RFC 8414 metadata, serialised once.
+    pub metadata_body: Bytes,
+    /// Bounds concurrent argon2id verifications (memory-hard, CPU-heavy).
+    pub slow_hash_permits: Semaphore,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
