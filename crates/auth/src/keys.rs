@@ -238,6 +238,18 @@ impl SigningKey {
         Ok(pem::encode("PRIVATE KEY", &der))
     }
 
+    /// SubjectPublicKeyInfo PEM (`PUBLIC KEY`) of the public half, e.g. to
+    /// register a private_key_jwt client.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        let der: aws_lc_rs::encoding::PublicKeyX509Der<'static> = match &self.signer {
+            Signer::Rsa(k) => k.public_key().as_der(),
+            Signer::Ec(k) => k.public_key().as_der(),
+            Signer::Ed(k) => k.public_key().as_der(),
+        }
+        .map_err(|_| KeyError::Malformed)?;
+        Ok(pem::encode("PUBLIC KEY", der.as_ref()))
+    }
+
     pub fn alg(&self) -> Algorithm {
         self.alg
     }
@@ -434,6 +446,10 @@ mod tests {
             let again = SigningKey::from_pem(&key.to_pkcs8_pem().unwrap()).unwrap();
             assert_eq!(again.kid(), key.kid());
             assert_eq!(again.public_jwk(), key.public_jwk());
+            // SPKI PEM of the public half verifies too, with the same alg.
+            let from_pem = VerifyingKey::from_public_pem(&key.public_key_pem().unwrap()).unwrap();
+            assert_eq!(from_pem.alg(), alg);
+            assert!(from_pem.verify(b"hello", &sig));
         }
     }
 

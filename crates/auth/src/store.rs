@@ -79,7 +79,7 @@ impl MemoryStore {
             return false;
         };
         shard.inserts += 1;
-        if shard.inserts % SWEEP_EVERY == 0 {
+        if shard.inserts.is_multiple_of(SWEEP_EVERY) {
             let before = shard.map.len();
             shard.map.retain(|_, exp| *exp > now);
             self.len

@@ -116,7 +116,7 @@ pub fn hash_argon2id(secret: &[u8]) -> Result<String, String> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -1,0 +1,13 @@
+//! oauth-server integration tests: the real app on port 0, real HTTP.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod client_auth;
+mod errors;
+mod metadata;
+mod revocation;
+mod rotation;
+mod token;
