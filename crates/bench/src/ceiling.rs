@@ -1,0 +1,97 @@
+//! Physical ceilings measured in the same run: JWT sign/verify throughput
+//! with pre-parsed keys (one thread and all cores), and a bare axum handler
+//! answering a body of the same size as the scenario under test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth::claims::{AccessTokenClaims, Audience};
+use auth::keys::{Algorithm, SigningKey};
+use auth::scope::ScopeSet;
+use bytes::Bytes;
+
+fn claims() -> AccessTokenClaims {
+    let now = auth::now_unix();
+    AccessTokenClaims {
+        iss: "http://127.0.0.1:8080".into(),
+        sub: "bench-client".into(),
+        aud: Audience::One("http://localhost:8000/mcp".into()),
+        client_id: "bench-client".into(),
+        scope: ScopeSet::parse("customer:read ticket:create").unwrap_or_default(),
+        iat: now,
+        nbf: now,
+        exp: now + 900,
+        jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+    }
+}
+
+/// Runs `op` on `threads` OS threads for `dur`; returns total ops/s.
+fn throughput(threads: usize, dur: Duration, op: Arc<dyn Fn() + Send + Sync>) -> f64 {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let op = op.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while start.elapsed() < dur {
+                    for _ in 0..16 {
+                        op();
+                    }
+                    n += 16;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// (sign 1 thread, sign all cores, verify 1 thread, verify all cores) ops/s.
+pub fn sign_verify(alg: Algorithm, cores: usize, dur: Duration) -> anyhow::Result<[f64; 4]> {
+    let key = Arc::new(SigningKey::generate(alg)?);
+    let vk = Arc::new(key.verifying_key()?);
+    let c = claims();
+    let token = auth::jwt::sign(&key, "at+jwt", &c)?;
+    let (k1, c1) = (key.clone(), c.clone());
+    let sign: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let _ = auth::jwt::sign(&k1, "at+jwt", &c1);
+    });
+    let verify: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Ok(u) = auth::jwt::Unverified::parse(&token) {
+            let _ = u.verify::<AccessTokenClaims>(&vk);
+        }
+    });
+    Ok([
+        throughput(1, dur, sign.clone()),
+        throughput(cores, dur, sign),
+        throughput(1, dur, verify.clone()),
+        throughput(cores, dur, verify),
+    ])
+}
+
+/// A bare axum server (own runtime, `cores` workers) answering every request
+/// with `body`; returns its address. Runs until the process exits.
+pub fn bare_axum(body: Bytes, cores: usize) -> anyhow::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                return;
+            };
+            let app = axum::Router::new().fallback(move || {
+                let body = body.clone();
+                async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+            });
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(addr)
+}

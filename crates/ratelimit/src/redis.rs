@@ -1,0 +1,151 @@
+//! Redis GCRA back end: one Lua script, evaluated atomically with `EVALSHA`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::clock::{Clock, micros};
+use crate::{Decision, Limiter, LimiterError, Policy};
+
+/// The script (see `src/gcra.lua`).
+const GCRA_LUA: &str = include_str!("gcra.lua");
+
+/// Default for [`RedisLimiter::connect`]'s timeout (`RATE_LIMIT_REDIS_TIMEOUT_MS`).
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// GCRA in Redis, shared by every replica.
+///
+/// - One round trip per check: `EVALSHA` of a script that reads the TAT,
+///   decides and writes it back atomically (no read/write race between
+///   replicas). [`redis::Script`] sends the SHA and reloads the script by
+///   itself when Redis answers `NOSCRIPT` (e.g. after a restart).
+/// - Time is the Redis server's clock (`TIME`), so replicas with skewed
+///   clocks still agree.
+/// - Keys expire (`PX`) when their bucket is full again, so idle clients
+///   cost nothing.
+/// - A [`ConnectionManager`] multiplexes concurrent checks over one
+///   connection and reconnects in the background after a failure. Each
+///   check (including waiting for a reconnect) is bounded by the timeout,
+///   after which it fails with [`LimiterError::Timeout`]; wrap the limiter
+///   in a [`ResilientLimiter`](crate::ResilientLimiter) to choose what
+///   happens then.
+#[derive(Clone)]
+pub struct RedisLimiter {
+    conn: ConnectionManager,
+    script: Arc<Script>,
+    timeout: Duration,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("timeout", &self.timeout)
+            .field("test_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisLimiter {
+    /// Creates the limiter without waiting for Redis: the connection is made
+    /// on first use, so a server starts (and, with a failure mode, serves)
+    /// while Redis is down. Fails only on an invalid URL. Call inside a
+    /// Tokio runtime. Use [`ping`](Self::ping) to check Redis at start-up.
+    pub async fn connect(redis_url: &str, timeout: Duration) -> Result<Self, LimiterError> {
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // Fail a reconnect quickly; the next check starts another one.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(100));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            script: Arc::new(Script::new(GCRA_LUA)),
+            timeout,
+            clock: None,
+        })
+    }
+
+    /// Replaces the Redis server clock with `clock`, passed to the script on
+    /// every call. For deterministic tests only: replicas with different
+    /// clocks would disagree.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Round trip to Redis (`PING`), bounded by the timeout.
+    pub async fn ping(&self) -> Result<(), LimiterError> {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        let fut = ping.query_async::<String>(&mut conn);
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(reply) => reply.map(drop).map_err(LimiterError::from),
+            Err(_) => Err(LimiterError::Timeout(self.timeout)),
+        }
+    }
+
+    /// The configured per-check timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    async fn check(&self, key: &str, cost: u32, policy: &Policy) -> Result<Decision, LimiterError> {
+        let mut invocation = self.script.key(key);
+        invocation
+            .arg(policy.interval_us())
+            .arg(policy.burst())
+            // Any cost above the burst gets the same answer; clamping keeps
+            // the script's arithmetic small.
+            .arg(cost.min(policy.burst().saturating_add(1)));
+        if let Some(clock) = &self.clock {
+            invocation.arg(micros(clock.now()));
+        }
+        let mut conn = self.conn.clone();
+        let reply: (i64, i64, i64, i64) =
+            match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
+                Ok(reply) => reply?,
+                Err(_) => return Err(LimiterError::Timeout(self.timeout)),
+            };
+        decision_from_reply(reply, policy)
+    }
+}
+
+fn decision_from_reply(
+    (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64),
+    policy: &Policy,
+) -> Result<Decision, LimiterError> {
+    let bad = || {
+        LimiterError::UnexpectedReply(format!("[{allowed}, {remaining}, {retry_us}, {reset_us}]"))
+    };
+    let micros = |v: i64| {
+        u64::try_from(v)
+            .map(Duration::from_micros)
+            .map_err(|_| bad())
+    };
+    let allowed = match allowed {
+        0 => false,
+        1 => true,
+        _ => return Err(bad()),
+    };
+    let remaining = u32::try_from(remaining)
+        .ok()
+        .filter(|r| *r <= policy.burst())
+        .ok_or_else(bad)?;
+    Ok(Decision {
+        allowed,
+        limit: policy.burst(),
+        remaining,
+        retry_after: micros(retry_us)?,
+        reset_after: micros(reset_us)?,
+    })
+}
