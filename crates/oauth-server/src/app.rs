@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use crate::clients::Registry;
 use crate::config::Config;
 use crate::keystore::KeyStore;
+use crate::limits::Limits;
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
@@ -63,6 +64,17 @@ impl App {
                     (store.clone(), store)
                 }
             };
+        let limiter = config
+            .rate_limit
+            .build_limiter(config.redis_url.as_ref().map(|u| u.expose_secret()))
+            .await
+            .context("REDIS_URL (rate limiter)")?;
+        let limits = Limits {
+            limiter,
+            policy: config.oauth_policy,
+            failed_auth_cost: config.failed_auth_cost,
+            trusted: config.rate_limit.trusted_proxies.clone(),
+        };
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
         let metadata_body = metadata::document(&config, &registry);
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -74,6 +86,7 @@ impl App {
             revocations,
             replays,
             metadata_body,
+            limits,
             slow_hash_permits: Semaphore::new(permits),
         });
         Ok(Self { listener, state })

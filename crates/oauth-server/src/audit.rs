@@ -3,7 +3,7 @@
 //! Emitted on `target: "audit"` so they can be routed or filtered apart from
 //! operational logs (`RUST_LOG=audit=info`).
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 /// Trims attacker-supplied identifiers before they reach the log.
 fn short(s: &str) -> &str {
@@ -20,7 +20,7 @@ pub fn token_issued(
     scope: &str,
     aud: &str,
     jti: &str,
-    peer: SocketAddr,
+    peer: IpAddr,
 ) {
     tracing::info!(
         target: "audit",
@@ -30,25 +30,25 @@ pub fn token_issued(
         scope,
         aud,
         jti,
-        peer = %peer.ip(),
+        peer = %peer,
         outcome = "success",
     );
 }
 
 /// `auth.client_rejected`: authentication failed or the request was refused.
-pub fn client_rejected(client_id: Option<&str>, reason: &str, endpoint: &str, peer: SocketAddr) {
+pub fn client_rejected(client_id: Option<&str>, reason: &str, endpoint: &str, peer: IpAddr) {
     tracing::warn!(
         target: "audit",
         event = "auth.client_rejected",
         client_id = client_id.map(short).unwrap_or("-"),
         reason,
         endpoint,
-        peer = %peer.ip(),
+        peer = %peer,
         outcome = "denied",
     );
 }
 
 /// `auth.token_revoked`
-pub fn token_revoked(client_id: &str, jti: &str, peer: SocketAddr) {
-    tracing::info!(target: "audit", event = "auth.token_revoked", client_id, jti, peer = %peer.ip());
+pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
+    tracing::info!(target: "audit", event = "auth.token_revoked", client_id, jti, peer = %peer);
 }

@@ -2,7 +2,7 @@
 //! endpoints: `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1)
 //! and `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9).
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,12 +41,16 @@ pub async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
     endpoint: &str,
-    peer: SocketAddr,
+    peer: IpAddr,
 ) -> Result<Authenticated, OAuthError> {
     match authenticate_inner(state, headers, params).await {
-        Ok(a) => Ok(a),
+        Ok(a) => {
+            state.limits.check_client(&a.client.client_id, peer).await?;
+            Ok(a)
+        }
         Err(f) => {
             audit::client_rejected(f.client_id.as_deref(), f.reason, endpoint, peer);
+            state.limits.penalize(peer).await;
             Err(f.error)
         }
     }

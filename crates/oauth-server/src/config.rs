@@ -8,6 +8,7 @@ use auth::config::{ConfigError, var, var_list, var_or, var_parsed};
 use auth::keys::Algorithm;
 use auth::telemetry::LogFormat;
 use auth::uri::{canonical_resource, is_loopback_host};
+use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
 
 /// Local MCP resource URI (DESIGN.md §2).
@@ -27,6 +28,11 @@ pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
 /// | `OAUTH_KEYS_RELOAD_SECS` [30] | how often the keys folder is re-read (picks up `keys rotate`) |
 /// | `REDIS_URL` [unset] | shared revocation/replay store; unset = in memory |
 /// | `REDIS_TIMEOUT_MS` [250] | connect/command timeout for Redis |
+/// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
+/// | `OAUTH_RATE_LIMIT_BURST` [20] | burst of that budget |
+/// | `OAUTH_FAILED_AUTH_COST` [5] | units a failed client authentication costs its IP |
+/// | `RATE_LIMIT_FAILURE_MODE` [local] | local, open or closed when Redis fails |
+/// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
 /// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
 /// | `LOG_FORMAT` [text] | text or json |
 #[derive(Debug, Clone)]
@@ -41,7 +47,11 @@ pub struct Config {
     pub keys_reload_interval: Duration,
     pub redis_url: Option<SecretString>,
     pub redis_timeout: Duration,
-    pub trusted_proxies: Option<String>,
+    /// Failure mode, Redis timeout and trusted proxies (shared `RATE_LIMIT_*`).
+    pub rate_limit: RateLimitConfig,
+    /// Budget per IP (before auth) and per client (after auth).
+    pub oauth_policy: Policy,
+    pub failed_auth_cost: u32,
     pub log_format: LogFormat,
 }
 
@@ -65,6 +75,23 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reload: u64 = var_parsed("OAUTH_KEYS_RELOAD_SECS", 30)?;
+        let rate_limit =
+            RateLimitConfig::from_env().map_err(|e| ConfigError::new(e.var, e.message))?;
+        let per_minute: u32 = var_parsed("OAUTH_RATE_LIMIT_PER_MINUTE", 120)?;
+        let burst: u32 = var_parsed("OAUTH_RATE_LIMIT_BURST", 20)?;
+        let oauth_policy = Policy::new(per_minute, burst).map_err(|e| {
+            ConfigError::new(
+                "OAUTH_RATE_LIMIT_PER_MINUTE/OAUTH_RATE_LIMIT_BURST",
+                e.to_string(),
+            )
+        })?;
+        let failed_auth_cost: u32 = var_parsed("OAUTH_FAILED_AUTH_COST", 5)?;
+        if failed_auth_cost == 0 || failed_auth_cost > burst {
+            return Err(ConfigError::new(
+                "OAUTH_FAILED_AUTH_COST",
+                "must be between 1 and OAUTH_RATE_LIMIT_BURST",
+            ));
+        }
         Ok(Self {
             bind: var_parsed("OAUTH_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             issuer,
@@ -76,7 +103,9 @@ impl Config {
             keys_reload_interval: Duration::from_secs(reload.max(1)),
             redis_url: var("REDIS_URL").map(SecretString::from),
             redis_timeout: Duration::from_millis(var_parsed("REDIS_TIMEOUT_MS", 250)?),
-            trusted_proxies: var("TRUSTED_PROXIES"),
+            rate_limit,
+            oauth_policy,
+            failed_auth_cost,
             log_format: var_parsed("LOG_FORMAT", LogFormat::Text)?,
         })
     }
@@ -99,7 +128,10 @@ impl Config {
             keys_reload_interval: Duration::from_secs(30),
             redis_url: None,
             redis_timeout: Duration::from_millis(250),
-            trusted_proxies: None,
+            rate_limit: RateLimitConfig::default(),
+            oauth_policy: Policy::new(120, 20)
+                .map_err(|e| ConfigError::new("OAUTH_RATE_LIMIT_BURST", e.to_string()))?,
+            failed_auth_cost: 5,
             log_format: LogFormat::Text,
         })
     }

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     InvalidScope,
     InvalidTarget,
     UnsupportedTokenType,
+    /// Rate limited (RFC 8628's code, the registered one closest in meaning).
+    SlowDown,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -32,6 +34,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     /// Set when the client tried HTTP Basic: 401 must carry a Basic challenge.
     pub basic_challenge: bool,
+    /// Extra headers (`Retry-After`, `RateLimit*`).
+    pub headers: axum::http::HeaderMap,
 }
 
 impl OAuthError {
@@ -47,6 +51,7 @@ impl OAuthError {
             description: description.into(),
             status,
             basic_challenge: false,
+            headers: axum::http::HeaderMap::new(),
         }
     }
 
@@ -60,6 +65,11 @@ impl OAuthError {
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
+        self
+    }
+
+    pub fn with_headers(mut self, headers: axum::http::HeaderMap) -> Self {
+        self.headers = headers;
         self
     }
 
@@ -99,6 +109,7 @@ impl IntoResponse for OAuthError {
         )
             .into_response();
         no_store(&mut resp);
+        resp.headers_mut().extend(self.headers);
         if self.status == StatusCode::UNAUTHORIZED && self.basic_challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -14,10 +14,11 @@
 //! - [`clients`]: the TOML client registry and secret hashes.
 //! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
+//! - [`limits`]: per-IP and per-client rate limits (brute-force protection).
 //! - [`audit`]: `auth.*` audit events; [`cli`]: the non-serving subcommands.
 //!
 //! # A token request
-//! `POST /token` → [`form::read_form`] (media type, 16 KiB cap, no repeated
+//! `POST /token` → [`limits::ip_limit`] (per-IP budget) → [`form::read_form`] (media type, 16 KiB cap, no repeated
 //! parameters) → `grant_type` present → [`client_auth::authenticate`] →
 //! grant allowed → scope ⊆ allowed (default scopes if omitted) → resource ∈
 //! effective resources → claims → sign with the current key (RSA off the
@@ -32,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod form;
 pub mod keystore;
+pub mod limits;
 pub mod router;
 pub mod routes;
 pub mod state;

@@ -1,18 +1,25 @@
 //! Every route and the middleware stack, in one place.
 
-use axum::Router;
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use tower_http::trace::TraceLayer;
 
-use crate::routes;
 use crate::state::AppState;
+use crate::{limits, routes};
 
 /// The oauth-server's HTTP surface (DESIGN.md §5).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Client-authenticated endpoints: per-IP budget first (limits.rs).
+    let authenticated = Router::new()
         .route("/token", post(routes::token::token))
         .route("/revoke", post(routes::revoke::revoke))
         .route("/introspect", post(routes::introspect::introspect))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::ip_limit,
+        ));
+    Router::new()
+        .merge(authenticated)
         .route(
             "/.well-known/oauth-authorization-server",
             get(routes::metadata::metadata),

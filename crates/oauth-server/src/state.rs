@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use crate::clients::Registry;
 use crate::config::Config;
 use crate::keystore::KeyStore;
+use crate::limits::Limits;
 
 /// Cheap to clone; one `Arc` inside.
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct Inner {
     pub replays: Arc<dyn ReplayStore>,
     /// RFC 8414 metadata, serialised once.
     pub metadata_body: Bytes,
+    /// Brute-force protection (per IP, per client).
+    pub limits: Limits,
     /// Bounds concurrent argon2id verifications (memory-hard, CPU-heavy).
     pub slow_hash_permits: Semaphore,
 }

@@ -3,11 +3,9 @@
 //! servers) may inspect any. Invalid, expired, revoked or foreign tokens are
 //! all simply `{"active": false}`.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -15,11 +13,12 @@ use serde_json::json;
 use crate::client_auth::authenticate;
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::read_form;
+use crate::limits::ClientIp;
 use crate::state::AppState;
 
 pub async fn introspect(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     request: Request<Body>,
 ) -> Response {
     let (parts, body) = request.into_parts();

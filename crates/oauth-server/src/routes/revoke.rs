@@ -2,11 +2,10 @@
 //! denied for the rest of its life. Unknown, invalid or expired tokens, and
 //! tokens of other clients, still get 200 (§2.2) so the endpoint is no oracle.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -14,11 +13,12 @@ use crate::audit;
 use crate::client_auth::authenticate;
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::read_form;
+use crate::limits::ClientIp;
 use crate::state::AppState;
 
 pub async fn revoke(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     request: Request<Body>,
 ) -> Response {
     let (parts, body) = request.into_parts();

@@ -1,14 +1,12 @@
 //! `POST /token`: the client_credentials grant (RFC 6749 §4.4) with RFC 8707
 //! resource indicators, issuing RFC 9068 JWT access tokens.
 
-use std::net::SocketAddr;
-
 use auth::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use auth::scope::ScopeSet;
 use auth::uri::canonical_resource;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -20,6 +18,7 @@ use crate::client_auth::{Authenticated, authenticate};
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::{Params, read_form};
+use crate::limits::ClientIp;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -32,7 +31,7 @@ struct TokenResponse<'a> {
 
 pub async fn token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     request: Request<Body>,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -46,7 +45,7 @@ async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-    peer: SocketAddr,
+    peer: std::net::IpAddr,
 ) -> Result<Response, OAuthError> {
     let params = read_form(headers, body).await?;
     let Some(grant_type) = params.get("grant_type") else {

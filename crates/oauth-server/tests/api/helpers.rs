@@ -134,6 +134,9 @@ pub struct Opts {
     pub reload: Option<Duration>,
     /// Fixed port (to restart "the same" server with the same issuer).
     pub port: Option<u16>,
+    /// (per minute, burst) for the oauth budget.
+    pub policy: Option<(u32, u32)>,
+    pub trusted_proxies: Option<&'static str>,
 }
 
 pub async fn spawn() -> TestApp {
@@ -161,6 +164,12 @@ pub async fn spawn_with(opts: Opts) -> TestApp {
         config.resources = r.into_iter().map(str::to_owned).collect();
     }
     config.redis_url = opts.redis_url.map(Into::into);
+    // Tests that are not about rate limiting must not trip over it.
+    let (rate, burst) = opts.policy.unwrap_or((60_000, 1_000));
+    config.oauth_policy = ratelimit::Policy::new(rate, burst).unwrap();
+    if let Some(t) = opts.trusted_proxies {
+        config.rate_limit.trusted_proxies = ratelimit::TrustedProxies::parse(t).unwrap();
+    }
     if let Some(r) = opts.reload {
         config.keys_reload_interval = r;
     }

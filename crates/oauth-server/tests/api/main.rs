@@ -8,6 +8,7 @@ mod helpers;
 mod client_auth;
 mod errors;
 mod metadata;
+mod ratelimit;
 mod revocation;
 mod rotation;
 mod token;

@@ -1,0 +1,131 @@
+//! Brute-force protection for the client-authenticated endpoints (`/token`,
+//! `/revoke`, `/introspect`), DESIGN.md §6:
+//!
+//! 1. before anything else, `rl:ip:{ip}` (cost 1) — floods never reach the
+//!    secret hashing;
+//! 2. a failed client authentication costs its IP `OAUTH_FAILED_AUTH_COST`
+//!    more units, so guessing secrets runs out of budget fast;
+//! 3. after authentication, `rl:oauth:{client_id}` (cost 1) — one client
+//!    cannot monopolise the server from many addresses.
+//!
+//! Denials are `429` with `Retry-After`, the draft IETF `RateLimit` headers
+//! and an RFC 6749-style JSON body (`slow_down`); a failed limiter in
+//! `closed` mode is `503`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ratelimit::{Decision, Limiter, LimiterError, Policy, TrustedProxies, headers};
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
+
+/// Policy name in the `RateLimit*` headers.
+const POLICY_NAME: &str = "oauth";
+
+/// The caller's address after `TRUSTED_PROXIES` processing.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+pub struct Limits {
+    pub limiter: Arc<dyn Limiter>,
+    pub policy: Policy,
+    pub failed_auth_cost: u32,
+    pub trusted: TrustedProxies,
+}
+
+impl Limits {
+    async fn check(&self, key: &str, cost: u32) -> Result<Decision, LimiterError> {
+        self.limiter.check(key, cost, &self.policy).await
+    }
+
+    /// Charges a failed authentication to the caller's address.
+    pub async fn penalize(&self, ip: IpAddr) {
+        if let Err(e) = self
+            .check(&format!("rl:ip:{ip}"), self.failed_auth_cost)
+            .await
+        {
+            tracing::warn!(error = %e, "rate limiter unavailable while charging a failed authentication");
+        }
+    }
+
+    /// The per-client check after a successful authentication.
+    pub async fn check_client(&self, client_id: &str, ip: IpAddr) -> Result<(), OAuthError> {
+        match self.check(&format!("rl:oauth:{client_id}"), 1).await {
+            Ok(d) if d.allowed => Ok(()),
+            Ok(d) => {
+                limited("client", Some(client_id), ip, &d);
+                Err(self.too_many(&d))
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    fn too_many(&self, d: &Decision) -> OAuthError {
+        let mut h = HeaderMap::new();
+        headers::insert(&mut h, POLICY_NAME, &self.policy, d);
+        OAuthError::new(
+            ErrorCode::SlowDown,
+            format!(
+                "too many requests; retry after {} s",
+                headers::retry_after_secs(d.retry_after)
+            ),
+        )
+        .with_status(StatusCode::TOO_MANY_REQUESTS)
+        .with_headers(h)
+    }
+}
+
+fn unavailable(e: &LimiterError) -> OAuthError {
+    tracing::error!(error = %e, "rate limiter unavailable (closed mode)");
+    let mut h = HeaderMap::new();
+    headers::insert_unavailable(&mut h, e);
+    OAuthError::new(
+        ErrorCode::TemporarilyUnavailable,
+        "temporarily unavailable; retry later",
+    )
+    .with_headers(h)
+}
+
+fn limited(scope: &str, client_id: Option<&str>, ip: IpAddr, d: &Decision) {
+    tracing::warn!(
+        target: "audit",
+        event = "ratelimit.limited",
+        key = scope,
+        client_id = client_id.unwrap_or("-"),
+        peer = %ip,
+        retry_after_ms = u64::try_from(d.retry_after.as_millis()).unwrap_or(u64::MAX),
+        outcome = "denied",
+    );
+}
+
+/// Middleware: resolve the client address, apply the per-IP budget, and add
+/// the `RateLimit` headers to whatever the handler answers.
+pub async fn ip_limit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let limits = &state.limits;
+    let ip = limits.trusted.client_ip(peer, req.headers());
+    req.extensions_mut().insert(ClientIp(ip));
+    match limits.check(&format!("rl:ip:{ip}"), 1).await {
+        Ok(d) if d.allowed => {
+            let mut resp = next.run(req).await;
+            if !resp.headers().contains_key(headers::RATELIMIT) {
+                headers::insert(resp.headers_mut(), POLICY_NAME, &limits.policy, &d);
+            }
+            resp
+        }
+        Ok(d) => {
+            limited("ip", None, ip, &d);
+            limits.too_many(&d).into_response()
+        }
+        Err(e) => unavailable(&e).into_response(),
+    }
+}
