@@ -34,8 +34,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     /// Set when the client tried HTTP Basic: 401 must carry a Basic challenge.
     pub basic_challenge: bool,
-    /// Extra headers (`Retry-After`, `RateLimit*`).
-    pub headers: axum::http::HeaderMap,
+    /// Extra headers (`Retry-After`, `RateLimit*`); boxed to keep the error small.
+    pub headers: Option<Box<axum::http::HeaderMap>>,
 }
 
 impl OAuthError {
@@ -51,7 +51,7 @@ impl OAuthError {
             description: description.into(),
             status,
             basic_challenge: false,
-            headers: axum::http::HeaderMap::new(),
+            headers: None,
         }
     }
 
@@ -69,7 +69,7 @@ impl OAuthError {
     }
 
     pub fn with_headers(mut self, headers: axum::http::HeaderMap) -> Self {
-        self.headers = headers;
+        self.headers = Some(Box::new(headers));
         self
     }
 
@@ -109,7 +109,9 @@ impl IntoResponse for OAuthError {
         )
             .into_response();
         no_store(&mut resp);
-        resp.headers_mut().extend(self.headers);
+        if let Some(extra) = self.headers {
+            resp.headers_mut().extend(*extra);
+        }
         if self.status == StatusCode::UNAUTHORIZED && self.basic_challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
