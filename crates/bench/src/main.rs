@@ -5,19 +5,20 @@
 //! cargo build --release --workspace
 //! target/release/secure-mcp-bench [--connections 32] [--duration 10] [--warmup 2] [SCENARIO...]
 //! ```
-//! Scenarios: `ceiling`, `token-rs256`, `token-es256` (default: all).
+//! Scenarios: `ceiling`, `token-rs256`, `token-es256`, `tools-call` (2026-07-28
+//! stateless), `tools-call-session` (2025-11-25), `tools-call-redis` (default: all).
 //! Every response is checked; any error makes the run exit non-zero.
 
 mod ceiling;
 mod load;
 mod servers;
+mod stack;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use auth::keys::Algorithm;
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -50,7 +51,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--warmup" | "-w" => o.warmup = Duration::from_secs(num("--warmup")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: secure-mcp-bench [--connections N] [--duration SECS] [--warmup SECS] [ceiling|token-rs256|token-es256 ...]"
+                    "usage: secure-mcp-bench [--connections N] [--duration SECS] [--warmup SECS] [ceiling|token-rs256|token-es256|tools-call|tools-call-session|tools-call-redis ...]"
                 );
                 std::process::exit(0);
             }
@@ -59,9 +60,16 @@ fn parse_args() -> anyhow::Result<Opts> {
         }
     }
     if o.scenarios.is_empty() {
-        o.scenarios = ["ceiling", "token-rs256", "token-es256"]
-            .map(String::from)
-            .to_vec();
+        o.scenarios = [
+            "ceiling",
+            "token-rs256",
+            "token-es256",
+            "tools-call",
+            "tools-call-session",
+            "tools-call-redis",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     Ok(o)
 }
@@ -111,51 +119,14 @@ fn row(name: &str, s: &load::Stats, rss: Option<f64>, ceiling: Option<(String, f
     }
 }
 
-const BENCH_SECRET: &str = "bench-secret-generated-0123456789abcdefghij";
-
 async fn token_scenario(
     alg: Algorithm,
     o: &Opts,
     sign_ceiling: Option<f64>,
 ) -> anyhow::Result<Row> {
-    let dir = tempfile::tempdir()?;
-    let hash = {
-        use sha2::Digest as _;
-        let d = sha2::Sha256::digest(BENCH_SECRET.as_bytes());
-        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let clients = dir.path().join("clients.toml");
-    std::fs::write(
-        &clients,
-        format!(
-            "[[client]]\nclient_id = \"bench-client\"\nsecret_hash = \"sha256:{hash}\"\nallowed_scopes = [\"customer:read\", \"ticket:create\"]\ndefault_scopes = [\"customer:read\", \"ticket:create\"]\nallowed_resources = [\"http://localhost:8000/mcp\"]\n"
-        ),
-    )?;
-    let port = servers::free_port()?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let server = servers::spawn(
-        "oauth-server",
-        &servers::binary("oauth-server")?,
-        &[
-            ("OAUTH_BIND", addr.to_string()),
-            ("OAUTH_ISSUER", format!("http://127.0.0.1:{port}")),
-            (
-                "OAUTH_KEYS_DIR",
-                dir.path().join("keys").display().to_string(),
-            ),
-            ("OAUTH_CLIENTS_FILE", clients.display().to_string()),
-            ("OAUTH_SIGNING_ALG", alg.as_str().into()),
-            // One address sends everything: lift the brute-force budget out of the way.
-            ("OAUTH_RATE_LIMIT_PER_MINUTE", "60000000".into()),
-            ("OAUTH_RATE_LIMIT_BURST", "1000000".into()),
-        ],
-        addr,
-    )
-    .await?;
-    let auth_header = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("bench-client:{BENCH_SECRET}"))
-    );
+    let stack = stack::start(alg.as_str(), false, false).await?;
+    let addr = stack.oauth.addr;
+    let auth_header = stack::basic_auth();
     let host = addr.to_string();
     let make: load::MakeRequest = Arc::new(move || {
         Request::post("/token")
@@ -179,15 +150,65 @@ async fn token_scenario(
         o.duration,
     )
     .await?;
-    if let Some(e) = &stats.first_error {
-        eprintln!("token-{alg}: first error: {e}");
-    }
+    report_first_error(&format!("token-{alg}"), &stats);
     let name = format!("token {alg} (client_secret_basic)");
     Ok(row(
         &name,
         &stats,
-        server.rss_mib(),
+        stack.oauth.rss_mib(),
         sign_ceiling.map(|v| (format!("{alg} sign, all cores"), v)),
+    ))
+}
+
+fn report_first_error(name: &str, stats: &load::Stats) {
+    if let Some(e) = &stats.first_error {
+        eprintln!("{name}: first error: {e}");
+    }
+}
+
+/// `tools/call` against a real mcp-server: stateless (2026-07-28) or
+/// session (2025-11-25), in-memory or Redis limiter.
+async fn tools_scenario(
+    name: &str,
+    session: bool,
+    redis: bool,
+    o: &Opts,
+    ceiling: Option<f64>,
+) -> anyhow::Result<Row> {
+    let stack = stack::start("ES256", true, redis).await?;
+    let mcp = stack.mcp.as_ref().context("mcp-server not started")?;
+    let token = stack.token.as_deref().context("no token")?;
+    let make = if session {
+        stack::session_calls(mcp.addr, token, o.connections).await?
+    } else {
+        stack::stateless_call(mcp.addr, token)
+    };
+    let check: load::Check = Arc::new(stack::tool_ok);
+    // One request by hand first: a misconfigured scenario fails loudly.
+    let (status, body) = stack::one_request(mcp.addr, make()).await?;
+    if !stack::tool_ok(status, &body) {
+        bail!(
+            "{name}: first call failed: {status} {}",
+            String::from_utf8_lossy(&body[..body.len().min(400)])
+        );
+    }
+    let stats = load::run(
+        load::Target {
+            addr: mcp.addr,
+            make,
+            check,
+        },
+        o.connections,
+        o.warmup,
+        o.duration,
+    )
+    .await?;
+    report_first_error(name, &stats);
+    Ok(row(
+        name,
+        &stats,
+        mcp.rss_mib(),
+        ceiling.map(|v| ("bare axum".to_owned(), v)),
     ))
 }
 
@@ -245,6 +266,19 @@ async fn main() -> anyhow::Result<()> {
     ] {
         if want(name) {
             rows.push(token_scenario(alg, &o, sign_ceiling.get(&alg).copied()).await?);
+        }
+    }
+    let axum_ceiling = rows
+        .first()
+        .filter(|r| r.name.starts_with("ceiling"))
+        .map(|r| r.rps);
+    for (name, session, redis) in [
+        ("tools-call", false, false),
+        ("tools-call-session", true, false),
+        ("tools-call-redis", false, true),
+    ] {
+        if want(name) {
+            rows.push(tools_scenario(name, session, redis, &o, axum_ceiling).await?);
         }
     }
     print_table(&rows);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 pub struct Server {
+    pub addr: SocketAddr,
     child: Child,
 }
 
@@ -72,7 +73,7 @@ pub async fn spawn(
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let server = Server { child };
+    let server = Server { addr, child };
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if health(addr).await {
