@@ -1,0 +1,222 @@
+//! Start-up: build the state from a [`Config`], bind, serve, shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use auth::Verifier;
+use auth::store::{MemoryStore, RedisStore, RevocationStore};
+use auth::verify::{RemoteJwks, discover_jwks_uri};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::AuditLog;
+use crate::config::Config;
+use crate::middleware::challenge::Challenges;
+use crate::middleware::host_origin::HostPolicy;
+use crate::routes::protected_resource::{self, ProtectedResourceMetadata};
+use crate::state::{AppState, AppStateParts};
+use crate::store::MemoryCustomerStore;
+use crate::{mcp, policy, router};
+
+/// Unknown `kid`s trigger at most one JWKS refetch per this interval.
+const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
+/// The JWKS is also refreshed on this period (learns removals).
+const JWKS_REFRESH_EVERY: Duration = Duration::from_secs(300);
+/// Start-up retries while the authorization server is not reachable yet.
+const DISCOVERY_ATTEMPTS: u32 = 10;
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A built server, bound to its port, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+    jwks: Arc<RemoteJwks>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Binds `config.bind` and builds the server.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot bind MCP_BIND={}", config.bind))?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Builds the server on an already bound listener (tests bind port 0).
+    pub async fn build_with_listener(
+        config: Config,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot build the HTTP client")?;
+
+        let jwks_url = match &config.jwks_url {
+            Some(url) => url.clone(),
+            None => discover_with_retries(&http, &config.issuer).await?,
+        };
+        let jwks = Arc::new(RemoteJwks::new(
+            jwks_url.clone(),
+            http,
+            JWKS_REFETCH_COOLDOWN,
+        ));
+        match jwks.refresh_now().await {
+            Ok(n) => tracing::info!(url = %jwks_url, keys = n, "JWKS loaded"),
+            // Keys are fetched again on the first unknown kid and periodically.
+            Err(e) => {
+                tracing::warn!(url = %jwks_url, error = %e, "initial JWKS fetch failed; will retry")
+            }
+        }
+        let verifier = Arc::new(Verifier::new(
+            config.issuer.clone(),
+            &config.resource_url,
+            jwks.clone(),
+        ));
+
+        let revocations: Arc<dyn RevocationStore> = match &config.redis_url {
+            Some(url) => Arc::new(
+                RedisStore::connect(url.expose_secret(), REDIS_TIMEOUT)
+                    .await
+                    .context("cannot connect to REDIS_URL")?,
+            ),
+            None => {
+                tracing::warn!(
+                    "REDIS_URL is not set: tokens revoked at the authorization server are not seen here"
+                );
+                Arc::new(MemoryStore::new())
+            }
+        };
+
+        let host_policy = HostPolicy::new(&config.allowed_hosts, &config.allowed_origins)?;
+        let metadata_url = protected_resource::url_for(&config.resource_url);
+        let challenges = Challenges::new(&metadata_url, &policy::scopes_supported())
+            .context("MCP_RESOURCE_URL cannot appear in a WWW-Authenticate header")?;
+        let state = AppState::new(AppStateParts {
+            verifier,
+            revocations,
+            customers: Arc::new(MemoryCustomerStore::seeded()),
+            audit: AuditLog::default(),
+            host_policy,
+            challenges,
+            metadata: ProtectedResourceMetadata::new(&config.resource_url, &config.issuer),
+        });
+
+        let shutdown = CancellationToken::new();
+        let mcp = mcp::service(
+            state.clone(),
+            &config.allowed_hosts,
+            &config.allowed_origins,
+            shutdown.child_token(),
+        );
+        let router = router::router(state.clone(), mcp);
+        Ok(Self {
+            listener,
+            router,
+            state,
+            jwks,
+            shutdown,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state (tests read the audit ring through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling this token stops the server as SIGINT/SIGTERM would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`App::shutdown_token`] is cancelled,
+    /// then closes MCP sessions and streams and drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            jwks,
+            shutdown,
+            ..
+        } = self;
+        let addr = listener.local_addr().context("listener has no address")?;
+        tracing::info!(%addr, "mcp-server listening");
+
+        let stop = shutdown.clone();
+        tokio::spawn(
+            jwks.refresh_periodically(JWKS_REFRESH_EVERY, async move { stop.cancelled().await }),
+        );
+
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = auth::shutdown::shutdown_signal() => signal.cancel(),
+                () = signal.cancelled() => {}
+            }
+        });
+
+        let graceful = shutdown.clone();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { graceful.cancelled().await })
+        .await
+        .context("server error")?;
+        tracing::info!("mcp-server stopped");
+        Ok(())
+    }
+}
+
+async fn discover_with_retries(http: &reqwest::Client, issuer: &str) -> anyhow::Result<String> {
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1..=DISCOVERY_ATTEMPTS {
+        match discover_jwks_uri(http, issuer).await {
+            Ok(url) => return Ok(url),
+            // A wrong issuer or document will not fix itself.
+            Err(
+                e @ (auth::verify::JwksError::IssuerMismatch { .. }
+                | auth::verify::JwksError::NoJwksUri),
+            ) => {
+                return Err(anyhow::anyhow!(e)
+                    .context(format!("OAUTH_ISSUER={issuer}: metadata discovery failed")));
+            }
+            Err(e) if attempt == DISCOVERY_ATTEMPTS => {
+                return Err(anyhow::anyhow!(e)
+                    .context(format!("OAUTH_ISSUER={issuer}: metadata discovery failed")));
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "authorization server metadata not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "OAUTH_ISSUER={issuer}: metadata discovery failed"
+    ))
+}

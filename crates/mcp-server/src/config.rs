@@ -1,0 +1,187 @@
+//! Typed configuration, read once at start-up from the environment (and `.env`).
+
+use std::net::SocketAddr;
+
+use auth::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
+use auth::telemetry::LogFormat;
+use secrecy::SecretString;
+
+use crate::middleware::host_origin::HostPolicy;
+
+/// Hosts accepted in `Host` by default: loopback only (any port).
+pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
+/// Browser origins accepted by default: loopback pages on any port.
+pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+];
+
+/// mcp-server configuration.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `MCP_BIND` | `127.0.0.1:8000` | listen address |
+/// | `MCP_RESOURCE_URL` | `http://localhost:8000/mcp` | public canonical URI of this resource: the required `aud`, the RFC 9728 `resource` |
+/// | `OAUTH_ISSUER` | `http://localhost:8080` | the required `iss` (compared exactly) |
+/// | `OAUTH_JWKS_URL` | discovered from the issuer's RFC 8414 metadata | where verification keys come from |
+/// | `MCP_ALLOWED_HOSTS` | `localhost,127.0.0.1,::1` plus the host of `MCP_RESOURCE_URL` | `Host` allow-list (`host` = any port, `host:port` = that port) |
+/// | `MCP_ALLOWED_ORIGINS` | `http(s)://localhost:*`, `127.0.0.1`, `[::1]` | `Origin` allow-list for browsers (`:*` = any port); requests without `Origin` pass |
+/// | `REDIS_URL` | unset | shared revocation denylist (written by oauth-server); unset = no shared denylist |
+/// | `LOG_FORMAT` | `text` | `text` or `json` (one object per line) |
+/// | `RUST_LOG` | `info` | tracing filter |
+///
+/// Rate-limit variables (`RATE_LIMIT_*`, `TRUSTED_PROXIES`) belong to the
+/// rate-limiting layer and are read there.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// Canonical form (auth::uri::canonical_resource).
+    pub resource_url: String,
+    pub issuer: String,
+    pub jwks_url: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub redis_url: Option<SecretString>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads and validates every variable; the error names the offending one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        load_dotenv()?;
+        let bind = var_parsed("MCP_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
+        let resource_url = parse_resource(
+            "MCP_RESOURCE_URL",
+            &var_or("MCP_RESOURCE_URL", "http://localhost:8000/mcp"),
+        )?;
+        let issuer = parse_issuer(
+            "OAUTH_ISSUER",
+            &var_or("OAUTH_ISSUER", "http://localhost:8080"),
+        )?;
+        let jwks_url = match var("OAUTH_JWKS_URL") {
+            None => None,
+            Some(v) => Some(parse_http_url("OAUTH_JWKS_URL", &v)?.to_string()),
+        };
+        let allowed_hosts = match var("MCP_ALLOWED_HOSTS") {
+            Some(_) => var_list("MCP_ALLOWED_HOSTS", &[]),
+            None => default_hosts(&resource_url),
+        };
+        let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS);
+        let redis_url = var("REDIS_URL").map(SecretString::from);
+        let log_format = var_parsed("LOG_FORMAT", LogFormat::Text)?;
+        let config = Config {
+            bind,
+            resource_url,
+            issuer,
+            jwks_url,
+            allowed_hosts,
+            allowed_origins,
+            redis_url,
+            log_format,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A configuration for `resource_url` and `issuer` with every other value
+    /// at its default (tests and embedders adjust fields afterwards).
+    pub fn new(resource_url: &str, issuer: &str) -> Result<Self, ConfigError> {
+        let resource_url = parse_resource("MCP_RESOURCE_URL", resource_url)?;
+        let issuer = parse_issuer("OAUTH_ISSUER", issuer)?;
+        Ok(Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allowed_hosts: default_hosts(&resource_url),
+            allowed_origins: DEFAULT_ALLOWED_ORIGINS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            resource_url,
+            issuer,
+            jwks_url: None,
+            redis_url: None,
+            log_format: LogFormat::Text,
+        })
+    }
+
+    /// Checks the allow-lists parse (the same rules rmcp applies).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        HostPolicy::new(&self.allowed_hosts, &self.allowed_origins).map(|_| ())
+    }
+}
+
+fn default_hosts(resource_url: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = DEFAULT_ALLOWED_HOSTS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    // The public name of the resource is, by definition, a Host clients use.
+    if let Some(host) = url::Url::parse(resource_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+fn parse_http_url(name: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value.trim())
+        .map_err(|e| ConfigError::new(name, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(name, "must be an absolute http(s) URL"));
+    }
+    Ok(url)
+}
+
+fn parse_resource(name: &str, value: &str) -> Result<String, ConfigError> {
+    parse_http_url(name, value)?;
+    auth::uri::canonical_resource(value.trim()).map_err(|e| ConfigError::new(name, e.to_string()))
+}
+
+fn parse_issuer(name: &str, value: &str) -> Result<String, ConfigError> {
+    let url = parse_http_url(name, value)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            name,
+            "must not have a query or fragment (RFC 8414)",
+        ));
+    }
+    // `iss` is compared exactly, so keep the operator's spelling (minus surrounding space).
+    Ok(value.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_add_the_public_resource_host() {
+        let c = Config::new("https://mcp.example.com/mcp", "https://auth.example.com").unwrap();
+        assert_eq!(
+            c.allowed_hosts,
+            vec!["localhost", "127.0.0.1", "::1", "mcp.example.com"]
+        );
+        let c = Config::new("http://localhost:8000/mcp", "http://localhost:8080").unwrap();
+        assert_eq!(c.allowed_hosts, vec!["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn rejects_bad_urls_naming_the_variable() {
+        let e = Config::new("ftp://x/mcp", "http://localhost:8080").unwrap_err();
+        assert_eq!(e.var, "MCP_RESOURCE_URL");
+        let e = Config::new("http://localhost:8000/mcp", "http://localhost:8080?x=1").unwrap_err();
+        assert_eq!(e.var, "OAUTH_ISSUER");
+        let e = Config::new("not a url", "http://localhost:8080").unwrap_err();
+        assert_eq!(e.var, "MCP_RESOURCE_URL");
+    }
+}

@@ -1,0 +1,51 @@
+//! secure-mcp's MCP server: an OAuth 2.1 resource server that exposes a
+//! customer-service tool set over MCP streamable HTTP (rmcp, mounted in axum).
+//!
+//! # Layout
+//! - [`config`]: `Config::from_env()`, every variable and its default.
+//! - [`app`]: `App::build` / `build_with_listener` (port 0 in tests) and
+//!   `run_until_stopped` (graceful shutdown on SIGINT/SIGTERM).
+//! - [`router`]: every route and the `/mcp` middleware stack, in order.
+//! - [`middleware`]: Host/Origin → bearer token → scope → (rate-limit seam) →
+//!   session binding.
+//! - [`jsonrpc`]: peeking at a JSON-RPC body to find the tool or resource.
+//! - [`policy`]: the authenticated [`policy::Caller`], the [`policy::Operation`]
+//!   a request asks for and the scope it needs, `scopes_supported`.
+//! - [`mcp`]: the rmcp `ServerHandler` and the streamable HTTP service.
+//! - [`tools`]: one file per tool, its scope declared next to it.
+//! - [`resources`]: `health://status` and `security://events`.
+//! - [`store`]: the customer/ticket store behind a trait (seeded in memory).
+//! - [`audit`]: audit events and the bounded ring behind `security://events`.
+//! - [`routes`]: `/health` and the RFC 9728 metadata documents.
+//! - [`healthcheck`]: the `mcp-server healthcheck` probe.
+//!
+//! # A request's path
+//! `POST /mcp` → `host_origin::check` (403 on a foreign Host/Origin) →
+//! `bearer::authenticate` (verify the JWT against the cached JWKS, check the
+//! revocation list; 401 + `WWW-Authenticate` otherwise; the [`policy::Caller`]
+//! goes into the request extensions) → `scope::require_scope` (which tool or
+//! resource? from `Mcp-Method`/`Mcp-Name` on 2026-07-28 requests, from the
+//! body otherwise; 403 `insufficient_scope`) → `rate_limit::limit` (seam) →
+//! `session_binding::bind` (a legacy session serves only its opener) →
+//! rmcp, which hands the request's `http::request::Parts` to
+//! [`mcp::McpHandler`]; the handler filters lists by the caller's scopes,
+//! checks the scope again, validates the arguments and runs the tool.
+//! Every rejection and every tool call is an [`audit::AuditEvent`].
+
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod healthcheck;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod middleware;
+pub mod policy;
+pub mod resources;
+pub mod router;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod tools;
+
+pub use app::App;
+pub use config::Config;

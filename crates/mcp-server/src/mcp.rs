@@ -1,0 +1,284 @@
+//! The rmcp side: the [`McpHandler`] (`ServerHandler`) and the streamable
+//! HTTP service mounted at `/mcp`.
+//!
+//! One service serves both protocol generations: with rmcp's legacy session
+//! mode on, an `initialize` opens a 2025-11-25 session (`Mcp-Session-Id`,
+//! GET stream, DELETE), while a request whose `_meta` carries the 2026-07-28
+//! per-request fields is served statelessly (SEP-2567). Either way each
+//! request's `http::request::Parts` — and so the [`Caller`] our bearer
+//! middleware put in its extensions — reach the handler through the
+//! `RequestContext`. The handler filters lists by the caller's scopes and
+//! re-checks the scope of every tool call and resource read (second wall).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::audit::{AuditEvent, names};
+use crate::policy::Caller;
+use crate::resources;
+use crate::state::{AppState, MAX_BODY_BYTES};
+use crate::tools::{self, ToolCtx, ToolError};
+
+/// The rmcp service type mounted at `/mcp`.
+pub type McpService = StreamableHttpService<McpHandler, LocalSessionManager>;
+
+/// Builds the streamable HTTP service. `allowed_hosts` / `allowed_origins`
+/// are the same lists our Host/Origin middleware enforces first.
+pub fn service(
+    state: AppState,
+    allowed_hosts: &[String],
+    allowed_origins: &[String],
+    ct: CancellationToken,
+) -> McpService {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_json_response(true)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_allowed_hosts(allowed_hosts.iter().cloned())
+        .with_allowed_origins(allowed_origins.iter().cloned())
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_cancellation_token(ct);
+    let handler = McpHandler { state };
+    StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}
+
+/// The MCP request handler. Cloned per session / stateless request.
+#[derive(Clone)]
+pub struct McpHandler {
+    state: AppState,
+}
+
+impl McpHandler {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// The authenticated caller of this request.
+fn caller(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+        .cloned()
+        // Only reachable if the service were mounted without the bearer layer.
+        .ok_or_else(|| ErrorData::invalid_request("unauthenticated request", None))
+}
+
+fn insufficient_scope(what: &str, scope: &str) -> ErrorData {
+    ErrorData::invalid_request(
+        format!("insufficient_scope: {what} requires the scope {scope}"),
+        Some(serde_json::json!({ "error": "insufficient_scope", "scope": scope })),
+    )
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("secure-mcp", env!("CARGO_PKG_VERSION"))
+                .with_title("secure-mcp customer service"),
+        )
+        .with_instructions(
+            "Customer-service tools. Each tool needs one OAuth scope, published in its \
+                 _meta[\"securemcp/scopes\"]; tools/list shows only the tools your token may call.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller(&ctx)?;
+        let tools = tools::ALL
+            .iter()
+            .filter(|t| caller.has_scope(t.scope))
+            .map(|t| {
+                t.to_tool()
+                    .map_err(|e| ErrorData::internal_error(format!("tool {}: {e}", t.name), None))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The list depends on the token, so only this caller may cache it.
+        Ok(ListToolsResult::with_all_items(tools)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        tools::find(name).and_then(|t| t.to_tool().ok())
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let caller = caller(&ctx)?;
+        let name = request.name.as_ref();
+        let Some(def) = tools::find(name) else {
+            let shown: String = name.chars().take(64).collect();
+            self.state.audit().record(
+                AuditEvent::new(names::TOOL_CALLED, "unknown_tool")
+                    .client(caller.client_id())
+                    .tool(&shown)
+                    .reason("unknown_tool")
+                    .latency(started.elapsed()),
+            );
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {}", tools::validate::preview(name)),
+                None,
+            ));
+        };
+        let audit = |outcome: &'static str| {
+            AuditEvent::new(names::TOOL_CALLED, outcome)
+                .client(caller.client_id())
+                .tool(def.name)
+        };
+        if !caller.has_scope(def.scope) {
+            self.state.audit().record(
+                AuditEvent::new(names::SCOPE_DENIED, "denied")
+                    .client(caller.client_id())
+                    .tool(def.name)
+                    .reason("insufficient_scope")
+                    .required_scope(def.scope)
+                    .latency(started.elapsed()),
+            );
+            return Err(insufficient_scope(
+                &format!("the tool {}", def.name),
+                def.scope,
+            ));
+        }
+        let args = request.arguments.unwrap_or_default();
+        let ctx = ToolCtx {
+            state: &self.state,
+            client_id: caller.client_id(),
+        };
+        let span = tracing::info_span!("tool", tool = def.name, client_id = caller.client_id());
+        let (result, outcome, reason) = match (def.call)(ctx, args).instrument(span).await {
+            Ok(value) => (CallToolResult::structured(value), "ok", None),
+            Err(ToolError::InvalidInput(msg)) => (
+                CallToolResult::error(vec![ContentBlock::text(format!("Invalid input: {msg}"))]),
+                "invalid_input",
+                Some("invalid_input"),
+            ),
+            Err(ToolError::NotFound(msg)) => (
+                CallToolResult::error(vec![ContentBlock::text(msg)]),
+                "tool_error",
+                Some("not_found"),
+            ),
+            Err(ToolError::Store(e)) => {
+                tracing::error!(tool = def.name, error = %e, "tool back end failed");
+                (
+                    CallToolResult::error(vec![ContentBlock::text(
+                        "The service is temporarily unavailable; try again later.",
+                    )]),
+                    "tool_error",
+                    Some("backend_unavailable"),
+                )
+            }
+        };
+        let mut event = audit(outcome).latency(started.elapsed());
+        event.reason = reason;
+        self.state.audit().record(event);
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = caller(&ctx)?;
+        let list = resources::ALL
+            .iter()
+            .filter(|r| r.scope.is_none_or(|s| caller.has_scope(s)))
+            .map(resources::ResourceDef::to_resource)
+            .collect();
+        Ok(ListResourcesResult::with_all_items(list)
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![])
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        // No prompts; the capability is advertised so list calls (and caching
+        // hints) behave uniformly for generic clients.
+        Ok(ListPromptsResult::with_all_items(vec![])
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = caller(&ctx)?;
+        let uri = request.uri;
+        let Some(def) = resources::find(&uri) else {
+            // -32002 for legacy peers; rmcp turns it into -32602 for 2026-07-28 ones (SEP-2164).
+            return Err(ErrorData::resource_not_found(
+                "Resource not found",
+                Some(serde_json::json!({ "uri": uri })),
+            ));
+        };
+        if let Some(scope) = def.scope
+            && !caller.has_scope(scope)
+        {
+            self.state.audit().record(
+                AuditEvent::new(names::SCOPE_DENIED, "denied")
+                    .client(caller.client_id())
+                    .resource(def.uri)
+                    .reason("insufficient_scope")
+                    .required_scope(scope),
+            );
+            return Err(insufficient_scope(
+                &format!("the resource {}", def.uri),
+                scope,
+            ));
+        }
+        let text = (def.read)(&self.state).await;
+        let contents = ResourceContents::text(text, def.uri).with_mime_type(def.mime_type);
+        Ok(ReadResourceResult::new(vec![contents])
+            .with_ttl_ms(0)
+            .with_cache_scope(CacheScope::Private)
+            .into())
+    }
+}

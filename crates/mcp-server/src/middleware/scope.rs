@@ -1,0 +1,238 @@
+//! Third wall: the scope of the requested operation.
+//!
+//! Which operation? For requests on the 2026-07-28 protocol
+//! (`MCP-Protocol-Version` ≥ 2026-07-28) the SEP-2243 headers say it:
+//! `Mcp-Method` and `Mcp-Name` (plain or `=?base64?…?=`). rmcp refuses, with
+//! 400/-32020 and before dispatch, any such request whose headers disagree
+//! with its body, so the body is streamed to rmcp untouched. Older requests
+//! carry no such headers: their body is read (at most
+//! [`MAX_BODY_BYTES`](crate::state::MAX_BODY_BYTES)) and peeked
+//! ([`crate::jsonrpc::peek`]) for `method`, `params.name`, `params.uri`.
+//!
+//! A `tools/call` or `resources/read` whose scope the caller lacks gets a 403
+//! challenge and a `mcp.scope_denied` audit event. The handler checks again
+//! (second wall). The classified [`Operation`] is left in the request
+//! extensions for the rate limiter.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::audit::{AuditEvent, names};
+use crate::jsonrpc::{self, PeekError};
+use crate::middleware::challenge;
+use crate::policy::{Caller, Operation};
+use crate::state::{AppState, MAX_BODY_BYTES};
+
+/// The first protocol revision with standard request headers (SEP-2243).
+pub const STANDARD_HEADERS_VERSION: &str = "2026-07-28";
+
+/// The single value of header `name`, trimmed; `Err` if repeated or not text.
+fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    v.to_str().map(|s| Some(s.trim())).map_err(|_| ())
+}
+
+/// `=?base64?…?=` values are decoded (SEP-2243 value encoding).
+fn decode_header_value(raw: &str) -> Option<String> {
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(inner) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(inner)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(raw.to_owned()),
+    }
+}
+
+/// The operation named by the SEP-2243 headers, when the request is on a
+/// protocol revision where rmcp enforces them. `None`: read the body instead.
+pub fn operation_from_headers(headers: &HeaderMap) -> Option<Operation> {
+    let version = single_header(headers, "mcp-protocol-version").ok()??;
+    // ISO dates compare lexically; the same test rmcp applies.
+    if version < STANDARD_HEADERS_VERSION {
+        return None;
+    }
+    let method = single_header(headers, "mcp-method").ok()??;
+    let name = match single_header(headers, "mcp-name") {
+        Ok(Some(raw)) => Some(decode_header_value(raw)?),
+        Ok(None) => None,
+        // Duplicate or binary Mcp-Name: rmcp refuses the request; read the body meanwhile.
+        Err(()) => return None,
+    };
+    let name = name.as_deref().map(str::trim);
+    Some(Operation::from_parts(Some(method), name, name))
+}
+
+/// Middleware: classify, then allow or 403.
+pub async fn require_scope(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (mut req, op) = if req.method() != Method::POST {
+        (req, Operation::NoMethod)
+    } else if let Some(op) = operation_from_headers(req.headers()) {
+        (req, op)
+    } else {
+        match read_and_peek(req).await {
+            Ok(x) => x,
+            Err(resp) => return resp,
+        }
+    };
+    if let Some(required) = op.required_scope() {
+        // The bearer layer runs first; a missing caller cannot reach here, but
+        // if it ever did, refusing is the only safe answer.
+        let Some(caller) = req.extensions().get::<Caller>() else {
+            return challenge::unauthorized(&state, false);
+        };
+        if !caller.has_scope(required) {
+            let target = op.target().unwrap_or_default();
+            let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
+                .client(caller.client_id())
+                .reason("insufficient_scope")
+                .required_scope(required)
+                .latency(started.elapsed());
+            let description = match &op {
+                Operation::ToolCall { .. } => {
+                    event = event.tool(target);
+                    format!("The tool {target} requires the scope {required}")
+                }
+                _ => {
+                    event = event.resource(target);
+                    format!("The resource {target} requires the scope {required}")
+                }
+            };
+            state.audit().record(event);
+            return challenge::forbidden(&state, required, &description);
+        }
+    }
+    req.extensions_mut().insert(op);
+    next.run(req).await
+}
+
+/// Buffers the body (bounded) and peeks it; errors are final responses.
+async fn read_and_peek(req: Request) -> Result<(Request, Operation), Response> {
+    let too_large = || {
+        jsonrpc::error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::INVALID_REQUEST,
+            &format!("Invalid Request: request body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => {
+            tracing::debug!(error = %e, "failed to read request body");
+            return Err(jsonrpc::error_response(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: the request body could not be read",
+            ));
+        }
+    };
+    let op = jsonrpc::peek(&bytes).map_err(|e: PeekError| {
+        jsonrpc::error_response(StatusCode::BAD_REQUEST, e.code(), &e.to_string())
+    })?;
+    Ok((Request::from_parts(parts, Body::from(bytes)), op))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn reads_standard_headers_only_on_2026_requests() {
+        let call = |v: &str| {
+            operation_from_headers(&headers(&[
+                ("MCP-Protocol-Version", v),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "create_support_ticket"),
+            ]))
+        };
+        assert_eq!(
+            call("2026-07-28"),
+            Some(Operation::ToolCall {
+                name: "create_support_ticket".into()
+            })
+        );
+        assert_eq!(
+            call("2099-01-01"),
+            Some(Operation::ToolCall {
+                name: "create_support_ticket".into()
+            })
+        );
+        assert_eq!(call("2025-11-25"), None);
+        assert_eq!(
+            operation_from_headers(&headers(&[("Mcp-Method", "tools/call"), ("Mcp-Name", "x")])),
+            None
+        );
+        assert_eq!(
+            operation_from_headers(&headers(&[("MCP-Protocol-Version", "2026-07-28")])),
+            None
+        );
+    }
+
+    #[test]
+    fn decodes_base64_and_trims() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "resources/read"),
+            ("mcp-name", "=?base64?c2VjdXJpdHk6Ly9ldmVudHM=?="),
+        ]);
+        assert_eq!(
+            operation_from_headers(&h),
+            Some(Operation::ResourceRead {
+                uri: "security://events".into()
+            })
+        );
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?!!?="),
+        ]);
+        assert_eq!(operation_from_headers(&h), None);
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "a"),
+            ("mcp-name", "b"),
+        ]);
+        assert_eq!(operation_from_headers(&h), None);
+    }
+}

@@ -1,0 +1,63 @@
+//! Every route and the `/mcp` middleware stack, in one place.
+//!
+//! ```text
+//! GET  /health                                        routes::health            (no auth)
+//! GET  /.well-known/oauth-protected-resource/mcp      routes::protected_resource (RFC 9728)
+//! GET  /.well-known/oauth-protected-resource          routes::protected_resource (root form)
+//! POST|GET|DELETE /mcp                                rmcp StreamableHttpService, behind:
+//!        1. middleware::host_origin::check    Host/Origin allow-lists   400/403
+//!        2. middleware::bearer::authenticate  access token, revocation  401 (503)
+//!        3. middleware::scope::require_scope  scope of tool/resource    403
+//!        4. middleware::rate_limit::limit     SEAM(ratelimit)           429
+//!        5. middleware::session_binding::bind session owned by caller   404
+//!        6. rmcp
+//! ```
+//! Around everything: request tracing (span per matched route, the
+//! `Authorization` header marked sensitive).
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::mcp::McpService;
+use crate::middleware::{bearer, host_origin, rate_limit, scope, session_binding};
+use crate::routes::{health, protected_resource};
+use crate::state::AppState;
+
+/// The path of the MCP endpoint.
+pub const MCP_PATH: &str = "/mcp";
+
+pub fn router(state: AppState, mcp: McpService) -> Router {
+    let resource_metadata_path = protected_resource::path_for(&state.metadata().resource);
+
+    // Listed in execution order: the first layer sees the request first.
+    let mcp_stack = ServiceBuilder::new()
+        .layer(from_fn_with_state(state.clone(), host_origin::check))
+        .layer(from_fn_with_state(state.clone(), bearer::authenticate))
+        .layer(from_fn_with_state(state.clone(), scope::require_scope))
+        .layer(from_fn_with_state(state.clone(), rate_limit::limit))
+        .layer(from_fn_with_state(state.clone(), session_binding::bind));
+
+    let mut router = Router::new().route("/health", get(health::health)).route(
+        protected_resource::WELL_KNOWN,
+        get(protected_resource::metadata),
+    );
+    if resource_metadata_path != protected_resource::WELL_KNOWN {
+        router = router.route(&resource_metadata_path, get(protected_resource::metadata));
+    }
+    router
+        .route_service(MCP_PATH, mcp_stack.service(mcp))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+                    tracing::info_span!("http", method = %req.method(), route, client_id = tracing::field::Empty)
+                })),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,171 @@
+//! The real `mcp-server` binary: configuration errors, `healthcheck`,
+//! `LOG_FORMAT=json` (one JSON object per line, audit events included) and
+//! graceful shutdown on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-server");
+
+fn command(dir: &std::path::Path, vars: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    // Empty environment and a folder without .env: only what the test sets.
+    cmd.env_clear().current_dir(dir);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[tokio::test]
+async fn configuration_errors_name_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("MCP_RESOURCE_URL", "ftp://x/mcp"),
+        ("MCP_BIND", "nope"),
+        ("MCP_ALLOWED_ORIGINS", "localhost"),
+        ("LOG_FORMAT", "xml"),
+    ] {
+        let out = command(dir.path(), &[(var, value.to_owned())])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("mcp-server: configuration error: {var}: ")),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serves_logs_json_and_stops_gracefully() {
+    let app = spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let vars = [
+        ("MCP_BIND", format!("127.0.0.1:{port}")),
+        ("MCP_RESOURCE_URL", RESOURCE.to_owned()),
+        ("OAUTH_ISSUER", app.issuer.clone()),
+        // The explicit JWKS URL (the in-process tests use RFC 8414 discovery).
+        ("OAUTH_JWKS_URL", format!("{}/jwks", app.issuer)),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    // Not running yet: healthcheck fails.
+    assert_eq!(
+        command(dir.path(), &vars)
+            .arg("healthcheck")
+            .status()
+            .unwrap()
+            .code(),
+        Some(1)
+    );
+
+    let mut child = command(dir.path(), &vars)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while command(dir.path(), &vars)
+        .arg("healthcheck")
+        .status()
+        .unwrap()
+        .code()
+        != Some(0)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "mcp-server did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let r = reply(
+        app.http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let token = app.secure_token().await;
+    let r = reply(
+        app.http
+            .post(&url)
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", V2026)
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "get_customer_info")
+            .body(
+                json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_info","arguments":{"customer_id":"12345"},
+                    "_meta":{"io.modelcontextprotocol/protocolVersion":V2026,"io.modelcontextprotocol/clientCapabilities":{}}}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // SIGTERM → graceful exit 0.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                return (status, stderr);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mcp-server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = output;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // One JSON object per line, audit events among them, never the token.
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let audit: Vec<&Value> = lines.iter().filter(|l| l["target"] == "audit").collect();
+    assert_eq!(audit.len(), 2, "{stderr}");
+    assert_eq!(audit[0]["event"], "mcp.token_rejected");
+    assert_eq!(audit[0]["reason"], "missing_token");
+    assert_eq!(audit[1]["event"], "mcp.tool_called");
+    assert_eq!(audit[1]["client_id"], "mcp-secure-client");
+    assert_eq!(audit[1]["tool"], "get_customer_info");
+    assert_eq!(audit[1]["outcome"], "ok");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "mcp-server stopped"
+                || l["message"] == "mcp-server stopped"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&token));
+}

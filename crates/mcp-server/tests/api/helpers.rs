@@ -1,0 +1,397 @@
+//! Spawns a real oauth-server and a real mcp-server on port 0 and talks HTTP
+//! to them. Tokens come from the oauth-server's `/token` endpoint; tokens
+//! with hand-picked claims are signed with the oauth-server's own key (taken
+//! from its key folder) or with a foreign key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::keys::SigningKey;
+use auth::{AccessTokenClaims, Audience, ScopeSet};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The resource URI the test mcp-server serves (a dev client may get tokens for it).
+pub const RESOURCE: &str = "http://localhost:8000/mcp";
+/// The other resource every dev client may get tokens for.
+pub const OTHER_RESOURCE: &str = "https://localhost:8001/mcp";
+pub const PRM_URL: &str = "http://localhost:8000/.well-known/oauth-protected-resource/mcp";
+pub const ALL_SCOPES: &str = "customer:read ticket:create account:calculate security:read";
+pub const CHALLENGE_MISSING: &str = r#"Bearer resource_metadata="http://localhost:8000/.well-known/oauth-protected-resource/mcp", scope="customer:read ticket:create account:calculate security:read""#;
+pub const CHALLENGE_INVALID: &str = r#"Bearer error="invalid_token", resource_metadata="http://localhost:8000/.well-known/oauth-protected-resource/mcp", scope="customer:read ticket:create account:calculate security:read""#;
+
+pub const SECURE_CLIENT: (&str, &str) = (
+    "mcp-secure-client",
+    "secure-client-secret-change-in-production",
+);
+pub const OPENAI_CLIENT: (&str, &str) = ("openai-mcp-client", "openai-client-secret");
+
+pub const V2026: &str = "2026-07-28";
+pub const V2025: &str = "2025-11-25";
+
+/// Options for [`spawn_with`].
+#[derive(Default)]
+pub struct Options {
+    pub redis_url: Option<String>,
+}
+
+/// Both servers, running until drop.
+pub struct TestApp {
+    pub issuer: String,
+    pub mcp_addr: SocketAddr,
+    pub mcp_url: String,
+    pub http: reqwest::Client,
+    pub oauth: oauth_server::state::AppState,
+    pub mcp: mcp_server::state::AppState,
+    pub keys_dir: PathBuf,
+    stop: CancellationToken,
+    _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn clients_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/clients.toml")
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    let stop = CancellationToken::new();
+
+    let oauth_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!(
+        "http://127.0.0.1:{}",
+        oauth_listener.local_addr().unwrap().port()
+    );
+    let mut oauth_config =
+        oauth_server::Config::with_paths(&issuer, keys_dir.clone(), clients_file()).unwrap();
+    oauth_config.resources = vec![RESOURCE.to_owned(), OTHER_RESOURCE.to_owned()];
+    oauth_config.redis_url = opts.redis_url.clone().map(Into::into);
+    let oauth_app = oauth_server::App::build_with_listener(oauth_config, oauth_listener)
+        .await
+        .unwrap();
+    let oauth_state = oauth_app.state().clone();
+    let oauth_stop = stop.clone();
+    tokio::spawn(async move {
+        oauth_app
+            .run_until(async move { oauth_stop.cancelled().await })
+            .await
+    });
+
+    let mcp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut mcp_config = mcp_server::Config::new(RESOURCE, &issuer).unwrap();
+    mcp_config.redis_url = opts.redis_url.map(Into::into);
+    let mcp_app = mcp_server::App::build_with_listener(mcp_config, mcp_listener)
+        .await
+        .unwrap();
+    let mcp_addr = mcp_app.local_addr().unwrap();
+    let mcp_state = mcp_app.state().clone();
+    let mcp_stop = mcp_app.shutdown_token();
+    let outer = stop.clone();
+    tokio::spawn(async move {
+        outer.cancelled().await;
+        mcp_stop.cancel();
+    });
+    tokio::spawn(mcp_app.run_until_stopped());
+
+    TestApp {
+        issuer,
+        mcp_addr,
+        mcp_url: format!("http://{mcp_addr}/mcp"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        oauth: oauth_state,
+        mcp: mcp_state,
+        keys_dir,
+        stop,
+        _dir: dir,
+    }
+}
+
+/// A parsed HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON; for SSE, the last `data:` line that is a JSON-RPC
+    /// response or error.
+    pub fn json(&self) -> Value {
+        if self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+        {
+            self.text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .rfind(|v| v.get("result").is_some() || v.get("error").is_some())
+                .unwrap_or_else(|| panic!("no JSON-RPC response in SSE body: {}", self.text))
+        } else {
+            serde_json::from_str(&self.text)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+        }
+    }
+}
+
+pub async fn reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        headers,
+        text,
+    }
+}
+
+impl TestApp {
+    /// A token from POST /token (client_secret_basic).
+    pub async fn token(
+        &self,
+        client: (&str, &str),
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        if let Some(r) = resource {
+            form.push(("resource", r));
+        }
+        let resp = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client.0, Some(client.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_encode(&form))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "token request failed: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// All four scopes, for our resource.
+    pub async fn secure_token(&self) -> String {
+        self.token(SECURE_CLIENT, None, Some(RESOURCE)).await
+    }
+
+    /// The oauth-server's current signing key.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.oauth.keys.ring().signing.clone()
+    }
+
+    /// Claims like the oauth-server would issue for `mcp-secure-client`.
+    pub fn claims(&self) -> AccessTokenClaims {
+        let now = auth::now_unix();
+        AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: SECURE_CLIENT.0.into(),
+            aud: Audience::One(RESOURCE.into()),
+            client_id: SECURE_CLIENT.0.into(),
+            scope: ScopeSet::parse(ALL_SCOPES).unwrap(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+            jti: format!("test-{now}-{}", rand_suffix()),
+        }
+    }
+
+    /// `claims` signed with the oauth-server's real key.
+    pub fn sign(&self, claims: &AccessTokenClaims) -> String {
+        auth::jwt::sign(&self.signing_key(), "at+jwt", claims).unwrap()
+    }
+
+    /// POST /mcp with the given headers and raw body (Accept and
+    /// Content-Type default to what MCP requires).
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(&self.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        reply(req.body(body).send().await.unwrap()).await
+    }
+
+    /// A 2026-07-28 stateless request (per-request `_meta`, SEP-2243 headers).
+    pub async fn call_2026(&self, token: Option<&str>, method: &str, mut params: Value) -> Reply {
+        let name = match method {
+            "tools/call" => params["name"].as_str().map(str::to_owned),
+            "resources/read" => params["uri"].as_str().map(str::to_owned),
+            _ => None,
+        };
+        params["_meta"] = json!({
+            "io.modelcontextprotocol/protocolVersion": V2026,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "api-tests", "version": "1.0.0"},
+        });
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        let mut headers = vec![("mcp-protocol-version", V2026), ("mcp-method", method)];
+        if let Some(n) = name.as_deref() {
+            headers.push(("mcp-name", n));
+        }
+        self.post_raw(token, &headers, body.to_string()).await
+    }
+
+    /// A 2025-11-25 session (initialize + initialized).
+    pub async fn session(&self, token: &str) -> Session<'_> {
+        let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": V2025, "capabilities": {}, "clientInfo": {"name": "api-tests", "version": "1.0.0"}}});
+        let r = self.post_raw(Some(token), &[], body.to_string()).await;
+        assert_eq!(r.status, 200, "initialize: {}", r.text);
+        assert_eq!(r.json()["result"]["protocolVersion"], V2025);
+        let id = r.header("mcp-session-id").expect("session id").to_owned();
+        let s = Session {
+            app: self,
+            token: token.to_owned(),
+            id,
+        };
+        let r = s
+            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+            .await;
+        assert_eq!(r.status, 202, "initialized: {}", r.text);
+        s
+    }
+
+    /// Audit events of the mcp-server with this name.
+    pub fn events(&self, name: &str) -> Vec<mcp_server::audit::AuditEvent> {
+        self.mcp
+            .audit()
+            .recent(10_000)
+            .into_iter()
+            .filter(|e| e.event == name)
+            .collect()
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        reply(
+            self.http
+                .get(format!("http://{}{path}", self.mcp_addr))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The server still answers (no request may take the process down).
+    pub async fn assert_alive(&self) {
+        let r = self.get("/health").await;
+        assert_eq!(r.status, 200);
+    }
+}
+
+/// A legacy (2025-11-25) session.
+pub struct Session<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+    pub id: String,
+}
+
+impl Session<'_> {
+    pub async fn post(&self, body: &str) -> Reply {
+        self.app
+            .post_raw(
+                Some(&self.token),
+                &[
+                    ("mcp-session-id", &self.id),
+                    ("mcp-protocol-version", V2025),
+                ],
+                body.to_owned(),
+            )
+            .await
+    }
+
+    pub async fn request(&self, method: &str, params: Value) -> Reply {
+        self.post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self) -> Reply {
+        let resp = self
+            .app
+            .http
+            .delete(&self.app.mcp_url)
+            .bearer_auth(&self.token)
+            .header("mcp-session-id", &self.id)
+            .header("mcp-protocol-version", V2025)
+            .send()
+            .await
+            .unwrap();
+        reply(resp).await
+    }
+}
+
+/// `header.payload.signature` from raw parts (for forged tokens).
+pub fn compact(header: &Value, claims: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Tool names in a tools/list result.
+pub fn tool_names(result: &Value) -> Vec<String> {
+    result["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` body.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
