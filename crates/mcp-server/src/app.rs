@@ -16,6 +16,7 @@ use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::middleware::challenge::Challenges;
 use crate::middleware::host_origin::HostPolicy;
+use crate::middleware::rate_limit::Limits;
 use crate::routes::protected_resource::{self, ProtectedResourceMetadata};
 use crate::state::{AppState, AppStateParts};
 use crate::store::MemoryCustomerStore;
@@ -106,6 +107,12 @@ impl App {
         let metadata_url = protected_resource::url_for(&config.resource_url);
         let challenges = Challenges::new(&metadata_url, &policy::scopes_supported())
             .context("MCP_RESOURCE_URL cannot appear in a WWW-Authenticate header")?;
+        let limiter = config
+            .rate_limit
+            .build_limiter(config.redis_url.as_ref().map(|u| u.expose_secret()))
+            .await
+            .context("REDIS_URL (rate limiter)")?;
+        let limits = Limits::new(limiter, &config.rate_limit, config.auth_failure_policy);
         let state = AppState::new(AppStateParts {
             verifier,
             revocations,
@@ -114,6 +121,8 @@ impl App {
             host_policy,
             challenges,
             metadata: ProtectedResourceMetadata::new(&config.resource_url, &config.issuer),
+            limits,
+            revocation_fail_open: config.revocation_fail_open,
         });
 
         let shutdown = CancellationToken::new();
@@ -180,6 +189,11 @@ impl App {
         });
 
         let graceful = shutdown.clone();
+        // Small responses (SSE events in particular) must not wait for
+        // Nagle + delayed ACK (~40 ms per request otherwise).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

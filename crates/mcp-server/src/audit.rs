@@ -23,6 +23,10 @@ pub mod names {
     pub const TOOL_CALLED: &str = "mcp.tool_called";
     /// A client used a session another client opened (answered 404).
     pub const SESSION_REFUSED: &str = "mcp.session_refused";
+    /// The revocation denylist could not be read and `REVOCATION_FAILURE_MODE=open` let the token through.
+    pub const REVOCATION_UNCHECKED: &str = "mcp.revocation_unchecked";
+    /// A request was refused by a rate limit (429).
+    pub const RATE_LIMITED: &str = "ratelimit.limited";
 }
 
 /// Default number of events kept.

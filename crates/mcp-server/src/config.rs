@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use auth::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
 use auth::telemetry::LogFormat;
+use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
 
 use crate::middleware::host_origin::HostPolicy;
@@ -34,8 +35,17 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// | `LOG_FORMAT` | `text` | `text` or `json` (one object per line) |
 /// | `RUST_LOG` | `info` | tracing filter |
 ///
-/// Rate-limit variables (`RATE_LIMIT_*`, `TRUSTED_PROXIES`) belong to the
-/// rate-limiting layer and are read there.
+/// Rate limits (DESIGN.md §6):
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `RATE_LIMIT_PER_MINUTE` / `RATE_LIMIT_BURST` | `60` / `10` | per-client budget `rl:{client_id}` (shared by replicas through Redis) |
+/// | `RATE_LIMIT_TOOL_CALL_COST` | `2` | units a `tools/call` costs (other requests cost 1) |
+/// | `RATE_LIMIT_FAILURE_MODE` | `local` | when Redis fails: `local`, `open` or `closed` (503) |
+/// | `RATE_LIMIT_REDIS_TIMEOUT_MS` | `100` | limiter timeout on Redis |
+/// | `RATE_LIMIT_AUTH_FAILURES_PER_MINUTE` / `RATE_LIMIT_AUTH_FAILURES_BURST` | `30` / `10` | failed authentications per IP (`rl:ip:{addr}`, in-process) before that address gets 429 without its token being looked at |
+/// | `TRUSTED_PROXIES` | unset | CIDRs whose `X-Forwarded-For` is believed (nginx) |
+/// | `REVOCATION_FAILURE_MODE` | `closed` | when the revocation denylist (Redis) cannot be read: `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -46,6 +56,12 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub redis_url: Option<SecretString>,
+    /// Per-client policy, tool-call cost, failure mode, trusted proxies.
+    pub rate_limit: RateLimitConfig,
+    /// Failed authentications tolerated per IP.
+    pub auth_failure_policy: Policy,
+    /// Accept tokens when the revocation store is unreachable.
+    pub revocation_fail_open: bool,
     pub log_format: LogFormat,
 }
 
@@ -73,6 +89,25 @@ impl Config {
         let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS);
         let redis_url = var("REDIS_URL").map(SecretString::from);
         let log_format = var_parsed("LOG_FORMAT", LogFormat::Text)?;
+        let rate_limit =
+            RateLimitConfig::from_env().map_err(|e| ConfigError::new(e.var, e.message))?;
+        let failures: u32 = var_parsed("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30)?;
+        let failure_burst: u32 = var_parsed("RATE_LIMIT_AUTH_FAILURES_BURST", 10)?;
+        let auth_failure_policy = Policy::new(failures, failure_burst)
+            .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", e.to_string()))?;
+        let revocation_fail_open = match var_or("REVOCATION_FAILURE_MODE", "closed")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "closed" => false,
+            "open" => true,
+            other => {
+                return Err(ConfigError::new(
+                    "REVOCATION_FAILURE_MODE",
+                    format!("expected open or closed, got {other:?}"),
+                ));
+            }
+        };
         let config = Config {
             bind,
             resource_url,
@@ -81,6 +116,9 @@ impl Config {
             allowed_hosts,
             allowed_origins,
             redis_url,
+            rate_limit,
+            auth_failure_policy,
+            revocation_fail_open,
             log_format,
         };
         config.validate()?;
@@ -103,6 +141,10 @@ impl Config {
             issuer,
             jwks_url: None,
             redis_url: None,
+            rate_limit: RateLimitConfig::default(),
+            auth_failure_policy: Policy::new(30, 10)
+                .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
+            revocation_fail_open: false,
             log_format: LogFormat::Text,
         })
     }

@@ -8,6 +8,7 @@ use auth::store::RevocationStore;
 use crate::audit::AuditLog;
 use crate::middleware::challenge::Challenges;
 use crate::middleware::host_origin::HostPolicy;
+use crate::middleware::rate_limit::Limits;
 use crate::middleware::session_binding::SessionOwners;
 use crate::routes::protected_resource::ProtectedResourceMetadata;
 use crate::store::CustomerStore;
@@ -31,6 +32,8 @@ struct Inner {
     challenges: Challenges,
     metadata: ProtectedResourceMetadata,
     session_owners: SessionOwners,
+    limits: Limits,
+    revocation_fail_open: bool,
 }
 
 /// The parts an [`AppState`] is made of.
@@ -42,6 +45,8 @@ pub struct AppStateParts {
     pub host_policy: HostPolicy,
     pub challenges: Challenges,
     pub metadata: ProtectedResourceMetadata,
+    pub limits: Limits,
+    pub revocation_fail_open: bool,
 }
 
 impl AppState {
@@ -56,6 +61,8 @@ impl AppState {
                 challenges: p.challenges,
                 metadata: p.metadata,
                 session_owners: SessionOwners::default(),
+                limits: p.limits,
+                revocation_fail_open: p.revocation_fail_open,
             }),
         }
     }
@@ -90,6 +97,15 @@ impl AppState {
     }
 
     /// Which client opened which 2025-11-25 session.
+    /// `REVOCATION_FAILURE_MODE=open`.
+    pub fn revocation_fail_open(&self) -> bool {
+        self.inner.revocation_fail_open
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
     pub fn session_owners(&self) -> &SessionOwners {
         &self.inner.session_owners
     }

@@ -7,9 +7,10 @@
 //! `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge;
 //! the precise reason goes to the audit log only.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
@@ -78,18 +79,46 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         );
         challenge::unauthorized(&state, token_sent)
     };
+    // Addresses that keep sending bad tokens are refused before any
+    // signature is checked (rate_limit.rs).
+    let limits = state.limits();
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| limits.client_ip(c.0, req.headers()));
+    if let Some(ip) = ip
+        && let Some(d) = limits.auth_failures_exhausted(ip).await
+    {
+        state
+            .audit()
+            .record(AuditEvent::new(names::RATE_LIMITED, "denied").reason("auth_failures"));
+        return limits.auth_failures_response(&d);
+    }
+    let charge = || async {
+        if let Some(ip) = ip {
+            limits.charge_auth_failure(ip).await;
+        }
+    };
     let token = match presented(req.headers()) {
+        // Not a failure: a bare request is how discovery starts.
         Presented::Nothing => return reject("missing_token", false),
-        Presented::Malformed => return reject("malformed_authorization", true),
+        Presented::Malformed => {
+            charge().await;
+            return reject("malformed_authorization", true);
+        }
         Presented::Token(t) => t,
     };
     let claims = match state.verifier().verify(token).await {
         Ok(claims) => claims,
-        Err(e) => return reject(e.reason(), true),
+        Err(e) => {
+            charge().await;
+            return reject(e.reason(), true);
+        }
     };
     match state.revocations().is_revoked(&claims.jti).await {
         Ok(false) => {}
         Ok(true) => {
+            charge().await;
             state.audit().record(
                 AuditEvent::new(names::TOKEN_REJECTED, "rejected")
                     .client(&claims.client_id)
@@ -97,6 +126,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     .latency(started.elapsed()),
             );
             return challenge::unauthorized(&state, true);
+        }
+        Err(e) if state.revocation_fail_open() => {
+            tracing::warn!(error = %e, "revocation check failed; accepting the token (REVOCATION_FAILURE_MODE=open)");
+            state.audit().record(
+                AuditEvent::new(names::REVOCATION_UNCHECKED, "accepted")
+                    .client(&claims.client_id)
+                    .reason("revocation_store_unavailable"),
+            );
         }
         Err(e) => {
             tracing::error!(error = %e, "revocation check failed; refusing the request");

@@ -36,9 +36,49 @@ pub const V2026: &str = "2026-07-28";
 pub const V2025: &str = "2025-11-25";
 
 /// Options for [`spawn_with`].
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Options {
     pub redis_url: Option<String>,
+    /// Per-client (per minute, burst); default: far above what tests send.
+    pub policy: Option<(u32, u32)>,
+    /// Failed authentications per IP (per minute, burst); default: generous.
+    pub auth_failures: Option<(u32, u32)>,
+    pub failure_mode: Option<ratelimit::FailureMode>,
+    pub revocation_fail_open: bool,
+}
+
+/// The mcp-server configuration these options describe.
+pub fn mcp_config(issuer: &str, opts: &Options) -> mcp_server::Config {
+    let mut c = mcp_server::Config::new(RESOURCE, issuer).unwrap();
+    c.redis_url = opts.redis_url.clone().map(Into::into);
+    // Tests that are not about rate limiting must not trip over it.
+    let (rate, burst) = opts.policy.unwrap_or((600_000, 10_000));
+    c.rate_limit.policy = ratelimit::Policy::new(rate, burst).unwrap();
+    let (rate, burst) = opts.auth_failures.unwrap_or((600_000, 10_000));
+    c.auth_failure_policy = ratelimit::Policy::new(rate, burst).unwrap();
+    if let Some(m) = opts.failure_mode {
+        c.rate_limit.failure_mode = m;
+    }
+    c.revocation_fail_open = opts.revocation_fail_open;
+    c
+}
+
+/// Starts one more mcp-server next to `app` (same issuer), stopped with it.
+pub async fn spawn_mcp(app: &TestApp, opts: &Options) -> (SocketAddr, mcp_server::state::AppState) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mcp_app = mcp_server::App::build_with_listener(mcp_config(&app.issuer, opts), listener)
+        .await
+        .unwrap();
+    let addr = mcp_app.local_addr().unwrap();
+    let state = mcp_app.state().clone();
+    let mcp_stop = mcp_app.shutdown_token();
+    let outer = app.stop.clone();
+    tokio::spawn(async move {
+        outer.cancelled().await;
+        mcp_stop.cancel();
+    });
+    tokio::spawn(mcp_app.run_until_stopped());
+    (addr, state)
 }
 
 /// Both servers, running until drop.
@@ -50,7 +90,7 @@ pub struct TestApp {
     pub oauth: oauth_server::state::AppState,
     pub mcp: mcp_server::state::AppState,
     pub keys_dir: PathBuf,
-    stop: CancellationToken,
+    pub stop: CancellationToken,
     _dir: TempDir,
 }
 
@@ -94,8 +134,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     });
 
     let mcp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut mcp_config = mcp_server::Config::new(RESOURCE, &issuer).unwrap();
-    mcp_config.redis_url = opts.redis_url.map(Into::into);
+    let mcp_config = mcp_config(&issuer, &opts);
     let mcp_app = mcp_server::App::build_with_listener(mcp_config, mcp_listener)
         .await
         .unwrap();

@@ -13,6 +13,7 @@ mod binary;
 mod jwks_rotation;
 mod metadata;
 mod protocols;
+mod rate_limits;
 mod revocation;
 mod scopes;
 mod second_wall;

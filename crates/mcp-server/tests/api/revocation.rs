@@ -11,6 +11,7 @@ async fn revoked_token_is_refused() {
     };
     let app = spawn_with(Options {
         redis_url: Some(redis.url()),
+        ..Options::default()
     })
     .await;
     let token = app.secure_token().await;
