@@ -3,6 +3,7 @@
 # authentication ON.
 #
 #   scripts/conformance.sh            # build, start both servers, run, stop
+#   scripts/conformance.sh --install-only   # only step 1 (CI does this early)
 #   KEEP_RESULTS=1 scripts/conformance.sh   # keep the results folder
 #
 # 1. Installs the pinned @modelcontextprotocol/conformance and Node 22 (the
@@ -101,6 +102,9 @@ wait_healthy() { # name binary env-assignment...
 }
 
 install_tools
+if [[ "${1:-}" == "--install-only" ]]; then
+  exit 0
+fi
 
 # --- 2. servers --------------------------------------------------------------
 log "building oauth-server and mcp-server"
