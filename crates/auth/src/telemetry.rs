@@ -30,9 +30,14 @@ impl FromStr for LogFormat {
 /// Safe to call twice: the second call is a no-op.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // log_internal_errors(false): with stderr closed (a pipeline whose reader
+    // died), the subscriber would otherwise `eprintln!` its write error, which
+    // panics inside whatever task happened to log — e.g. the one that turns
+    // SIGTERM into a shutdown.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

@@ -169,3 +169,72 @@ async fn serves_logs_json_and_stops_gracefully() {
     );
     assert!(!stderr.contains(&token));
 }
+
+/// With its stderr pipe closed (the reader of a pipeline died), the server
+/// still logs, serves and stops on SIGTERM: a failed log write must never
+/// panic the task that handles the signal.
+#[tokio::test]
+async fn stops_on_sigterm_with_a_closed_stderr() {
+    let app = spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let vars = [
+        ("MCP_BIND", format!("127.0.0.1:{port}")),
+        ("MCP_RESOURCE_URL", RESOURCE.to_owned()),
+        ("OAUTH_ISSUER", app.issuer.clone()),
+        ("RUST_LOG", "debug".to_owned()),
+    ];
+    let mut child = command(dir.path(), &vars)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    let started = Instant::now();
+    while command(dir.path(), &vars)
+        .arg("healthcheck")
+        .status()
+        .unwrap()
+        .code()
+        != Some(0)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "mcp-server did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Something to log (an audit event) after the pipe is gone.
+    let r = app
+        .http
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("mcp-server did not stop on SIGTERM with a closed stderr");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
