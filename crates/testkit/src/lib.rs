@@ -14,8 +14,10 @@
 //! - [`redis`]: [`RedisServer`], a child `redis-server` process that can be
 //!   stopped and restarted on the same port to simulate an outage.
 //!
-//! Other fixtures (nginx, spawning the servers in-process) get their own
-//! module next to these and reuse `services` and `ports`.
+//! - [`nginx`]: [`Nginx`], a child `nginx` configured from the deployment's
+//!   own template (`nginx/secure-mcp.conf.template`) rendered with the
+//!   test's ports, upstreams and certificates.
+//! - [`pki`]: [`TestPki`], a throw-away CA and server certificate (rcgen).
 //!
 //! # Typical use
 //!
@@ -27,10 +29,15 @@
 //! # drop(url);
 //! ```
 
+pub mod llm;
+pub mod nginx;
+pub mod pki;
 pub mod ports;
 pub mod redis;
 pub mod services;
 
+pub use nginx::Nginx;
+pub use pki::TestPki;
 pub use ports::free_port;
 pub use redis::RedisServer;
 pub use services::{REQUIRE_SERVICES_VAR, services_required};

@@ -1,0 +1,142 @@
+//! The client runner for the MCP conformance suite
+//! (`conformance client --command "openai-client conformance"`).
+//!
+//! The suite appends the server URL and sets `MCP_CONFORMANCE_SCENARIO` and,
+//! for authorization scenarios, `MCP_CONFORMANCE_CONTEXT` (JSON with
+//! `client_id` and `client_secret`, or `private_key_pem` for
+//! private_key_jwt). The runner does what the CLI does — discovery, token,
+//! session, tools/list, and one tools/call when the server offers tools —
+//! through the same code paths, then closes the session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cli::CliError;
+use crate::config::{self, ClientAuth, ClientConfig, ConfigError, Credentials, Env, Vars as _};
+use crate::discovery;
+use crate::mcp::{McpClient, McpError};
+use crate::retry::RetryPolicy;
+use crate::tls::TrustStore;
+
+/// Runs the scenario the suite names against `server_url`.
+pub async fn run(server_url: &str) -> Result<(), CliError> {
+    let scenario = Env.get("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
+    let context: Value = match Env.get("MCP_CONFORMANCE_CONTEXT") {
+        Some(raw) => serde_json::from_str(&raw).map_err(|e| {
+            ConfigError::new("MCP_CONFORMANCE_CONTEXT", format!("is not JSON ({e})"))
+        })?,
+        None => Value::Null,
+    };
+    let mcp_url = config::parse_url("the server URL", server_url)?;
+    let http = TrustStore::load(&config::ca_files(&Env))?.http_client()?;
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(1),
+        max_elapsed: Duration::from_secs(10),
+    };
+    tracing::info!(%scenario, "conformance run");
+    let client = match credentials(&context)? {
+        Some(credentials) => {
+            let config = ClientConfig {
+                mcp_url: mcp_url.clone(),
+                token_url: None,
+                credentials,
+                scopes: None,
+                ca_files: Vec::new(),
+                retry,
+            };
+            McpClient::connect_using(http, &config).await?
+        }
+        None => match McpClient::connect_anonymous(http.clone(), &mcp_url).await {
+            Ok(client) => client,
+            // The server wants a token but the suite gave us no credentials
+            // (an interactive authorization_code scenario): still run
+            // discovery, whose checks (resource, issuer) are what such a
+            // scenario can test on a client-credentials client, then stop.
+            Err(McpError::Unauthorized { .. }) => {
+                discovery::discover(&http, &mcp_url, &retry)
+                    .await
+                    .map_err(McpError::from)?;
+                return Err(CliError::Usage(
+                    "the server requires interactive authorization (authorization_code), which \
+                     this client-credentials client does not perform"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let tools = client.list_tools().await?;
+    if let Some(tool) = tools.first()
+        && scenario.starts_with("tools")
+    {
+        let arguments = sample_arguments(&Value::Object(tool.input_schema.clone()));
+        let outcome = client.call_tool(&tool.name, arguments).await?;
+        tracing::info!(tool = %tool.name, is_error = outcome.is_error, "tool called");
+    }
+    client.close(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+fn credentials(context: &Value) -> Result<Option<Credentials>, ConfigError> {
+    let Some(client_id) = context.get("client_id").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let auth = if let Some(secret) = context.get("client_secret").and_then(Value::as_str) {
+        ClientAuth::Secret {
+            secret: secret.to_owned().into(),
+            method: None,
+        }
+    } else if let Some(pem) = context.get("private_key_pem").and_then(Value::as_str) {
+        let key = auth::keys::SigningKey::from_pem(pem).map_err(|e| {
+            ConfigError::new("MCP_CONFORMANCE_CONTEXT", format!("private_key_pem: {e}"))
+        })?;
+        ClientAuth::PrivateKeyJwt { key: Arc::new(key) }
+    } else {
+        return Err(ConfigError::new(
+            "MCP_CONFORMANCE_CONTEXT",
+            "has a client_id but neither client_secret nor private_key_pem",
+        ));
+    };
+    Ok(Some(Credentials {
+        client_id: client_id.to_owned(),
+        auth,
+    }))
+}
+
+/// Minimal arguments that satisfy `schema`: every required property gets a
+/// value of its declared type.
+pub fn sample_arguments(schema: &Value) -> Value {
+    let mut args = serde_json::Map::new();
+    let required = schema["required"].as_array().cloned().unwrap_or_default();
+    for name in required.iter().filter_map(Value::as_str) {
+        let value = match schema["properties"][name]["type"].as_str() {
+            Some("number") | Some("integer") => Value::from(1),
+            Some("boolean") => Value::Bool(false),
+            Some("array") => Value::Array(Vec::new()),
+            Some("object") => sample_arguments(&schema["properties"][name]),
+            _ => Value::String("x".to_owned()),
+        };
+        args.insert(name.to_owned(), value);
+    }
+    Value::Object(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn sample_arguments_fill_required_properties() {
+        let schema = json!({"type": "object", "required": ["a", "b", "s"],
+            "properties": {"a": {"type": "number"}, "b": {"type": "integer"},
+                           "s": {"type": "string"}, "x": {"type": "number"}}});
+        assert_eq!(
+            super::sample_arguments(&schema),
+            json!({"a": 1, "b": 1, "s": "x"})
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! Finding the token endpoint from the MCP server alone.
+//!
+//! 1. An unauthenticated POST to the MCP endpoint answers 401 with
+//!    `WWW-Authenticate: Bearer resource_metadata="…"` (MCP authorization,
+//!    RFC 9728 §5.1). Without that pointer, the well-known URL built from the
+//!    MCP URL is used (path form first, then the root form).
+//! 2. The protected-resource metadata names the `resource` (it must be the
+//!    MCP URL we use, RFC 9728 §3.3) and its `authorization_servers`.
+//! 3. The authorization server's RFC 8414 metadata is fetched from the
+//!    well-known URL derived from the issuer; its `issuer` must equal the
+//!    issuer we asked for, character for character (RFC 8414 §3.3).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::check_url_scheme;
+use crate::retry::{self, RetryPolicy};
+use crate::tls;
+
+/// What discovery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The canonical resource URI: our RFC 8707 `resource` parameter.
+    pub resource: String,
+    /// The authorization server's issuer identifier.
+    pub issuer: String,
+    pub token_endpoint: Url,
+    /// `token_endpoint_auth_methods_supported` (empty when absent).
+    pub auth_methods: Vec<String>,
+    /// `scopes_supported` of the protected resource (empty when absent).
+    pub scopes_supported: Vec<String>,
+}
+
+/// Why discovery failed; each message says where it stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("{url} answered HTTP {status}; expected the {what} document")]
+    Status {
+        url: String,
+        status: u16,
+        what: &'static str,
+    },
+    #[error("{url} is not a valid {what} document: {detail}")]
+    Malformed {
+        url: String,
+        what: &'static str,
+        detail: String,
+    },
+    #[error(
+        "the MCP server says it is {found}, but MCP_SERVER_URL is {expected} — set MCP_SERVER_URL to the server's public URL"
+    )]
+    ResourceMismatch { expected: String, found: String },
+    #[error("the protected-resource metadata at {url} names no authorization server")]
+    NoAuthorizationServer { url: String },
+    #[error(
+        "authorization server metadata from {url} has issuer {found:?}, expected {expected:?} — refusing to use it (RFC 8414 §3.3)"
+    )]
+    IssuerMismatch {
+        url: String,
+        expected: String,
+        found: String,
+    },
+    #[error("{0}")]
+    Insecure(String),
+}
+
+/// Runs the whole discovery for `mcp_url`.
+pub async fn discover(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    retry: &RetryPolicy,
+) -> Result<Discovered, DiscoveryError> {
+    let expected = canonical(mcp_url)?;
+    let mut candidates = Vec::new();
+    if let Some(from_challenge) = challenge_metadata_url(http, mcp_url, retry).await? {
+        candidates.push(from_challenge);
+    }
+    candidates.extend(well_known_prm_urls(mcp_url));
+    candidates.dedup();
+
+    let mut last_err = None;
+    let mut prm = None;
+    for url in &candidates {
+        match fetch_json::<ProtectedResourceMetadata>(
+            http,
+            url,
+            "protected-resource metadata",
+            retry,
+        )
+        .await
+        {
+            Ok(doc) => {
+                prm = Some((url.clone(), doc));
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let Some((prm_url, prm)) = prm else {
+        return Err(
+            last_err.unwrap_or_else(|| DiscoveryError::NoAuthorizationServer {
+                url: mcp_url.to_string(),
+            }),
+        );
+    };
+    let found =
+        auth::uri::canonical_resource(&prm.resource).map_err(|e| DiscoveryError::Malformed {
+            url: prm_url.to_string(),
+            what: "protected-resource metadata",
+            detail: format!("resource {:?}: {e}", prm.resource),
+        })?;
+    if found != expected {
+        return Err(DiscoveryError::ResourceMismatch { expected, found });
+    }
+    let issuer = prm
+        .authorization_servers
+        .into_iter()
+        .next()
+        .ok_or_else(|| DiscoveryError::NoAuthorizationServer {
+            url: prm_url.to_string(),
+        })?;
+    let metadata = authorization_server_metadata(http, &issuer, retry).await?;
+    Ok(Discovered {
+        resource: found,
+        issuer,
+        token_endpoint: metadata.token_endpoint,
+        auth_methods: metadata.auth_methods,
+        scopes_supported: prm.scopes_supported,
+    })
+}
+
+/// RFC 8414 metadata of `issuer`, with the issuer checked.
+#[derive(Debug, Clone)]
+pub struct AuthorizationServer {
+    pub issuer: String,
+    pub token_endpoint: Url,
+    pub auth_methods: Vec<String>,
+}
+
+/// Fetches and checks the RFC 8414 metadata of `issuer`.
+pub async fn authorization_server_metadata(
+    http: &reqwest::Client,
+    issuer: &str,
+    retry: &RetryPolicy,
+) -> Result<AuthorizationServer, DiscoveryError> {
+    let issuer_url = Url::parse(issuer).map_err(|e| DiscoveryError::Malformed {
+        url: issuer.to_owned(),
+        what: "issuer identifier",
+        detail: e.to_string(),
+    })?;
+    check_url_scheme("issuer", &issuer_url).map_err(|e| DiscoveryError::Insecure(e.to_string()))?;
+    let url = rfc8414_url(&issuer_url);
+    let doc: AsMetadata = fetch_json(http, &url, "authorization-server metadata", retry).await?;
+    if doc.issuer != issuer {
+        return Err(DiscoveryError::IssuerMismatch {
+            url: url.to_string(),
+            expected: issuer.to_owned(),
+            found: doc.issuer,
+        });
+    }
+    let token_endpoint =
+        Url::parse(&doc.token_endpoint).map_err(|e| DiscoveryError::Malformed {
+            url: url.to_string(),
+            what: "authorization-server metadata",
+            detail: format!("token_endpoint: {e}"),
+        })?;
+    check_url_scheme("token_endpoint", &token_endpoint)
+        .map_err(|e| DiscoveryError::Insecure(format!("authorization server metadata: {e}")))?;
+    Ok(AuthorizationServer {
+        issuer: doc.issuer,
+        token_endpoint,
+        auth_methods: doc.token_endpoint_auth_methods_supported,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ProtectedResourceMetadata {
+    resource: String,
+    #[serde(default)]
+    authorization_servers: Vec<String>,
+    #[serde(default)]
+    scopes_supported: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AsMetadata {
+    issuer: String,
+    token_endpoint: String,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+fn canonical(url: &Url) -> Result<String, DiscoveryError> {
+    auth::uri::canonical_resource(url.as_str()).map_err(|e| DiscoveryError::Malformed {
+        url: url.to_string(),
+        what: "MCP server URL",
+        detail: e.to_string(),
+    })
+}
+
+/// POSTs to the MCP endpoint without a token and reads the challenge.
+async fn challenge_metadata_url(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    retry: &RetryPolicy,
+) -> Result<Option<Url>, DiscoveryError> {
+    let body = r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#;
+    let mut state = retry.start();
+    let resp = loop {
+        let sent = http
+            .post(mcp_url.clone())
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(std::time::Duration::from_secs(15))
+            .send()
+            .await;
+        let wait = match &sent {
+            Ok(r) if retry::is_retryable_status(r.status()) => retry::retry_after(r.headers()),
+            Err(e) if tls::explain(e).is_none() && (e.is_connect() || e.is_timeout()) => None,
+            _ => break sent,
+        };
+        match state.next_delay(wait) {
+            Ok(delay) => tokio::time::sleep(delay).await,
+            Err(_) => break sent,
+        }
+    };
+    let resp =
+        resp.map_err(|e| unreachable(mcp_url, &e, "is the MCP server running at MCP_SERVER_URL?"))?;
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(None);
+    }
+    let pointer = resp
+        .headers()
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(Challenge::parse)
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        .and_then(|c| c.params.get("resource_metadata").cloned());
+    let Some(pointer) = pointer else {
+        return Ok(None);
+    };
+    let url = Url::parse(&pointer).map_err(|e| DiscoveryError::Malformed {
+        url: mcp_url.to_string(),
+        what: "WWW-Authenticate resource_metadata",
+        detail: e.to_string(),
+    })?;
+    // The metadata decides where our credentials go: it must come from as
+    // safe a place as the MCP server itself.
+    if url.scheme() != mcp_url.scheme() && mcp_url.scheme() == "https" {
+        return Err(DiscoveryError::Insecure(format!(
+            "the MCP server's challenge points at {url}, which is not https — refusing to follow it"
+        )));
+    }
+    Ok(Some(url))
+}
+
+fn unreachable(url: &Url, e: &reqwest::Error, hint: &str) -> DiscoveryError {
+    let detail = match tls::explain(e) {
+        Some(tls) => tls,
+        None => format!("{} — {hint}", tls::describe(e)),
+    };
+    DiscoveryError::Unreachable {
+        url: url.to_string(),
+        detail,
+    }
+}
+
+/// RFC 9728 §3.1 well-known URLs for `resource`: path-inserted, then root.
+pub fn well_known_prm_urls(resource: &Url) -> Vec<Url> {
+    let mut out = Vec::new();
+    let path = resource.path().trim_end_matches('/');
+    let mut base = resource.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    if !path.is_empty() {
+        let mut u = base.clone();
+        u.set_path(&format!("/.well-known/oauth-protected-resource{path}"));
+        out.push(u);
+    }
+    let mut root = base;
+    root.set_path("/.well-known/oauth-protected-resource");
+    out.push(root);
+    out
+}
+
+/// RFC 8414 §3.1: `/.well-known/oauth-authorization-server` inserted before the issuer's path.
+pub fn rfc8414_url(issuer: &Url) -> Url {
+    let mut u = issuer.clone();
+    let path = issuer.path().trim_end_matches('/').to_owned();
+    u.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    u.set_query(None);
+    u.set_fragment(None);
+    u
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &Url,
+    what: &'static str,
+    retry: &RetryPolicy,
+) -> Result<T, DiscoveryError> {
+    let mut state = retry.start();
+    loop {
+        let sent = http
+            .get(url.clone())
+            .header("accept", "application/json")
+            .timeout(std::time::Duration::from_secs(15))
+            .send()
+            .await;
+        let wait = match &sent {
+            Ok(r) if retry::is_retryable_status(r.status()) => {
+                Some(retry::retry_after(r.headers()))
+            }
+            Err(e) if tls::explain(e).is_none() && (e.is_connect() || e.is_timeout()) => Some(None),
+            _ => None,
+        };
+        if let Some(wait) = wait
+            && let Ok(delay) = state.next_delay(wait)
+        {
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        let hint = if what.starts_with("authorization") {
+            "is the authorization server running?"
+        } else {
+            "is the MCP server running at MCP_SERVER_URL?"
+        };
+        let resp = sent.map_err(|e| unreachable(url, &e, hint))?;
+        if !resp.status().is_success() {
+            return Err(DiscoveryError::Status {
+                url: url.to_string(),
+                status: resp.status().as_u16(),
+                what,
+            });
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| DiscoveryError::Unreachable {
+                url: url.to_string(),
+                detail: tls::describe(&e),
+            })?;
+        return serde_json::from_slice(&bytes).map_err(|e| DiscoveryError::Malformed {
+            url: url.to_string(),
+            what,
+            detail: e.to_string(),
+        });
+    }
+}
+
+/// One parsed `WWW-Authenticate` challenge (RFC 9110 §11.6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub scheme: String,
+    /// Parameter names lower-cased; quoted values unescaped.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Challenge {
+    /// Parses the first challenge of a header value (`None` if malformed).
+    pub fn parse(header: &str) -> Option<Self> {
+        let header = header.trim();
+        let (scheme, rest) = match header.find(char::is_whitespace) {
+            Some(i) => (&header[..i], &header[i..]),
+            None => (header, ""),
+        };
+        if scheme.is_empty() || !scheme.bytes().all(is_tchar) {
+            return None;
+        }
+        let mut params = BTreeMap::new();
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+                chars.next();
+            }
+            let mut name = String::new();
+            while let Some(&c) = chars.peek() {
+                if c == '=' || c.is_whitespace() {
+                    break;
+                }
+                name.push(c);
+                chars.next();
+            }
+            if name.is_empty() {
+                break;
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.next() != Some('=') {
+                return None;
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                loop {
+                    match chars.next()? {
+                        '\\' => value.push(chars.next()?),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c == ',' || c.is_whitespace() {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+            params.insert(name.to_ascii_lowercase(), value);
+        }
+        Some(Self {
+            scheme: scheme.to_owned(),
+            params,
+        })
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let c = Challenge::parse(
+            r#"Bearer error="insufficient_scope", scope="ticket:create", resource_metadata="http://localhost:8000/.well-known/oauth-protected-resource/mcp""#,
+        )
+        .unwrap();
+        assert_eq!(c.scheme, "Bearer");
+        assert_eq!(c.params["error"], "insufficient_scope");
+        assert_eq!(c.params["scope"], "ticket:create");
+        assert_eq!(
+            c.params["resource_metadata"],
+            "http://localhost:8000/.well-known/oauth-protected-resource/mcp"
+        );
+        let c = Challenge::parse(r#"Bearer realm=x, Error="a\"b""#).unwrap();
+        assert_eq!(c.params["realm"], "x");
+        assert_eq!(c.params["error"], "a\"b");
+        assert_eq!(Challenge::parse("Bearer").unwrap().params.len(), 0);
+        assert!(Challenge::parse(r#"Bearer scope="unterminated"#).is_none());
+        assert!(Challenge::parse("").is_none());
+    }
+
+    #[test]
+    fn well_known_urls() {
+        let u = Url::parse("https://localhost:8001/mcp").unwrap();
+        let urls: Vec<String> = well_known_prm_urls(&u).iter().map(Url::to_string).collect();
+        assert_eq!(
+            urls,
+            vec![
+                "https://localhost:8001/.well-known/oauth-protected-resource/mcp",
+                "https://localhost:8001/.well-known/oauth-protected-resource",
+            ]
+        );
+        assert_eq!(
+            rfc8414_url(&Url::parse("https://auth.example.com/tenant1").unwrap()).as_str(),
+            "https://auth.example.com/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(
+            rfc8414_url(&Url::parse("http://localhost:8080").unwrap()).as_str(),
+            "http://localhost:8080/.well-known/oauth-authorization-server"
+        );
+    }
+}

@@ -1,0 +1,511 @@
+//! Access tokens from the client_credentials grant (OAuth 2.1 §4.2, RFC 6749 §4.4).
+//!
+//! [`TokenSource`] is the only place that talks to the token endpoint:
+//! - client authentication: client_secret_basic (default), client_secret_post
+//!   (when forced or the only method the server lists), or private_key_jwt
+//!   (RFC 7523 assertion signed with `OAUTH_CLIENT_KEY_FILE`);
+//! - `resource` (RFC 8707) is sent on every request;
+//! - the token is cached and renewed when a quarter of its life (at most
+//!   30 s) remains, so callers never send an expired token;
+//! - [`TokenSource::renew`] replaces a token the resource server rejected,
+//!   once: concurrent callers that saw the same rejected token share one
+//!   renewal;
+//! - [`TokenSource::step_up`] asks once per scope for a token with one more
+//!   scope after a 403 `insufficient_scope`;
+//! - 429/5xx/connection failures are retried through [`crate::retry`].
+//!
+//! The lock is held while a token is fetched, so parallel tool calls never
+//! stampede the authorization server.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use auth::ScopeSet;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::config::{ClientAuth, Credentials, SecretMethod};
+use crate::retry::{self, RetryPolicy};
+use crate::tls;
+
+/// RFC 7523 client assertion type.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest time before expiry at which a token is renewed.
+const MAX_RENEW_MARGIN: Duration = Duration::from_secs(30);
+
+/// Where and how to ask for tokens.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    pub url: Url,
+    /// The issuer (the `aud` of private_key_jwt assertions); the endpoint URL when unknown.
+    pub issuer: Option<String>,
+    /// `token_endpoint_auth_methods_supported` from the server's metadata.
+    pub auth_methods: Vec<String>,
+}
+
+/// An access token; `Debug` does not show it.
+pub struct AccessToken {
+    value: SecretString,
+    scopes: Option<ScopeSet>,
+    renew_at: Option<Instant>,
+    expires_in: Option<Duration>,
+    serial: u64,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("serial", &self.serial)
+            .field("scopes", &self.scopes)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken {
+    /// The bearer value (to put in an `Authorization` header, nowhere else).
+    pub fn expose(&self) -> &str {
+        self.value.expose_secret()
+    }
+
+    /// The scopes granted, when the server said (or we asked for them).
+    pub fn scopes(&self) -> Option<&ScopeSet> {
+        self.scopes.as_ref()
+    }
+
+    /// Which fetch produced this token (1 = the first).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// Lifetime the server announced.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    fn is_fresh(&self, now: Instant) -> bool {
+        self.renew_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Why no token could be had. Every message names what to check.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    #[error("the authorization server refused client `{client_id}`: {code}{} — {}", describe(.description), hint(.code))]
+    OAuth {
+        client_id: String,
+        code: String,
+        description: Option<String>,
+    },
+    #[error("token endpoint {url} answered HTTP {status} {summary}")]
+    Status {
+        url: String,
+        status: u16,
+        summary: String,
+    },
+    #[error("cannot reach the token endpoint {url} ({summary}): {detail}")]
+    Unreachable {
+        url: String,
+        summary: String,
+        detail: String,
+    },
+    #[error("token endpoint {url} sent an unusable response: {detail}")]
+    BadResponse { url: String, detail: String },
+    #[error("cannot sign the private_key_jwt client assertion: {0}")]
+    Assertion(String),
+}
+
+impl TokenError {
+    /// The OAuth error code, for refusals.
+    pub fn oauth_code(&self) -> Option<&str> {
+        match self {
+            Self::OAuth { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+fn describe(description: &Option<String>) -> String {
+    description
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
+}
+
+fn hint(code: &str) -> &'static str {
+    match code {
+        "invalid_client" => {
+            "check OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (or OAUTH_CLIENT_KEY_FILE) against the server's client registry"
+        }
+        "invalid_scope" => {
+            "request only scopes this client is allowed (OAUTH_SCOPES), or add them to its allowed_scopes on the authorization server"
+        }
+        "invalid_target" => {
+            "MCP_SERVER_URL must be a resource this client may get tokens for (allowed_resources) and that the authorization server serves (OAUTH_RESOURCES)"
+        }
+        "unauthorized_client" => {
+            "this client is not allowed the client_credentials grant (grant_types in the client registry)"
+        }
+        "unsupported_grant_type" => "the authorization server does not offer client_credentials",
+        _ => "see the authorization server's log for details",
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: String,
+    expires_in: Option<u64>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    error_description: Option<String>,
+}
+
+struct State {
+    current: Option<Arc<AccessToken>>,
+    /// Scopes to request; `None` = the client's default scopes.
+    requested: Option<ScopeSet>,
+    /// Scopes a step-up was already attempted for (bounds step-ups).
+    stepped_up: HashSet<String>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoint: TokenEndpoint,
+    credentials: Credentials,
+    resource: String,
+    retry: RetryPolicy,
+    state: Mutex<State>,
+    fetches: AtomicU64,
+}
+
+/// Cached, self-renewing client_credentials tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("endpoint", &self.inner.endpoint.url.as_str())
+            .field("client_id", &self.inner.credentials.client_id)
+            .field("resource", &self.inner.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSource {
+    /// A source for `credentials` at `endpoint`, for tokens whose audience is `resource`.
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: TokenEndpoint,
+        credentials: Credentials,
+        resource: String,
+        scopes: Option<ScopeSet>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                credentials,
+                resource,
+                retry,
+                state: Mutex::new(State {
+                    current: None,
+                    requested: scopes,
+                    stepped_up: HashSet::new(),
+                }),
+                fetches: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.credentials.client_id
+    }
+
+    /// The RFC 8707 resource every token is requested for.
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+
+    /// The token endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.inner.endpoint.url
+    }
+
+    /// How many tokens have been fetched so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// A token that is not close to expiry (fetching one if needed).
+    pub async fn token(&self) -> Result<Arc<AccessToken>, TokenError> {
+        let mut state = self.inner.state.lock().await;
+        if let Some(t) = &state.current
+            && t.is_fresh(Instant::now())
+        {
+            return Ok(t.clone());
+        }
+        let scopes = state.requested.clone();
+        let token = self.fetch(scopes.as_ref()).await?;
+        state.current = Some(token.clone());
+        Ok(token)
+    }
+
+    /// The resource server rejected the token with serial `rejected`: get a
+    /// new one, unless someone already did.
+    pub async fn renew(&self, rejected: u64) -> Result<Arc<AccessToken>, TokenError> {
+        let mut state = self.inner.state.lock().await;
+        if let Some(t) = &state.current
+            && t.serial != rejected
+            && t.is_fresh(Instant::now())
+        {
+            return Ok(t.clone());
+        }
+        tracing::info!(client_id = %self.client_id(), "access token rejected by the MCP server; re-authenticating");
+        let scopes = state.requested.clone();
+        let token = self.fetch(scopes.as_ref()).await?;
+        state.current = Some(token.clone());
+        Ok(token)
+    }
+
+    /// After a 403 `insufficient_scope` for `scope`: one attempt per scope to
+    /// get a token that also carries it. `Ok(None)` = already tried (or the
+    /// current token has it, so asking again cannot help).
+    pub async fn step_up(&self, scope: &str) -> Result<Option<Arc<AccessToken>>, TokenError> {
+        let mut state = self.inner.state.lock().await;
+        if !state.stepped_up.insert(scope.to_owned()) {
+            return Ok(None);
+        }
+        let mut wanted = state
+            .requested
+            .clone()
+            .or_else(|| state.current.as_ref().and_then(|t| t.scopes.clone()))
+            .unwrap_or_default();
+        if wanted.contains(scope) {
+            return Ok(None);
+        }
+        if wanted.insert(scope).is_err() {
+            return Ok(None);
+        }
+        tracing::info!(client_id = %self.client_id(), %scope, "MCP server needs another scope; asking for it once");
+        let token = self.fetch(Some(&wanted)).await?;
+        state.requested = Some(wanted);
+        state.current = Some(token.clone());
+        Ok(Some(token))
+    }
+
+    async fn fetch(&self, scopes: Option<&ScopeSet>) -> Result<Arc<AccessToken>, TokenError> {
+        let inner = &*self.inner;
+        let url = inner.endpoint.url.as_str();
+        let mut attempt = inner.retry.start();
+        let started = Instant::now();
+        let resp = loop {
+            // A fresh assertion per attempt: each carries its own jti.
+            let request = self.build_request(scopes)?;
+            let sent = request.send().await;
+            let wait = match &sent {
+                Ok(r) if retry::is_retryable_status(r.status()) => {
+                    Some(retry::retry_after(r.headers()))
+                }
+                Err(e) if tls::explain(e).is_none() && (e.is_connect() || e.is_timeout()) => {
+                    Some(None)
+                }
+                _ => None,
+            };
+            match wait.map(|w| attempt.next_delay(w)) {
+                Some(Ok(delay)) => {
+                    tracing::warn!(
+                        "token endpoint {url} unavailable; retrying in {:.1} s (attempt {} of {})",
+                        delay.as_secs_f64(),
+                        attempt.attempts(),
+                        inner.retry.max_attempts
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                _ => break sent,
+            }
+        };
+        let resp = resp.map_err(|e| TokenError::Unreachable {
+            url: url.to_owned(),
+            summary: attempt.summary(),
+            detail: tls::describe(&e),
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| TokenError::Unreachable {
+            url: url.to_owned(),
+            summary: attempt.summary(),
+            detail: tls::describe(&e),
+        })?;
+        if !status.is_success() {
+            if let Ok(err) = serde_json::from_slice::<OAuthErrorBody>(&body) {
+                return Err(TokenError::OAuth {
+                    client_id: inner.credentials.client_id.clone(),
+                    code: err.error,
+                    description: err.error_description,
+                });
+            }
+            return Err(TokenError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                summary: attempt.summary(),
+            });
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| TokenError::BadResponse {
+                url: url.to_owned(),
+                detail: e.to_string(),
+            })?;
+        if !parsed.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::BadResponse {
+                url: url.to_owned(),
+                detail: format!("token_type {:?}, expected Bearer", parsed.token_type),
+            });
+        }
+        if parsed.access_token.is_empty() {
+            return Err(TokenError::BadResponse {
+                url: url.to_owned(),
+                detail: "empty access_token".into(),
+            });
+        }
+        let granted = match parsed.scope.as_deref() {
+            Some(s) if !s.trim().is_empty() => ScopeSet::parse(s.trim()).ok(),
+            _ => scopes.cloned(),
+        };
+        let expires_in = parsed.expires_in.map(Duration::from_secs);
+        let renew_at = expires_in.map(|life| {
+            let margin = (life / 4).min(MAX_RENEW_MARGIN);
+            started + life.saturating_sub(margin)
+        });
+        let serial = inner.fetches.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(client_id = %inner.credentials.client_id, serial, expires_in = ?expires_in, scope = ?granted, "access token obtained");
+        Ok(Arc::new(AccessToken {
+            value: SecretString::from(parsed.access_token),
+            scopes: granted,
+            renew_at,
+            expires_in,
+            serial,
+        }))
+    }
+
+    fn build_request(
+        &self,
+        scopes: Option<&ScopeSet>,
+    ) -> Result<reqwest::RequestBuilder, TokenError> {
+        let inner = &*self.inner;
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        form.append_pair("resource", &inner.resource);
+        if let Some(s) = scopes
+            && !s.is_empty()
+        {
+            form.append_pair("scope", &s.to_string());
+        }
+        let mut request = inner
+            .http
+            .post(inner.endpoint.url.clone())
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .timeout(Duration::from_secs(15));
+        let client_id = &inner.credentials.client_id;
+        match &inner.credentials.auth {
+            ClientAuth::Secret { secret, method } => match self.secret_method(*method) {
+                SecretMethod::Basic => {
+                    let enc = |s: &str| {
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    };
+                    let pair = format!("{}:{}", enc(client_id), enc(secret.expose_secret()));
+                    let value = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    );
+                    let mut header = http::HeaderValue::from_str(&value).map_err(|_| {
+                        TokenError::Assertion("client id or secret is not valid in a header".into())
+                    })?;
+                    header.set_sensitive(true);
+                    request = request.header(http::header::AUTHORIZATION, header);
+                }
+                SecretMethod::Post => {
+                    form.append_pair("client_id", client_id);
+                    form.append_pair("client_secret", secret.expose_secret());
+                }
+            },
+            ClientAuth::PrivateKeyJwt { key } => {
+                let now = auth::now_unix();
+                let aud = inner
+                    .endpoint
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| inner.endpoint.url.to_string());
+                let claims = serde_json::json!({
+                    "iss": client_id, "sub": client_id, "aud": aud,
+                    "iat": now, "exp": now + 60, "jti": random_id(),
+                });
+                let assertion = auth::jwt::sign(key, "JWT", &claims)
+                    .map_err(|e| TokenError::Assertion(e.to_string()))?;
+                form.append_pair("client_assertion_type", JWT_BEARER_ASSERTION);
+                form.append_pair("client_assertion", &assertion);
+            }
+        }
+        Ok(request.body(form.finish()))
+    }
+
+    fn secret_method(&self, forced: Option<SecretMethod>) -> SecretMethod {
+        if let Some(m) = forced {
+            return m;
+        }
+        let methods = &self.inner.endpoint.auth_methods;
+        let offers = |m: &str| methods.iter().any(|x| x == m);
+        // RFC 6749 §2.3.1: servers MUST support Basic; use post only when it is all they list.
+        if !methods.is_empty() && !offers("client_secret_basic") && offers("client_secret_post") {
+            SecretMethod::Post
+        } else {
+            SecretMethod::Basic
+        }
+    }
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        // Uniqueness, not secrecy, is what a jti needs.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("{nanos:032x}");
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_as_one_line_with_a_fix() {
+        let e = TokenError::OAuth {
+            client_id: "openai-mcp-client".into(),
+            code: "invalid_client".into(),
+            description: Some("client authentication failed".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the authorization server refused client `openai-mcp-client`: invalid_client (client authentication failed) — check OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (or OAUTH_CLIENT_KEY_FILE) against the server's client registry"
+        );
+        assert_eq!(e.oauth_code(), Some("invalid_client"));
+    }
+}

@@ -1,0 +1,600 @@
+//! The acceptance suite both client binaries run (DESIGN.md §7, issue 5):
+//! each function takes the provider's [`Spec`] and drives the real binary
+//! against the real oauth-server and mcp-server and the provider's fake API.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::llm::{Api, FakeLlm, Reply};
+
+use super::cli::{run, run_in};
+use super::pki::Ca;
+use super::stack::{Front, Options, READER_CLIENT, Stack};
+
+/// The API key the fakes expect.
+pub const KEY: &str = "test-key-not-a-secret";
+
+/// One provider's binary and variables.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub bin: &'static str,
+    pub api: Api,
+    pub name: &'static str,
+    pub key_var: &'static str,
+    pub base_var: &'static str,
+    pub model_var: &'static str,
+    pub client: (&'static str, &'static str),
+}
+
+impl Spec {
+    pub async fn fake(&self, script: Vec<Reply>) -> FakeLlm {
+        FakeLlm::start(self.api, KEY, script).await
+    }
+
+    /// Everything the binary needs: MCP + OAuth + the provider.
+    pub fn vars(&self, stack: &Stack, fake: &FakeLlm) -> Vec<(String, String)> {
+        let mut v = stack.client_vars(self.client);
+        v.push((self.key_var.into(), KEY.into()));
+        v.push((self.base_var.into(), fake.base_url()));
+        v.push((self.model_var.into(), "test-model".into()));
+        v
+    }
+
+    pub async fn run(&self, args: &[&str], vars: &[(String, String)]) -> super::cli::Run {
+        run(self.bin, args, vars, None).await
+    }
+}
+
+fn ticket_args() -> Value {
+    json!({"customer_id": "67890", "subject": "Billing issues",
+           "description": "The customer reports problems with their bill.", "priority": "high"})
+}
+
+/// No subcommand: the three demo queries, each through the model, the real
+/// tools and back, with every tool call in the transcript.
+pub async fn demo_queries(spec: Spec) {
+    let stack = Stack::start().await;
+    let fake = spec
+        .fake(vec![
+            Reply::tool("get_customer_info", json!({"customer_id": "12345"})),
+            Reply::text("Customer 12345: {results}"),
+            Reply::tool("create_support_ticket", ticket_args()),
+            Reply::text("Ticket created: {results}"),
+            Reply::tool(
+                "calculate_account_value",
+                json!({"customer_id": "12345", "amounts": [150, 300, 89]}),
+            ),
+            Reply::text("Account value: {results}"),
+        ])
+        .await;
+    let out = spec.run(&[], &spec.vars(&stack, &fake)).await;
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
+    fake.assert_valid();
+    assert_eq!(fake.remaining(), 0);
+
+    let s = &out.stdout;
+    for (i, query) in client_core::cli::DEMO_QUERIES.iter().enumerate() {
+        assert!(s.contains(&format!("=== Demo query {}/3", i + 1)), "{s}");
+        assert!(s.contains(&format!("You: {query}")), "{s}");
+    }
+    for line in [
+        r#"[tool] get_customer_info {"customer_id":"12345"}"#,
+        "[tool] get_customer_info -> ok in ",
+        "[tool] create_support_ticket {",
+        "[tool] create_support_ticket -> ok in ",
+        "[tool] calculate_account_value {",
+        "[tool] calculate_account_value -> ok in ",
+        "Assistant: Customer 12345: ",
+        "Assistant: Ticket created: ",
+        "Assistant: Account value: ",
+    ] {
+        assert!(s.contains(line), "missing {line:?} in\n{s}");
+    }
+    assert!(s.contains("Alice Johnson"), "{s}");
+    assert!(s.contains("539"), "the total of 150 + 300 + 89: {s}");
+
+    // What the model was sent: each result answers its call id, and came
+    // from the real server.
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 6);
+    for (i, tool) in [(1, "Alice Johnson"), (3, "67890"), (5, "539")] {
+        let results = reqs[i].tool_results(spec.api);
+        assert_eq!(results.len(), 1, "request {i}");
+        assert!(!results[0].2, "request {i}: {results:?}");
+        assert!(results[0].1.contains(tool), "request {i}: {results:?}");
+    }
+    let called: Vec<_> = stack
+        .mcp
+        .audit()
+        .recent(1000)
+        .into_iter()
+        .filter(|e| e.event == "mcp.tool_called")
+        .map(|e| (e.tool.unwrap_or_default(), e.client_id.unwrap_or_default()))
+        .collect();
+    let who = spec.client.0.to_owned();
+    assert_eq!(
+        called,
+        vec![
+            ("get_customer_info".to_owned(), who.clone()),
+            ("create_support_ticket".to_owned(), who.clone()),
+            ("calculate_account_value".to_owned(), who),
+        ]
+    );
+}
+
+/// Parallel tool calls in one turn: all run, results go back under their
+/// ids in order, a failing call becomes an error result; `--json` transcript.
+pub async fn parallel_calls_and_error_results(spec: Spec) {
+    let stack = Stack::start().await;
+    let fake = spec
+        .fake(vec![
+            Reply::tools(&[
+                ("get_customer_info", json!({"customer_id": "12345"})),
+                ("get_customer_info", json!({"customer_id": "67890"})),
+                ("get_customer_info", json!({"customer_id": "no such id!"})),
+            ]),
+            Reply::text("Summary: {results}"),
+        ])
+        .await;
+    let out = spec
+        .run(
+            &["ask", "Compare customers 12345 and 67890", "--json"],
+            &spec.vars(&stack, &fake),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    fake.assert_valid();
+    let events = out.json_lines();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "tool_call").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "tool_result").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"answer"));
+    let errors: Vec<bool> = events
+        .iter()
+        .filter(|e| e["event"] == "tool_result")
+        .map(|e| e["is_error"].as_bool().unwrap())
+        .collect();
+    assert_eq!(errors.iter().filter(|e| **e).count(), 1);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "tool_result")
+            .all(|e| e["latency_ms"].is_u64())
+    );
+
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let results = reqs[1].tool_results(spec.api);
+    let prefix = match spec.api {
+        Api::OpenAi => "call_",
+        Api::Anthropic => "toolu_",
+    };
+    let ids: Vec<String> = results.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(
+        ids,
+        (1..=3)
+            .map(|i| format!("{prefix}{i:04}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(results[0].1.contains("Alice Johnson"));
+    assert!(results[1].1.contains("Bob Martinez"));
+    assert!(results[2].2, "the bad id is an error result: {results:?}");
+    let answer = events.last().unwrap()["text"].as_str().unwrap();
+    assert!(answer.starts_with("Summary: "), "{answer}");
+}
+
+/// A model that never stops calling tools is cut off at `--max-turns`.
+pub async fn turn_limit(spec: Spec) {
+    let stack = Stack::start().await;
+    let call = Reply::tool("get_recent_customers", json!({"limit": 2}));
+    let fake = spec.fake(vec![call.clone(), call.clone(), call]).await;
+    let out = spec
+        .run(
+            &["ask", "loop forever", "--max-turns", "2"],
+            &spec.vars(&stack, &fake),
+        )
+        .await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "error: the model was still calling tools after 2 turns — stopped (raise --max-turns if the task really needs more)"
+    );
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(fake.remaining(), 1);
+    fake.assert_valid();
+}
+
+/// LLM 429 with `Retry-After: 1`, then success: one retry, after ≥ 1 s.
+pub async fn llm_429_is_retried_after_retry_after(spec: Spec) {
+    let stack = Stack::start().await;
+    let fake = spec
+        .fake(vec![Reply::error(429, Some("1")), Reply::text("Hello.")])
+        .await;
+    let out = spec.run(&["ask", "hi"], &spec.vars(&stack, &fake)).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Assistant: Hello."), "{}", out.stdout);
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(
+        gap >= Duration::from_secs(1) && gap < Duration::from_secs(3),
+        "{gap:?}"
+    );
+}
+
+/// Five 500s: a clear one-line failure, within the retry bound.
+pub async fn five_llm_500s_fail_clearly(spec: Spec) {
+    let stack = Stack::start().await;
+    let fake = spec.fake(vec![Reply::error(500, None); 5]).await;
+    let started = Instant::now();
+    let out = spec.run(&["ask", "hi"], &spec.vars(&stack, &fake)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    // Each retry is announced; the failure is one last line.
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let prefix = format!(
+        "error: {} API still answered HTTP 500 after 5 attempts in ",
+        spec.name
+    );
+    let last = lines.last().unwrap();
+    assert!(last.starts_with(&prefix), "{}", out.stderr);
+    assert!(last.ends_with(": scripted error 500"), "{}", out.stderr);
+    assert_eq!(lines.len(), 5, "{}", out.stderr);
+    for (i, line) in lines[..4].iter().enumerate() {
+        assert!(
+            line.contains(&format!(
+                "{} API answered HTTP 500; retrying in ",
+                spec.name
+            )) && line.ends_with(&format!("(attempt {} of 5)", i + 2)),
+            "{line}"
+        );
+    }
+    assert_eq!(fake.requests().len(), 5);
+    // Default policy: 4 waits of at most 0.5, 1, 2 and 4 s.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+}
+
+/// A 400 is the request's fault: reported at once, never retried.
+pub async fn llm_400_is_not_retried(spec: Spec) {
+    let stack = Stack::start().await;
+    let fake = spec
+        .fake(vec![Reply::error(400, None), Reply::text("unused")])
+        .await;
+    let out = spec.run(&["ask", "hi"], &spec.vars(&stack, &fake)).await;
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr.trim_end(),
+        format!(
+            "error: {} API refused the request (HTTP 400, invalid_request_error): scripted error 400",
+            spec.name
+        )
+    );
+    assert_eq!(fake.requests().len(), 1);
+}
+
+/// Missing or wrong configuration: one line naming the fix, before any traffic.
+pub async fn configuration_errors_name_the_fix(spec: Spec) {
+    let out = spec.run(&["ask", "hi"], &[]).await;
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {} is not set — put it in .env or export it\n",
+            spec.key_var
+        )
+    );
+    let out = spec.run(&["tools"], &[]).await;
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "error: OAUTH_CLIENT_ID is not set — put it in .env or export it (the dev clients are in config/clients.toml)\n"
+    );
+    let out = spec
+        .run(&["ask", "hi"], &[(spec.key_var.into(), KEY.into())])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("error: OAUTH_CLIENT_ID is not set"),
+        "{}",
+        out.stderr
+    );
+    let vars = vec![
+        (spec.key_var.into(), KEY.into()),
+        (spec.base_var.into(), "http://api.example.com/v1".into()),
+    ];
+    let out = spec.run(&["ask", "hi"], &vars).await;
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {} must use https (plain http is allowed only for localhost): http://api.example.com/v1\n",
+            spec.base_var
+        )
+    );
+    let out = spec
+        .run(&["call", "get_customer_info", "{not json"], &[])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .starts_with("error: the arguments are not valid JSON ("),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `tools` and `call` need no LLM key; `--json` is machine-readable; a
+/// client without the scope gets the clear message.
+pub async fn tools_and_call_without_an_llm_key(spec: Spec) {
+    let stack = Stack::start().await;
+    let vars = stack.client_vars(spec.client);
+    let out = spec.run(&["tools"], &vars).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with(&format!(
+        "4 tools on {} for client {}:",
+        stack.mcp_url, spec.client.0
+    )));
+    for (tool, scope) in [
+        ("get_customer_info", "customer:read"),
+        ("get_recent_customers", "customer:read"),
+        ("create_support_ticket", "ticket:create"),
+        ("calculate_account_value", "account:calculate"),
+    ] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(tool))
+            .unwrap_or_else(|| panic!("{tool} missing:\n{}", out.stdout));
+        assert!(line.contains(&format!("scopes: {scope}")), "{line}");
+    }
+
+    let out = spec.run(&["tools", "--json"], &vars).await;
+    let doc = &out.json_lines()[0];
+    assert_eq!(doc["event"], "tools");
+    assert_eq!(doc["tools"][2]["name"], "create_support_ticket");
+    assert_eq!(doc["tools"][2]["scopes"], json!(["ticket:create"]));
+
+    let out = spec
+        .run(
+            &["call", "get_customer_info", r#"{"customer_id":"12345"}"#],
+            &vars,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("[tool] get_customer_info -> ok in "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Alice Johnson"), "{}", out.stdout);
+
+    let out = spec
+        .run(
+            &["call", "get_customer_info", r#"{"customer_id":"bad!"}"#],
+            &vars,
+        )
+        .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("-> error in "), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .starts_with("error: the tool reported an error: "),
+        "{}",
+        out.stderr
+    );
+
+    let reader = stack.client_vars(READER_CLIENT);
+    let out = spec
+        .run(
+            &["call", "create_support_ticket", &ticket_args().to_string()],
+            &reader,
+        )
+        .await;
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "error: client `reader-client` lacks scope `ticket:create` and could not get it (the \
+         authorization server answered invalid_scope) — if the client is allowed it, add it to \
+         OAUTH_SCOPES; otherwise grant it in the authorization server's client registry \
+         (allowed_scopes)\n"
+    );
+}
+
+/// `.env` in the working directory is read.
+pub async fn reads_dotenv(spec: Spec) {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env: String = stack
+        .client_vars(spec.client)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    std::fs::write(dir.path().join(".env"), env).unwrap();
+    let out = run_in(dir.path(), spec.bin, &["tools"], &[], None).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("4 tools on "), "{}", out.stdout);
+}
+
+/// Over TLS with a test CA: refused without it, fine with SSL_CERT_FILE.
+pub async fn tls_with_ssl_cert_file(spec: Spec) {
+    let ca = Ca::new("secure-mcp test CA");
+    let leaf = ca.issue(&["localhost", "127.0.0.1"]);
+    let stack = Stack::start_with(Options {
+        front: Front::Tls {
+            cert_pem: leaf.cert_pem,
+            key_pem: leaf.key_pem,
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut vars = stack.client_vars(spec.client);
+    let out = spec.run(&["tools"], &vars).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "TLS: the server's certificate is not signed by a trusted CA — set SSL_CERT_FILE"
+        ),
+        "{}",
+        out.stderr
+    );
+    let ca_file = stack.dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap();
+    vars.push(("SSL_CERT_FILE".into(), ca_file.to_str().unwrap().into()));
+    let out = spec.run(&["tools"], &vars).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .starts_with(&format!("4 tools on {}", stack.mcp_url)),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `chat` keeps the conversation between questions.
+pub async fn chat_keeps_the_conversation(spec: Spec) {
+    let stack = Stack::start().await;
+    let fake = spec
+        .fake(vec![
+            Reply::tool("get_customer_info", json!({"customer_id": "12345"})),
+            Reply::text("Alice is gold."),
+            Reply::text("You asked about Alice."),
+        ])
+        .await;
+    let out = run(
+        spec.bin,
+        &["chat"],
+        &spec.vars(&stack, &fake),
+        Some("Who is 12345?\nWhat did I ask?\nexit\n"),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Assistant: Alice is gold."));
+    assert!(out.stdout.contains("Assistant: You asked about Alice."));
+    fake.assert_valid();
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3);
+    // The second question is sent with the whole first exchange.
+    let history = reqs[2].body["messages"].to_string();
+    assert!(history.contains("Who is 12345?") && history.contains("Alice is gold."));
+    assert!(history.contains("What did I ask?"));
+}
+
+/// Client scenarios of the MCP conformance suite this client passes: the
+/// client-credentials ones, the plain protocol ones, and the discovery checks
+/// (resource and issuer validation) of authorization scenarios. The other
+/// client scenarios need an interactive authorization_code flow, dynamic
+/// registration, DPoP, elicitation or sampling (README, "Conformance").
+pub const CONFORMANCE_SCENARIOS: &[&str] = &[
+    "initialize",
+    "tools_call",
+    "json-schema-ref-no-deref",
+    "auth/client-credentials-basic",
+    "auth/client-credentials-jwt",
+    "auth/pre-registration",
+    "auth/resource-mismatch",
+    "auth/metadata-issuer-mismatch",
+];
+
+/// Runs [`CONFORMANCE_SCENARIOS`] with the binary's `conformance` mode
+/// (the suite is installed by `scripts/conformance.sh --install-only`).
+pub async fn conformance_client_scenarios(spec: Spec) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tools = root.join(".tools/conformance/node_modules");
+    let node = tools.join("node/bin/node");
+    let suite = tools.join("@modelcontextprotocol/conformance/dist/index.js");
+    if !node.exists() || !suite.exists() {
+        assert!(
+            !testkit::services_required(),
+            "the MCP conformance suite is not installed: run scripts/conformance.sh --install-only"
+        );
+        eprintln!(
+            "SKIPPED: MCP conformance suite not installed (scripts/conformance.sh --install-only)"
+        );
+        return;
+    }
+    let command = format!("{} conformance", spec.bin);
+    for scenario in CONFORMANCE_SCENARIOS {
+        let out = tokio::process::Command::new(&node)
+            .arg(&suite)
+            .args(["client", "--command", &command, "--scenario", scenario])
+            .env_remove("MCP_SERVER_URL")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success()
+                && (stdout.contains("OVERALL: PASSED") || stderr.contains("OVERALL: PASSED")),
+            "{scenario} failed:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+/// Tokens that live two seconds, a model that takes 0.7 s per turn: the
+/// conversation outlives several tokens and the client renews them on its
+/// own — every tool call succeeds and the server never rejects a token.
+pub async fn a_long_conversation_renews_tokens(spec: Spec) {
+    let stack = Stack::start_with(Options {
+        token_ttl: Some(Duration::from_secs(2)),
+        oauth_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let slow = Duration::from_millis(700);
+    let mut script: Vec<Reply> = (0..6)
+        .map(|_| Reply::tool("get_customer_info", json!({"customer_id": "12345"})).after(slow))
+        .collect();
+    script.push(Reply::text("Done.").after(slow));
+    let fake = spec.fake(script).await;
+    let started = Instant::now();
+    let out = spec
+        .run(
+            &["ask", "Check customer 12345 six times", "--json"],
+            &spec.vars(&stack, &fake),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(started.elapsed() > Duration::from_secs(4));
+    let results: Vec<Value> = out
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 6);
+    assert!(
+        results.iter().all(|r| r["is_error"] == false),
+        "{results:?}"
+    );
+    let token_requests = stack.oauth_faults.seen("/token");
+    assert!(
+        token_requests.len() >= 3 && token_requests.iter().all(|(_, s)| *s == 200),
+        "{token_requests:?}"
+    );
+    let rejected: Vec<_> = stack
+        .mcp
+        .audit()
+        .recent(1000)
+        .into_iter()
+        .filter(|e| e.event == "mcp.token_rejected")
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![Some("missing_token")],
+        "only discovery's probe"
+    );
+    fake.assert_valid();
+}
