@@ -123,8 +123,12 @@ OAUTH_ENV=(
   OAUTH_BIND="127.0.0.1:$OAUTH_PORT" OAUTH_ISSUER="$ISSUER" OAUTH_KEYS_DIR="$WORK/keys"
   OAUTH_CLIENTS_FILE="$ROOT/config/clients.toml" OAUTH_RESOURCES="$RESOURCE" RUST_LOG=warn
 )
+# The suite sends hundreds of requests as one client within seconds: lift
+# the per-client budget out of its way (rate limiting has its own tests).
 MCP_ENV=(
   MCP_BIND="127.0.0.1:$MCP_PORT" MCP_RESOURCE_URL="$RESOURCE" OAUTH_ISSUER="$ISSUER" RUST_LOG=warn
+  RATE_LIMIT_PER_MINUTE=6000000 RATE_LIMIT_BURST=100000
+  RATE_LIMIT_AUTH_FAILURES_PER_MINUTE=6000000 RATE_LIMIT_AUTH_FAILURES_BURST=100000
 )
 # Neither the caller's environment nor a .env in the checkout may leak in
 # (e.g. a REDIS_URL): empty environment, working directory $WORK.
