@@ -13,8 +13,13 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 
-/// Builds the i-th request of a connection.
-pub type MakeRequest = Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>;
+/// Builds the next request of connection `n` (so a connection can own state,
+/// e.g. its MCP session).
+pub type MakeRequest = Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// A request that takes longer than this counts as an error (and ends its
+/// connection), so a lost response cannot hang the run.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Decides whether a response is correct (a 200 with an error body is not).
 pub type Check = Arc<dyn Fn(StatusCode, &[u8]) -> bool + Send + Sync>;
 
@@ -50,10 +55,10 @@ pub async fn run(
     let end = measure_from + duration;
     let target = Arc::new(target);
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for n in 0..connections {
         let t = target.clone();
         tasks.push(tokio::spawn(async move {
-            connection(&t, measure_from, end).await
+            connection(&t, n, measure_from, end).await
         }));
     }
     let mut total = Stats {
@@ -75,7 +80,7 @@ pub async fn run(
     Ok(total)
 }
 
-async fn connection(t: &Target, measure_from: Instant, end: Instant) -> anyhow::Result<Stats> {
+async fn connection(t: &Target, n: usize, measure_from: Instant, end: Instant) -> anyhow::Result<Stats> {
     let mut stats = Stats {
         ok: 0,
         errors: 0,
@@ -95,13 +100,16 @@ async fn connection(t: &Target, measure_from: Instant, end: Instant) -> anyhow::
             break;
         }
         sender.ready().await?;
-        let result = async {
-            let resp = sender.send_request((t.make)()).await?;
+        let exchange = async {
+            let resp = sender.send_request((t.make)(n)).await?;
             let status = resp.status();
             let body = resp.into_body().collect().await?.to_bytes();
             Ok::<_, anyhow::Error>((status, body))
-        }
-        .await;
+        };
+        let result = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow::anyhow!("no complete response within {REQUEST_TIMEOUT:?}")),
+        };
         let done = Instant::now();
         let measured = begin >= measure_from && done <= end;
         match result {

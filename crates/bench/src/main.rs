@@ -128,7 +128,7 @@ async fn token_scenario(
     let addr = stack.oauth.addr;
     let auth_header = stack::basic_auth();
     let host = addr.to_string();
-    let make: load::MakeRequest = Arc::new(move || {
+    let make: load::MakeRequest = Arc::new(move |_| {
         Request::post("/token")
             .header(http::header::HOST, &host)
             .header(http::header::AUTHORIZATION, &auth_header)
@@ -185,7 +185,7 @@ async fn tools_scenario(
     };
     let check: load::Check = Arc::new(stack::tool_ok);
     // One request by hand first: a misconfigured scenario fails loudly.
-    let (status, body) = stack::one_request(mcp.addr, make()).await?;
+    let (status, body) = stack::one_request(mcp.addr, make(0)).await?;
     if !stack::tool_ok(status, &body) {
         bail!(
             "{name}: first call failed: {status} {}",
@@ -242,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let body = Bytes::from(vec![b'x'; 720]);
         let addr = ceiling::bare_axum(body, cores)?;
-        let make: load::MakeRequest = Arc::new(move || {
+        let make: load::MakeRequest = Arc::new(move |_| {
             Request::post("/")
                 .header(http::header::HOST, "localhost")
                 .body(Full::new(Bytes::from_static(

@@ -190,7 +190,7 @@ pub fn stateless_call(addr: SocketAddr, token: &str) -> load::MakeRequest {
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{{CALL_PARAMS},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
     ));
     let (host, bearer) = (addr.to_string(), format!("Bearer {token}"));
-    Arc::new(move || {
+    Arc::new(move |_| {
         Request::post("/mcp")
             .header(http::header::HOST, &host)
             .header(http::header::AUTHORIZATION, &bearer)
@@ -205,7 +205,8 @@ pub fn stateless_call(addr: SocketAddr, token: &str) -> load::MakeRequest {
 }
 
 /// Opens `n` 2025-11-25 sessions (initialize + initialized) and returns a
-/// request maker that spreads `tools/call` over them.
+/// request maker that gives connection `i` session `i` (one client, one
+/// session, requests in sequence — how MCP clients use a session).
 pub async fn session_calls(
     addr: SocketAddr,
     token: &str,
@@ -254,12 +255,11 @@ pub async fn session_calls(
         }
         sessions.push(http::HeaderValue::from_str(&id)?);
     }
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let body = Bytes::from(format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{{CALL_PARAMS}}}}}"#
     ));
-    Ok(Arc::new(move || {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % sessions.len();
+    Ok(Arc::new(move |conn| {
+        let i = conn % sessions.len();
         Request::post("/mcp")
             .header(http::header::HOST, &host)
             .header(http::header::AUTHORIZATION, &bearer)
