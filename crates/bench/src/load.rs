@@ -80,7 +80,12 @@ pub async fn run(
     Ok(total)
 }
 
-async fn connection(t: &Target, n: usize, measure_from: Instant, end: Instant) -> anyhow::Result<Stats> {
+async fn connection(
+    t: &Target,
+    n: usize,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<Stats> {
     let mut stats = Stats {
         ok: 0,
         errors: 0,
@@ -108,7 +113,9 @@ async fn connection(t: &Target, n: usize, measure_from: Instant, end: Instant) -
         };
         let result = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!("no complete response within {REQUEST_TIMEOUT:?}")),
+            Err(_) => Err(anyhow::anyhow!(
+                "no complete response within {REQUEST_TIMEOUT:?}"
+            )),
         };
         let done = Instant::now();
         let measured = begin >= measure_from && done <= end;
