@@ -140,6 +140,7 @@ async fn mcp_failed_auth_limit_keys_on_the_real_client_address() {
     // process); 40 forged tokens spread over both, each claiming another
     // address, spend both budgets of the ONE real address.
     let attacker = stack.http_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+    let started = std::time::Instant::now();
     let mut statuses = Vec::new();
     for i in 0..40 {
         statuses.push(
@@ -154,10 +155,16 @@ async fn mcp_failed_auth_limit_keys_on_the_real_client_address() {
         statuses.iter().all(|s| *s == 401 || *s == 429),
         "{statuses:?}"
     );
+    // Both budgets (10 each) plus what refilled meanwhile (30/min = one unit
+    // per 2 s per replica) is all the real address can get; had the spoofed
+    // header picked the key, all 40 would have been verified (401).
+    let refilled = 2 * (started.elapsed().as_secs() / 2 + 1);
+    let verified = statuses.iter().filter(|s| **s == 401).count() as u64;
     assert!(
-        statuses.ends_with(&[429, 429, 429, 429, 429]),
+        verified <= 20 + refilled,
         "spoofed X-Forwarded-For escaped the failed-auth limit: {statuses:?}"
     );
+    assert!(statuses.contains(&429), "{statuses:?}");
     // Another real address through the same nginx is judged on its own.
     let other = stack.http_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)));
     let resp = post(&other, "198.51.100.1".to_owned()).await.unwrap();
