@@ -175,7 +175,8 @@ async fn tools_scenario(
     o: &Opts,
     ceiling: Option<f64>,
 ) -> anyhow::Result<Row> {
-    let stack = stack::start("ES256", true, redis).await?;
+    // The default signing algorithm (OAUTH_SIGNING_ALG=RS256): RSA verifies ~3x faster than ECDSA.
+    let stack = stack::start("RS256", true, redis).await?;
     let mcp = stack.mcp.as_ref().context("mcp-server not started")?;
     let token = stack.token.as_deref().context("no token")?;
     let make = if session {
