@@ -141,8 +141,9 @@ async fn token_scenario(
             )))
             .unwrap_or_default()
     });
-    let check: load::Check =
-        Arc::new(|status, body| status == StatusCode::OK && memfind(body, b"\"access_token\""));
+    let check: load::Check = Arc::new(|status, body| {
+        status == StatusCode::OK && stack::contains(body, b"\"access_token\"")
+    });
     let stats = load::run(
         load::Target { addr, make, check },
         o.connections,
@@ -211,10 +212,6 @@ async fn tools_scenario(
         mcp.rss_mib(),
         ceiling.map(|v| ("bare axum".to_owned(), v)),
     ))
-}
-
-fn memfind(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::main]

@@ -69,7 +69,7 @@ pub async fn start(alg: &str, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
     if let Some(r) = &redis {
         shared.push(("REDIS_URL", r.url()));
     }
-    let oport = servers::free_port()?;
+    let oport = testkit::free_port();
     let oaddr = SocketAddr::from(([127, 0, 0, 1], oport));
     let issuer = format!("http://127.0.0.1:{oport}");
     let mut env = shared.clone();
@@ -102,7 +102,7 @@ pub async fn start(alg: &str, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
         return Ok(stack);
     }
     stack.token = Some(fetch_token(oaddr).await?);
-    let mport = servers::free_port()?;
+    let mport = testkit::free_port();
     let maddr = SocketAddr::from(([127, 0, 0, 1], mport));
     let mut env = shared;
     env.extend([
@@ -170,7 +170,8 @@ pub async fn one_request_with_headers(
     ))
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+/// Whether `needle` occurs in `hay` (response bodies are small).
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

@@ -40,19 +40,28 @@ fn now_secs() -> u64 {
     u64::try_from(auth::now_unix()).unwrap_or(0)
 }
 
-/// Reads every `*.pem` key in `dir`, oldest first.
-pub fn load_dir(dir: &Path) -> Result<Vec<StoredKey>, String> {
+/// The `*.pem` files in `dir`, sorted by path (an absent folder is empty).
+fn pem_paths(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(format!("cannot read keys folder {}: {e}", dir.display())),
     };
-    let mut keys = Vec::new();
+    let mut paths = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("pem") {
-            continue;
+        if path.extension().and_then(|e| e.to_str()) == Some("pem") {
+            paths.push(path);
         }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Reads every `*.pem` key in `dir`, oldest first.
+pub fn load_dir(dir: &Path) -> Result<Vec<StoredKey>, String> {
+    let mut keys = Vec::new();
+    for path in pem_paths(dir)? {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let key = SigningKey::from_pem(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -178,16 +187,20 @@ impl KeyStore {
     /// Re-reads the folder; swaps the ring if the set of keys changed.
     /// Returns true when it changed.
     pub fn reload(&self) -> Result<bool, String> {
-        let keys = load_dir(&self.dir)?;
-        let current = self.ring.load();
-        let same = keys.len() == current.keys.len()
-            && keys
-                .iter()
-                .zip(&current.keys)
-                .all(|(a, b)| a.key.kid() == b.key.kid());
-        if same {
+        // File names carry the kid: an unchanged listing means unchanged keys,
+        // so the periodic reload reads and parses nothing in the common case.
+        let mut current: Vec<PathBuf> = self
+            .ring
+            .load()
+            .keys
+            .iter()
+            .map(|k| k.path.clone())
+            .collect();
+        current.sort();
+        if pem_paths(&self.dir)? == current {
             return Ok(false);
         }
+        let keys = load_dir(&self.dir)?;
         let ring = ring_from(keys, self.alg)?;
         self.verify_keys.replace(&jwk_set(&ring));
         tracing::info!(
