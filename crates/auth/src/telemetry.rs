@@ -3,6 +3,7 @@
 //! Audit events use `target: "audit"` and a stable `event` field (DESIGN.md §8),
 //! so `LOG_FORMAT=json` gives one machine-readable object per decision.
 
+use std::io::IsTerminal as _;
 use std::str::FromStr;
 
 use tracing_subscriber::EnvFilter;
@@ -34,9 +35,13 @@ pub fn init_tracing(format: LogFormat) {
     // died), the subscriber would otherwise `eprintln!` its write error, which
     // panics inside whatever task happened to log — e.g. the one that turns
     // SIGTERM into a shutdown.
+    // Colour only for a person at a terminal: escape codes in a log file or
+    // journald are noise, and formatting them costs CPU on every event.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -4,6 +4,11 @@
 //! through an [`arc_swap`] snapshot (no lock), touches the network only when
 //! a `kid` is unknown (then one single-flight, rate-limited JWKS refetch),
 //! and never allocates more than the decoded header and claims.
+//! [`Verifier::with_cache`] adds a bounded cache of already verified tokens
+//! ([`cache`]), so a token reused for its lifetime is verified once per key
+//! set, not once per request.
+
+pub mod cache;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,9 +21,10 @@ use serde::Deserialize;
 
 use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use crate::jwk::JwkSet;
-use crate::jwt::{JwtError, Unverified};
+use crate::jwt::{JwtError, MAX_TOKEN_LEN, Unverified};
 use crate::keys::VerifyingKey;
 use crate::uri::canonical_resource;
+use cache::{Entry, TokenCache};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY_SECS: i64 = 60;
@@ -307,6 +313,7 @@ pub struct Verifier {
     audience: Option<String>,
     leeway: i64,
     keys: Arc<dyn KeySource>,
+    cache: Option<TokenCache>,
 }
 
 impl Verifier {
@@ -318,6 +325,7 @@ impl Verifier {
             audience: Some(audience),
             leeway: DEFAULT_LEEWAY_SECS,
             keys,
+            cache: None,
         }
     }
 
@@ -329,12 +337,26 @@ impl Verifier {
             audience: None,
             leeway: 0,
             keys,
+            cache: None,
         }
     }
 
     pub fn with_leeway(mut self, secs: i64) -> Self {
         self.leeway = secs;
         self
+    }
+
+    /// Remembers up to `capacity` verified tokens (see [`cache`]):
+    /// [`Verifier::verify_shared`] then checks a reused token's signature
+    /// only once per key set. `0` turns the cache off.
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| TokenCache::new(capacity));
+        self
+    }
+
+    /// Number of tokens in the verified-token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, TokenCache::len)
     }
 
     pub fn issuer(&self) -> &str {
@@ -350,8 +372,66 @@ impl Verifier {
         self.verify_at(token, crate::now_unix()).await
     }
 
-    /// Verifies `token` as of `now` (seconds since the epoch).
+    /// Verifies `token` as of `now` (seconds since the epoch). Never uses
+    /// the cache.
     pub async fn verify_at(&self, token: &str, now: i64) -> Result<AccessTokenClaims, VerifyError> {
+        self.verify_full(token, now)
+            .await
+            .map(|(claims, _, _)| claims)
+    }
+
+    /// Verifies `token` now, through the verified-token cache when one is
+    /// configured ([`Verifier::with_cache`]). Same answers as
+    /// [`Verifier::verify`] for every token, at any time.
+    pub async fn verify_shared(&self, token: &str) -> Result<Arc<AccessTokenClaims>, VerifyError> {
+        self.verify_shared_at(token, crate::now_unix()).await
+    }
+
+    /// [`Verifier::verify_shared`] as of `now`.
+    pub async fn verify_shared_at(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<AccessTokenClaims>, VerifyError> {
+        let cache = match &self.cache {
+            // Oversized tokens are refused by the parser; never hash them.
+            Some(cache) if token.len() <= MAX_TOKEN_LEN => cache,
+            _ => return self.verify_at(token, now).await.map(Arc::new),
+        };
+        let hash = TokenCache::hash(token);
+        if let Some(hit) = cache.get(&hash) {
+            // Only while the same key object still stands for that kid: a
+            // rotation, removal or refresh of the key set re-verifies.
+            if self
+                .keys
+                .get(&hit.kid)
+                .is_some_and(|k| Arc::ptr_eq(&k, &hit.key))
+            {
+                self.check_claims(&hit.claims, now)?;
+                return Ok(hit.claims);
+            }
+            cache.remove(&hash);
+        }
+        let (claims, kid, key) = self.verify_full(token, now).await?;
+        let claims = Arc::new(claims);
+        cache.insert(
+            hash,
+            Entry {
+                claims: claims.clone(),
+                kid: Arc::from(kid),
+                key,
+            },
+            now,
+        );
+        Ok(claims)
+    }
+
+    /// Full verification; also returns the `kid` and key that verified.
+    async fn verify_full(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(AccessTokenClaims, String, Arc<VerifyingKey>), VerifyError> {
         let jws = Unverified::parse(token)?;
         let typ_ok = jws.header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
@@ -369,7 +449,7 @@ impl Verifier {
         };
         let claims: AccessTokenClaims = jws.verify(&key)?;
         self.check_claims(&claims, now)?;
-        Ok(claims)
+        Ok((claims, kid.to_owned(), key))
     }
 
     fn check_claims(&self, c: &AccessTokenClaims, now: i64) -> Result<(), VerifyError> {
@@ -430,6 +510,122 @@ mod tests {
             Arc::new(StaticKeys::new(&set)),
         );
         (key, v)
+    }
+
+    fn cached_setup(capacity: usize) -> (SigningKey, Arc<StaticKeys>, Verifier) {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let keys = Arc::new(StaticKeys::new(&JwkSet {
+            keys: vec![key.public_jwk().clone()],
+        }));
+        let v = Verifier::new(ISS.into(), AUD, keys.clone()).with_cache(capacity);
+        (key, keys, v)
+    }
+
+    #[tokio::test]
+    async fn cache_answers_like_a_full_verification() {
+        let (key, _, v) = cached_setup(64);
+        let now = 1_000_000;
+        let t = sign(&key, "at+jwt", &claims(now)).unwrap();
+        for _ in 0..3 {
+            assert_eq!(*v.verify_shared_at(&t, now).await.unwrap(), claims(now));
+        }
+        assert_eq!(v.cached_tokens(), 1, "one token, one entry");
+        // Time is checked again on every hit.
+        assert_eq!(
+            v.verify_shared_at(&t, now + 900 + 60).await.unwrap_err(),
+            VerifyError::Expired
+        );
+        assert_eq!(
+            *v.verify_shared_at(&t, now + 900 + 59).await.unwrap(),
+            claims(now)
+        );
+        // Any other byte string is a different token: verified in full.
+        let mut forged = t.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(matches!(
+            v.verify_shared_at(&forged, now).await.unwrap_err(),
+            VerifyError::Jwt(_)
+        ));
+        let other_claims = AccessTokenClaims {
+            client_id: "other".into(),
+            ..claims(now)
+        };
+        let mut spliced: Vec<&str> = t.split('.').collect();
+        let payload = sign(&key, "at+jwt", &other_claims).unwrap();
+        spliced[1] = payload.split('.').nth(1).unwrap();
+        assert!(matches!(
+            v.verify_shared_at(&spliced.join("."), now)
+                .await
+                .unwrap_err(),
+            VerifyError::Jwt(_)
+        ));
+        assert_eq!(v.cached_tokens(), 1, "failures are never cached");
+    }
+
+    #[tokio::test]
+    async fn a_token_refused_once_is_refused_again() {
+        let (key, _, v) = cached_setup(64);
+        let now = 1_000_000;
+        let early = AccessTokenClaims {
+            nbf: now + 120,
+            ..claims(now)
+        };
+        let t = sign(&key, "at+jwt", &early).unwrap();
+        assert_eq!(
+            v.verify_shared_at(&t, now).await.unwrap_err(),
+            VerifyError::NotYetValid
+        );
+        assert_eq!(v.cached_tokens(), 0);
+        assert_eq!(*v.verify_shared_at(&t, now + 120).await.unwrap(), early);
+    }
+
+    #[tokio::test]
+    async fn a_key_set_change_invalidates_cached_tokens() {
+        let (key, keys, v) = cached_setup(64);
+        let now = crate::now_unix();
+        let t = sign(&key, "at+jwt", &claims(now)).unwrap();
+        v.verify_shared(&t).await.unwrap();
+        // The signing key is withdrawn (compromise, rotation): a cached token
+        // must not outlive it.
+        let replacement = SigningKey::generate(Algorithm::ES256).unwrap();
+        keys.replace(&JwkSet {
+            keys: vec![replacement.public_jwk().clone()],
+        });
+        assert_eq!(
+            v.verify_shared(&t).await.unwrap_err(),
+            VerifyError::UnknownKid
+        );
+        // Published again: verified in full and cached anew.
+        keys.replace(&JwkSet {
+            keys: vec![key.public_jwk().clone()],
+        });
+        assert_eq!(*v.verify_shared(&t).await.unwrap(), claims(now));
+        assert_eq!(v.cached_tokens(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_capacity() {
+        let (key, _, v) = cached_setup(cache::SHARDS * 2);
+        let now = 1_000_000;
+        for i in 0..200 {
+            let c = AccessTokenClaims {
+                jti: format!("j{i}"),
+                ..claims(now)
+            };
+            let t = sign(&key, "at+jwt", &c).unwrap();
+            assert_eq!(*v.verify_shared_at(&t, now).await.unwrap(), c);
+            assert!(
+                v.cached_tokens() <= cache::SHARDS * 2,
+                "{}",
+                v.cached_tokens()
+            );
+        }
+        assert!(v.cached_tokens() > 0);
+        // Without a cache, verify_shared is a full verification.
+        let (_, plain) = setup(Algorithm::ES256);
+        assert_eq!(plain.cached_tokens(), 0);
     }
 
     #[tokio::test]

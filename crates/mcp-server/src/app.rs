@@ -83,11 +83,10 @@ impl App {
                 tracing::warn!(url = %jwks_url, error = %e, "initial JWKS fetch failed; will retry")
             }
         }
-        let verifier = Arc::new(Verifier::new(
-            config.issuer.clone(),
-            &config.resource_url,
-            jwks.clone(),
-        ));
+        let verifier = Arc::new(
+            Verifier::new(config.issuer.clone(), &config.resource_url, jwks.clone())
+                .with_cache(auth::verify::cache::DEFAULT_CAPACITY),
+        );
 
         let revocations: Arc<dyn RevocationStore> = match &config.redis_url {
             Some(url) => Arc::new(

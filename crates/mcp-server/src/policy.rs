@@ -22,6 +22,11 @@ impl Caller {
         }
     }
 
+    /// From claims the verifier already shares (its verified-token cache).
+    pub fn from_shared(claims: Arc<AccessTokenClaims>) -> Self {
+        Self { claims }
+    }
+
     pub fn client_id(&self) -> &str {
         &self.claims.client_id
     }

@@ -1,8 +1,10 @@
 //! Second wall: the bearer access token (RFC 6750 header method only).
 //!
 //! The token goes through `auth::Verifier` (signature with a pre-parsed key
-//! from the cached JWKS, `typ`, `iss`, `aud`, `exp`/`nbf`, `scope`) and the
-//! revocation denylist. On success the [`Caller`] is put in the request
+//! from the cached JWKS, `typ`, `iss`, `aud`, `exp`/`nbf`, `scope`; a token
+//! already verified under the current key set is a cache hit whose times are
+//! checked again) and the revocation denylist, which is asked on every
+//! request. On success the [`Caller`] is put in the request
 //! extensions, where rmcp hands it to the tool handlers inside
 //! `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge;
 //! the precise reason goes to the audit log only.
@@ -108,7 +110,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         Presented::Token(t) => t,
     };
-    let claims = match state.verifier().verify(token).await {
+    let claims = match state.verifier().verify_shared(token).await {
         Ok(claims) => claims,
         Err(e) => {
             charge().await;
@@ -158,7 +160,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
     }
     tracing::Span::current().record("client_id", claims.client_id.as_str());
-    req.extensions_mut().insert(Caller::new(claims));
+    req.extensions_mut().insert(Caller::from_shared(claims));
     next.run(req).await
 }
 

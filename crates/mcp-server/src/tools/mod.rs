@@ -9,7 +9,7 @@
 //! handler turns into an `isError: true` result that tells the model what to
 //! fix; it never panics and never becomes a 500.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures::future::BoxFuture;
 use rmcp::model::{JsonObject, MetaObject, Tool, ToolAnnotations};
@@ -88,8 +88,18 @@ impl ToolDef {
         [self.scope]
     }
 
-    /// The MCP tool definition, with `_meta["securemcp/scopes"]`.
+    /// The MCP tool definition, with `_meta["securemcp/scopes"]`. Built once
+    /// per process for the tools in [`ALL`]: rmcp asks for it on every
+    /// 2026-07-28 `tools/call` (to check the request headers against the
+    /// schema), and generating a JSON Schema is not free.
     pub fn to_tool(&self) -> Result<Tool, String> {
+        match ALL.iter().position(|t| t.name == self.name) {
+            Some(i) => DEFINITIONS[i].clone(),
+            None => self.build_tool(),
+        }
+    }
+
+    fn build_tool(&self) -> Result<Tool, String> {
         let schema = (self.input_schema)()?;
         let mut meta = JsonObject::new();
         meta.insert(SCOPES_META_KEY.to_owned(), serde_json::json!(self.scopes()));
@@ -104,6 +114,10 @@ impl ToolDef {
             .with_meta(MetaObject(meta)))
     }
 }
+
+/// [`ToolDef::to_tool`] of each of [`ALL`], in order.
+static DEFINITIONS: LazyLock<Vec<Result<Tool, String>>> =
+    LazyLock::new(|| ALL.iter().map(ToolDef::build_tool).collect());
 
 /// The tool called `name`.
 pub fn find(name: &str) -> Option<&'static ToolDef> {
