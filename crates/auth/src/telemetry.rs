@@ -27,10 +27,33 @@ impl FromStr for LogFormat {
     }
 }
 
-/// Installs the global subscriber (`RUST_LOG` filter, default `info`).
-/// Safe to call twice: the second call is a no-op.
+/// Directive added to every filter unless `RUST_LOG` names rmcp itself:
+/// rmcp logs each stateless request's lifecycle at `info` (a span, "Service
+/// initialized as server" with the client's whole `peer_info`, "input stream
+/// terminated", "serve finished"). On a loaded MCP server that was a third of
+/// the CPU (BENCHMARKS.md), and it says nothing our audit events do not.
+pub const RMCP_DEFAULT_DIRECTIVE: &str = "rmcp=warn";
+
+/// The filter for `rust_log` (the `RUST_LOG` value; `None`: `info`), with
+/// [`RMCP_DEFAULT_DIRECTIVE`] unless it mentions rmcp.
+pub fn filter_for(rust_log: Option<&str>) -> String {
+    let base = rust_log
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
+    if base.contains("rmcp") {
+        base.to_owned()
+    } else {
+        format!("{base},{RMCP_DEFAULT_DIRECTIVE}")
+    }
+}
+
+/// Installs the global subscriber (`RUST_LOG` filter, default `info`; see
+/// [`filter_for`]). Safe to call twice: the second call is a no-op.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let filter = EnvFilter::try_new(filter_for(rust_log.as_deref()))
+        .unwrap_or_else(|_| EnvFilter::new(filter_for(None)));
     // log_internal_errors(false): with stderr closed (a pipeline whose reader
     // died), the subscriber would otherwise `eprintln!` its write error, which
     // panics inside whatever task happened to log — e.g. the one that turns
@@ -51,4 +74,24 @@ pub fn init_tracing(format: LogFormat) {
             .with_current_span(false)
             .try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmcp_is_capped_unless_asked_for() {
+        assert_eq!(filter_for(None), "info,rmcp=warn");
+        assert_eq!(filter_for(Some("")), "info,rmcp=warn");
+        assert_eq!(filter_for(Some("debug")), "debug,rmcp=warn");
+        assert_eq!(
+            filter_for(Some("info,mcp_server=debug")),
+            "info,mcp_server=debug,rmcp=warn"
+        );
+        assert_eq!(filter_for(Some("info,rmcp=debug")), "info,rmcp=debug");
+        for f in [filter_for(None), filter_for(Some("warn,audit=info"))] {
+            assert!(EnvFilter::try_new(&f).is_ok(), "{f}");
+        }
+    }
 }

@@ -32,8 +32,36 @@ use crate::resources;
 use crate::state::{AppState, MAX_BODY_BYTES};
 use crate::tools::{self, ToolCtx, ToolError};
 
-/// The rmcp service type mounted at `/mcp`.
-pub type McpService = StreamableHttpService<McpHandler, LocalSessionManager>;
+/// The rmcp service mounted at `/mcp`, shared behind an `Arc`.
+///
+/// axum clones a route's service for every request, and so does each
+/// `from_fn` layer in front of it; rmcp's `StreamableHttpService` clones its
+/// whole configuration (host and origin lists included) when cloned. The
+/// profile of a loaded server showed those clones and their drops; behind an
+/// `Arc` a clone is one reference count, and requests go to rmcp's
+/// `handle(&self)` without any copy.
+#[derive(Clone)]
+pub struct McpService(Arc<StreamableHttpService<McpHandler, LocalSessionManager>>);
+
+impl tower::Service<http::Request<axum::body::Body>> for McpService {
+    type Response = http::Response<
+        http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>,
+    >;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<axum::body::Body>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move { Ok(service.handle(req).await) })
+    }
+}
 
 /// Builds the streamable HTTP service. `allowed_hosts` / `allowed_origins`
 /// are the same lists our Host/Origin middleware enforces first.
@@ -52,11 +80,11 @@ pub fn service(
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_cancellation_token(ct);
     let handler = McpHandler { state };
-    StreamableHttpService::new(
+    McpService(Arc::new(StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),
         config,
-    )
+    )))
 }
 
 /// The MCP request handler. Cloned per session / stateless request.
@@ -177,7 +205,9 @@ impl ServerHandler for McpHandler {
             state: &self.state,
             client_id: caller.client_id(),
         };
-        let span = tracing::info_span!("tool", tool = def.name, client_id = caller.client_id());
+        // Debug level: the audit event below already names tool and client;
+        // an info span per call was measurable CPU (BENCHMARKS.md).
+        let span = tracing::debug_span!("tool", tool = def.name, client_id = caller.client_id());
         let (result, outcome, reason) = match (def.call)(ctx, args).instrument(span).await {
             Ok(value) => (CallToolResult::structured(value), "ok", None),
             Err(ToolError::InvalidInput(msg)) => (

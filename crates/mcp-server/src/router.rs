@@ -12,8 +12,11 @@
 //!        5. middleware::session_binding::bind session owned by caller   404
 //!        6. rmcp
 //! ```
-//! Around everything: request tracing (span per matched route, the
-//! `Authorization` header marked sensitive).
+//! Around everything: request tracing (a `debug` span per request with the
+//! matched route and, once known, the client id; the `Authorization` header
+//! marked sensitive). At the default `info` level a request costs one log
+//! line, its audit event: formatting spans for every request cost about a
+//! quarter of the server's throughput (BENCHMARKS.md).
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -56,7 +59,7 @@ pub fn router(state: AppState, mcp: McpService) -> Router {
                 .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-                    tracing::info_span!("http", method = %req.method(), route, client_id = tracing::field::Empty)
+                    tracing::debug_span!("http", method = %req.method(), route, client_id = tracing::field::Empty)
                 })),
         )
         .with_state(state)
