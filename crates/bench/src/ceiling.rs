@@ -95,3 +95,116 @@ pub fn bare_axum(body: Bytes, cores: usize) -> anyhow::Result<SocketAddr> {
     });
     Ok(addr)
 }
+
+/// The MCP framework alone: rmcp's streamable HTTP service with the same
+/// configuration as mcp-server (legacy sessions on, JSON responses) and one
+/// tool that returns a fixed record of the same shape as
+/// `get_customer_info`, with no middleware, no token, no scope, no limiter,
+/// no audit. What a `tools/call` costs before any of our work.
+pub fn bare_rmcp(cores: usize) -> anyhow::Result<SocketAddr> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                return;
+            };
+            let config = StreamableHttpServerConfig::default()
+                .with_legacy_session_mode(true)
+                .with_json_response(true);
+            let service = StreamableHttpService::new(
+                || Ok(BareHandler),
+                std::sync::Arc::new(LocalSessionManager::default()),
+                config,
+            );
+            let app = axum::Router::new().route_service("/mcp", service);
+            // As mcp-server does: without it a session's small JSON answers
+            // wait for Nagle + delayed ACK (~40 ms each).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(addr)
+}
+
+static BARE_TOOL: std::sync::LazyLock<rmcp::model::Tool> = std::sync::LazyLock::new(|| {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"customer_id": {"type": "string"}},
+        "required": ["customer_id"],
+    });
+    let schema = match schema {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    rmcp::model::Tool::new(
+        "get_customer_info",
+        "Look up one customer by id.",
+        Arc::new(schema),
+    )
+});
+
+#[derive(Clone)]
+struct BareHandler;
+
+impl rmcp::ServerHandler for BareHandler {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        Ok(rmcp::model::ListToolsResult::with_all_items(vec![
+            BARE_TOOL.clone(),
+        ]))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        (name == BARE_TOOL.name).then(|| BARE_TOOL.clone())
+    }
+
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        _ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let id = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("customer_id"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let record = serde_json::json!({
+            "customer": {
+                "id": id,
+                "name": "Acme Corporation",
+                "email": "contact@acme.example",
+                "tier": "enterprise",
+                "status": "active",
+                "last_activity": 1_790_000_000,
+            },
+            "tickets": [],
+        });
+        Ok(rmcp::model::CallToolResult::structured(record).into())
+    }
+}

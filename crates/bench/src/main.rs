@@ -5,8 +5,14 @@
 //! cargo build --release --workspace
 //! target/release/secure-mcp-bench [--connections 32] [--duration 10] [--warmup 2] [SCENARIO...]
 //! ```
-//! Scenarios: `ceiling`, `token-rs256`, `token-es256`, `tools-call` (2026-07-28
-//! stateless), `tools-call-session` (2025-11-25), `tools-call-redis` (default: all).
+//! Scenarios: `ceiling` (JWT sign/verify in process, a bare axum handler, and
+//! rmcp alone — the MCP framework with a trivial tool and none of our layers —
+//! under the same `tools/call` requests), `token-rs256`, `token-es256`, `tools-call` (2026-07-28
+//! stateless), `tools-call-session` (2025-11-25), `tools-call-redis`, and
+//! `tls-token` / `tls-tools-call` (`tls` = both): the token endpoint (RS256)
+//! and stateless `tools/call` through nginx with real TLS, in the deployment's
+//! shape (the nginx template, one oauth-server, two mcp-server replicas; needs
+//! nginx installed). Default: all.
 //! Every response is checked; any error makes the run exit non-zero.
 
 mod ceiling;
@@ -22,6 +28,19 @@ use auth::keys::Algorithm;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+
+/// Every scenario name the command line accepts (`tls` = both `tls-*`).
+const SCENARIOS: &[&str] = &[
+    "ceiling",
+    "token-rs256",
+    "token-es256",
+    "tools-call",
+    "tools-call-session",
+    "tools-call-redis",
+    "tls-token",
+    "tls-tools-call",
+    "tls",
+];
 
 struct Opts {
     connections: usize,
@@ -51,13 +70,21 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--warmup" | "-w" => o.warmup = Duration::from_secs(num("--warmup")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: secure-mcp-bench [--connections N] [--duration SECS] [--warmup SECS] [ceiling|token-rs256|token-es256|tools-call|tools-call-session|tools-call-redis ...]"
+                    "usage: secure-mcp-bench [--connections N] [--duration SECS] [--warmup SECS] [ceiling|token-rs256|token-es256|tools-call|tools-call-session|tools-call-redis|tls-token|tls-tools-call|tls ...]\n\
+                     tls = tls-token + tls-tools-call: through nginx with TLS (needs nginx: apt-get install -y nginx)"
                 );
                 std::process::exit(0);
             }
             s if s.starts_with('-') => bail!("unknown option {s}"),
             s => o.scenarios.push(s.to_owned()),
         }
+    }
+    if let Some(s) = o
+        .scenarios
+        .iter()
+        .find(|s| !SCENARIOS.contains(&s.as_str()))
+    {
+        bail!("unknown scenario {s} (known: {})", SCENARIOS.join(", "));
     }
     if o.scenarios.is_empty() {
         o.scenarios = [
@@ -67,6 +94,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             "tools-call",
             "tools-call-session",
             "tools-call-redis",
+            "tls",
         ]
         .map(String::from)
         .to_vec();
@@ -83,6 +111,8 @@ struct Row {
     p99: f64,
     max: f64,
     errors: u64,
+    /// Keep-alive connections the server closed and the generator reopened.
+    reconnects: u64,
     rss: Option<f64>,
     ceiling: Option<(String, f64)>,
 }
@@ -102,6 +132,14 @@ fn print_table(rows: &[Row]) {
             r.name, r.rps, r.p50, r.p90, r.p99, r.max, r.errors
         );
     }
+    for r in rows.iter().filter(|r| r.reconnects > 0) {
+        println!(
+            "\n{}: the server closed {} keep-alive connections after a complete response \
+             (nginx does after keepalive_requests, 1000 by default); each was reopened and its \
+             handshake counted in that request's latency.",
+            r.name, r.reconnects
+        );
+    }
 }
 
 fn row(name: &str, s: &load::Stats, rss: Option<f64>, ceiling: Option<(String, f64)>) -> Row {
@@ -114,6 +152,7 @@ fn row(name: &str, s: &load::Stats, rss: Option<f64>, ceiling: Option<(String, f
         p99: ms(0.99),
         max: s.hist.max() as f64 / 1000.0,
         errors: s.errors,
+        reconnects: s.reconnects,
         rss,
         ceiling,
     }
@@ -145,7 +184,12 @@ async fn token_scenario(
         status == StatusCode::OK && stack::contains(body, b"\"access_token\"")
     });
     let stats = load::run(
-        load::Target { addr, make, check },
+        load::Target {
+            addr,
+            tls: None,
+            make,
+            check,
+        },
         o.connections,
         o.warmup,
         o.duration,
@@ -174,7 +218,7 @@ async fn tools_scenario(
     session: bool,
     redis: bool,
     o: &Opts,
-    ceiling: Option<f64>,
+    ceiling: Option<(String, f64)>,
 ) -> anyhow::Result<Row> {
     // The default signing algorithm (OAUTH_SIGNING_ALG=RS256): RSA verifies ~3x faster than ECDSA.
     let stack = stack::start("RS256", true, redis).await?;
@@ -197,6 +241,7 @@ async fn tools_scenario(
     let stats = load::run(
         load::Target {
             addr: mcp.addr,
+            tls: None,
             make,
             check,
         },
@@ -206,12 +251,206 @@ async fn tools_scenario(
     )
     .await?;
     report_first_error(name, &stats);
-    Ok(row(
-        name,
-        &stats,
-        mcp.rss_mib(),
-        ceiling.map(|v| ("bare axum".to_owned(), v)),
-    ))
+    Ok(row(name, &stats, mcp.rss_mib(), ceiling))
+}
+
+/// rmcp alone ([`ceiling::bare_rmcp`]) under the same requests as the
+/// `tools-call` scenarios: stateless, then one session per connection.
+async fn rmcp_ceilings(o: &Opts, cores: usize) -> anyhow::Result<[Row; 2]> {
+    let addr = ceiling::bare_rmcp(cores)?;
+    // No authorization server here: rmcp ignores the header, but the
+    // requests stay byte-for-byte the shape of the real scenario.
+    let token = "x".repeat(720);
+    let mut out = Vec::new();
+    for session in [false, true] {
+        let make = if session {
+            stack::session_calls(addr, &token, o.connections).await?
+        } else {
+            stack::stateless_call(addr, &token)
+        };
+        let (status, body) = stack::one_request(addr, make(0)).await?;
+        if !stack::tool_ok(status, &body) {
+            bail!(
+                "rmcp ceiling: first call failed: {status} {}",
+                String::from_utf8_lossy(&body[..body.len().min(400)])
+            );
+        }
+        let stats = load::run(
+            load::Target {
+                addr,
+                tls: None,
+                make,
+                check: Arc::new(stack::tool_ok),
+            },
+            o.connections,
+            o.warmup,
+            o.duration,
+        )
+        .await?;
+        let name = if session {
+            "ceiling: rmcp alone, tools/call in a 2025-11-25 session"
+        } else {
+            "ceiling: rmcp alone, stateless 2026-07-28 tools/call"
+        };
+        out.push(row(name, &stats, None, None));
+    }
+    let [a, b]: [Row; 2] = out
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two rows expected"))?;
+    Ok([a, b])
+}
+
+/// `tls-token` and/or `tls-tools-call`: the same requests as `token-rs256`
+/// and `tools-call`, but through nginx with TLS (one stack for both rows).
+/// Each row's ceiling is its direct (no TLS, no nginx) figure of this run when
+/// that scenario ran, else the in-process ceiling.
+async fn tls_scenarios(
+    token: bool,
+    tools: bool,
+    o: &Opts,
+    direct: &Directs,
+) -> anyhow::Result<Vec<Row>> {
+    let stack = stack::start_behind_nginx(Algorithm::RS256.as_str()).await?;
+    println!(
+        "\ntls: nginx (nginx/secure-mcp.conf.template) on {} (OAuth) and {} (MCP); negotiated: {}",
+        stack.oauth_front,
+        stack.mcp_front,
+        stack.tls.describe(stack.mcp_front).await?
+    );
+    let mut rows = Vec::new();
+    if token {
+        let auth_header = stack::basic_auth();
+        let host = stack.oauth_host.clone();
+        let make: load::MakeRequest = Arc::new(move |_| {
+            Request::post("/token")
+                .header(http::header::HOST, &host)
+                .header(http::header::AUTHORIZATION, &auth_header)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(Full::new(Bytes::from_static(
+                    b"grant_type=client_credentials",
+                )))
+                .unwrap_or_default()
+        });
+        let check: load::Check = Arc::new(|status, body| {
+            status == StatusCode::OK && stack::contains(body, b"\"access_token\"")
+        });
+        let name = "tls-token";
+        first_call(name, stack.oauth_front, &stack.tls, &make, &check).await?;
+        let stats = load::run(
+            load::Target {
+                addr: stack.oauth_front,
+                tls: Some(stack.tls.clone()),
+                make,
+                check,
+            },
+            o.connections,
+            o.warmup,
+            o.duration,
+        )
+        .await?;
+        report_first_error(name, &stats);
+        report_nginx_errors(name, &stats, &stack.nginx);
+        let ceiling = match (direct.token_rs256, direct.rs256_sign) {
+            (Some(v), _) => Some(("direct token-rs256 (no TLS)".to_owned(), v)),
+            (None, Some(v)) => Some(("RS256 sign, all cores".to_owned(), v)),
+            (None, None) => None,
+        };
+        rows.push(row(
+            "tls-token RS256 via nginx TLS (client_secret_basic)",
+            &stats,
+            stack.oauth.rss_mib(),
+            ceiling,
+        ));
+    }
+    if tools {
+        let make = stack::stateless_call_to(&stack.mcp_host, &stack.token);
+        let check: load::Check = Arc::new(stack::tool_ok);
+        let name = "tls-tools-call";
+        first_call(name, stack.mcp_front, &stack.tls, &make, &check).await?;
+        let stats = load::run(
+            load::Target {
+                addr: stack.mcp_front,
+                tls: Some(stack.tls.clone()),
+                make,
+                check,
+            },
+            o.connections,
+            o.warmup,
+            o.duration,
+        )
+        .await?;
+        report_first_error(name, &stats);
+        report_nginx_errors(name, &stats, &stack.nginx);
+        let ceiling = match (direct.tools_call, direct.bare_axum) {
+            (Some(v), _) => Some(("direct tools-call (no TLS)".to_owned(), v)),
+            (None, Some(v)) => Some(("bare axum".to_owned(), v)),
+            (None, None) => None,
+        };
+        // Both replicas serve the load; the RSS target is per process, so
+        // the larger of the two is reported.
+        let rss = stack
+            .mcp
+            .iter()
+            .filter_map(servers::Server::rss_mib)
+            .reduce(f64::max);
+        rows.push(row(
+            "tls-tools-call via nginx TLS (2026-07-28, 2 replicas, RSS of the larger)",
+            &stats,
+            rss,
+            ceiling,
+        ));
+    }
+    Ok(rows)
+}
+
+/// After a failed request, nginx's own account of it (its error log).
+fn report_nginx_errors(name: &str, stats: &load::Stats, nginx: &testkit::Nginx) {
+    if stats.errors == 0 {
+        return;
+    }
+    let log = nginx.error_log();
+    let problems: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            ["[warn]", "[error]", "[crit]", "[alert]", "[emerg]"]
+                .iter()
+                .any(|lvl| l.contains(lvl))
+        })
+        .collect();
+    for line in &problems[problems.len().saturating_sub(10)..] {
+        eprintln!("{name}: nginx: {line}");
+    }
+}
+
+/// Figures of this run that the TLS rows are compared with.
+#[derive(Default)]
+struct Directs {
+    rs256_sign: Option<f64>,
+    token_rs256: Option<f64>,
+    bare_axum: Option<f64>,
+    tools_call: Option<f64>,
+}
+
+/// One request by hand before the load: a misconfigured scenario fails
+/// loudly with the server's answer.
+async fn first_call(
+    name: &str,
+    addr: std::net::SocketAddr,
+    tls: &load::Tls,
+    make: &load::MakeRequest,
+    check: &load::Check,
+) -> anyhow::Result<()> {
+    let (status, _, body) = stack::one_request_with_headers(addr, Some(tls), make(0)).await?;
+    if !check(status, &body) {
+        bail!(
+            "{name}: first request failed: {status} {}",
+            String::from_utf8_lossy(&body[..body.len().min(400)])
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -226,7 +465,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     let mut sign_ceiling = std::collections::HashMap::new();
-    let want = |s: &str| o.scenarios.iter().any(|x| x == s);
+    let mut direct = Directs::default();
+    // rmcp alone: [stateless, session] req/s, when `ceiling` ran.
+    let mut rmcp_ceiling: [Option<f64>; 2] = [None, None];
+    let want = |s: &str| {
+        o.scenarios
+            .iter()
+            .any(|x| x == s || (x == "tls" && s.starts_with("tls-")))
+    };
     if want("ceiling") {
         println!("\nIn-process JWT ceilings (pre-parsed keys, ops/s):");
         println!(
@@ -250,20 +496,33 @@ async fn main() -> anyhow::Result<()> {
         });
         let check: load::Check = Arc::new(|s, _| s == StatusCode::OK);
         let stats = load::run(
-            load::Target { addr, make, check },
+            load::Target {
+                addr,
+                tls: None,
+                make,
+                check,
+            },
             o.connections,
             o.warmup,
             o.duration,
         )
         .await?;
         rows.push(row("ceiling: bare axum, 720 B body", &stats, None, None));
+        let [stateless, session] = rmcp_ceilings(&o, cores).await?;
+        rmcp_ceiling = [Some(stateless.rps), Some(session.rps)];
+        rows.push(stateless);
+        rows.push(session);
     }
     for (name, alg) in [
         ("token-rs256", Algorithm::RS256),
         ("token-es256", Algorithm::ES256),
     ] {
         if want(name) {
-            rows.push(token_scenario(alg, &o, sign_ceiling.get(&alg).copied()).await?);
+            let r = token_scenario(alg, &o, sign_ceiling.get(&alg).copied()).await?;
+            if alg == Algorithm::RS256 {
+                direct.token_rs256 = Some(r.rps);
+            }
+            rows.push(r);
         }
     }
     let axum_ceiling = rows
@@ -276,8 +535,30 @@ async fn main() -> anyhow::Result<()> {
         ("tools-call-redis", false, true),
     ] {
         if want(name) {
-            rows.push(tools_scenario(name, session, redis, &o, axum_ceiling).await?);
+            // The same requests against rmcp with none of our layers is the
+            // honest ceiling; bare axum when that was not measured.
+            let ceiling = match rmcp_ceiling[usize::from(session)] {
+                Some(v) => Some((
+                    format!(
+                        "rmcp alone, {}",
+                        if session { "session" } else { "stateless" }
+                    ),
+                    v,
+                )),
+                None => axum_ceiling.map(|v| ("bare axum".to_owned(), v)),
+            };
+            let r = tools_scenario(name, session, redis, &o, ceiling).await?;
+            if name == "tools-call" {
+                direct.tools_call = Some(r.rps);
+            }
+            rows.push(r);
         }
+    }
+    let (tls_token, tls_tools) = (want("tls-token"), want("tls-tools-call"));
+    if tls_token || tls_tools {
+        direct.rs256_sign = sign_ceiling.get(&Algorithm::RS256).copied();
+        direct.bare_axum = axum_ceiling;
+        rows.extend(tls_scenarios(tls_token, tls_tools, &o, &direct).await?);
     }
     print_table(&rows);
     let errors: u64 = rows.iter().map(|r| r.errors).sum();

@@ -58,7 +58,12 @@ pub async fn spawn(
     let mut cmd = Command::new(bin);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
+        // The servers' default; BENCH_SERVER_LOG=warn measures them without
+        // their per-request audit lines (to price logging, not to publish).
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (k, v) in env {

@@ -1,5 +1,7 @@
 //! Starts the real stack for a scenario: oauth-server (+ Redis) + mcp-server
-//! binaries on free ports, and a token for the bench client.
+//! binaries on free ports, and a token for the bench client; or the TLS
+//! deployment shape ([`start_behind_nginx`]): nginx from the deployment's own
+//! template in front of one oauth-server and two mcp-server replicas.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use crate::servers::{self, Server};
 pub const BENCH_ID: &str = "bench-client";
 pub const BENCH_SECRET: &str = "bench-secret-generated-0123456789abcdefghij";
 pub const RESOURCE: &str = "http://localhost:8000/mcp";
+/// Where nginx connects to the servers from: the only proxy they trust.
+pub const NGINX_ADDR: &str = "127.0.0.1/32";
 
 /// Env that lifts every rate limit far above what one machine can send.
 pub const UNLIMITED: [(&str, &str); 4] = [
@@ -34,14 +38,14 @@ pub struct Stack {
     _dir: tempfile::TempDir,
 }
 
-fn registry() -> String {
+fn registry(resource: &str) -> String {
     use sha2::Digest as _;
     let d = sha2::Sha256::digest(BENCH_SECRET.as_bytes());
     let hash: String = d.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "[[client]]\nclient_id = \"{BENCH_ID}\"\nsecret_hash = \"sha256:{hash}\"\n\
          allowed_scopes = [\"customer:read\", \"ticket:create\"]\ndefault_scopes = [\"customer:read\", \"ticket:create\"]\n\
-         allowed_resources = [\"{RESOURCE}\"]\n"
+         allowed_resources = [\"{resource}\"]\n"
     )
 }
 
@@ -56,7 +60,7 @@ pub fn basic_auth() -> String {
 pub async fn start(alg: &str, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
     let dir = tempfile::tempdir()?;
     let clients = dir.path().join("clients.toml");
-    std::fs::write(&clients, registry())?;
+    std::fs::write(&clients, registry(RESOURCE))?;
     let redis = if redis {
         Some(testkit::RedisServer::start().context("redis-server is needed for this scenario")?)
     } else {
@@ -115,11 +119,148 @@ pub async fn start(alg: &str, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
     Ok(stack)
 }
 
+/// The TLS deployment in miniature, as `crates/testkit/tests/e2e/helpers.rs`
+/// builds it (and docker-compose runs it): nginx rendered from
+/// `nginx/secure-mcp.conf.template` with a test CA, in front of one
+/// oauth-server and two mcp-server replicas (the template's two MCP
+/// upstreams), all real release binaries.
+///
+/// The servers know only their public https URLs (issuer, resource), believe
+/// `X-Forwarded-For` only from nginx (`TRUSTED_PROXIES=127.0.0.1/32`, so
+/// limits key on the real client) and accept only the Host nginx forwards
+/// (`MCP_ALLOWED_HOSTS=localhost:PORT`); the replicas fetch keys over the
+/// internal network (`OAUTH_JWKS_URL=http://OAUTH_ADDR/jwks`), since the
+/// public issuer's certificate is signed by a CA they do not trust.
+///
+/// No Redis, unlike the e2e stack: the scenarios are stateless 2026-07-28
+/// calls and token requests, which need nothing shared between the
+/// replicas (the template pins 2025-11-25 sessions to their replica itself);
+/// Redis would only add the limiter's round trip, and the limits are lifted
+/// anyway ([`UNLIMITED`]). `tools-call-redis` measures that round trip.
+pub struct NginxStack {
+    // Declared first so it is dropped first: no requests reach stopped
+    // upstreams.
+    pub nginx: testkit::Nginx,
+    pub oauth: Server,
+    pub mcp: [Server; 2],
+    /// nginx's OAuth front (127.0.0.1:PORT) and its Host header.
+    pub oauth_front: SocketAddr,
+    pub oauth_host: String,
+    /// nginx's MCP front (127.0.0.1:PORT) and its Host header.
+    pub mcp_front: SocketAddr,
+    pub mcp_host: String,
+    /// Trusts only the stack's test CA; SNI `localhost`.
+    pub tls: load::Tls,
+    /// Obtained through nginx: `iss` and `aud` are the public https URLs.
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts [`NginxStack`] with `alg` as the signing algorithm.
+pub async fn start_behind_nginx(alg: &str) -> anyhow::Result<NginxStack> {
+    let dir = tempfile::tempdir()?;
+    let pki = testkit::TestPki::generate().write_to(dir.path());
+    let oaddr = SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
+    let maddrs = [
+        SocketAddr::from(([127, 0, 0, 1], testkit::free_port())),
+        SocketAddr::from(([127, 0, 0, 1], testkit::free_port())),
+    ];
+    if maddrs[0] == maddrs[1] || maddrs.contains(&oaddr) {
+        bail!("free_port returned the same port twice; run again");
+    }
+    // nginx first: the servers need its (public) ports for their URLs. It
+    // does not touch the upstreams before a request arrives.
+    let upstreams = testkit::nginx::Upstreams {
+        oauth: oaddr,
+        mcp: maddrs,
+    };
+    let nginx = testkit::Nginx::start(&upstreams, &pki).context(
+        "the tls scenarios need nginx: install it (Debian/Ubuntu: `apt-get install -y nginx`) \
+         or set NGINX_BIN to its path",
+    )?;
+    let issuer = nginx.oauth_url();
+    let resource = nginx.mcp_url();
+    let oauth_front = SocketAddr::from(([127, 0, 0, 1], nginx.oauth_port()));
+    let mcp_front = SocketAddr::from(([127, 0, 0, 1], nginx.mcp_port()));
+    let oauth_host = format!("localhost:{}", nginx.oauth_port());
+    let mcp_host = format!("localhost:{}", nginx.mcp_port());
+
+    let clients = dir.path().join("clients.toml");
+    std::fs::write(&clients, registry(&resource))?;
+    let mut shared: Vec<(&str, String)> = UNLIMITED
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    shared.push(("TRUSTED_PROXIES", NGINX_ADDR.to_owned()));
+    let mut env = shared.clone();
+    env.extend([
+        ("OAUTH_BIND", oaddr.to_string()),
+        ("OAUTH_ISSUER", issuer.clone()),
+        (
+            "OAUTH_KEYS_DIR",
+            dir.path().join("keys").display().to_string(),
+        ),
+        ("OAUTH_CLIENTS_FILE", clients.display().to_string()),
+        ("OAUTH_SIGNING_ALG", alg.to_owned()),
+        ("OAUTH_RESOURCES", resource.clone()),
+    ]);
+    let oauth = servers::spawn(
+        "oauth-server",
+        &servers::binary("oauth-server")?,
+        &env,
+        oaddr,
+    )
+    .await?;
+    let mcp_bin = servers::binary("mcp-server")?;
+    let mcp_env = |maddr: SocketAddr| {
+        let mut env = shared.clone();
+        env.extend([
+            ("MCP_BIND", maddr.to_string()),
+            ("MCP_RESOURCE_URL", resource.clone()),
+            ("OAUTH_ISSUER", issuer.clone()),
+            ("OAUTH_JWKS_URL", format!("http://{oaddr}/jwks")),
+            ("MCP_ALLOWED_HOSTS", mcp_host.clone()),
+        ]);
+        env
+    };
+    let mcp = [
+        servers::spawn("mcp-server", &mcp_bin, &mcp_env(maddrs[0]), maddrs[0]).await?,
+        servers::spawn("mcp-server", &mcp_bin, &mcp_env(maddrs[1]), maddrs[1]).await?,
+    ];
+    let tls = load::Tls::trusting(&pki.ca, "localhost")?;
+    let token = fetch_token_over(oauth_front, Some(&tls), &oauth_host)
+        .await
+        .context("token through nginx")?;
+    Ok(NginxStack {
+        nginx,
+        oauth,
+        mcp,
+        oauth_front,
+        oauth_host,
+        mcp_front,
+        mcp_host,
+        tls,
+        token,
+        _dir: dir,
+    })
+}
+
 async fn fetch_token(addr: SocketAddr) -> anyhow::Result<String> {
-    let (status, body) = one_request(
+    fetch_token_over(addr, None, &addr.to_string()).await
+}
+
+/// A token from `POST /token` at `addr` (over `tls` when set), sent with
+/// `host` as its Host header.
+async fn fetch_token_over(
+    addr: SocketAddr,
+    tls: Option<&load::Tls>,
+    host: &str,
+) -> anyhow::Result<String> {
+    let (status, _, body) = one_request_with_headers(
         addr,
+        tls,
         Request::post("/token")
-            .header(http::header::HOST, addr.to_string())
+            .header(http::header::HOST, host)
             .header(http::header::AUTHORIZATION, basic_auth())
             .header(
                 http::header::CONTENT_TYPE,
@@ -148,19 +289,18 @@ pub async fn one_request(
     addr: SocketAddr,
     req: Request<Full<Bytes>>,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
-    let (status, _, body) = one_request_with_headers(addr, req).await?;
+    let (status, _, body) = one_request_with_headers(addr, None, req).await?;
     Ok((status, body))
 }
 
+/// One request on a fresh connection (TLS when `tls` is set).
 pub async fn one_request_with_headers(
     addr: SocketAddr,
+    tls: Option<&load::Tls>,
     req: Request<Full<Bytes>>,
 ) -> anyhow::Result<(StatusCode, http::HeaderMap, Bytes)> {
     use http_body_util::BodyExt as _;
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut sender = load::connect(addr, tls).await?;
     let resp = sender.send_request(req).await?;
     let (parts, body) = resp.into_parts();
     Ok((
@@ -185,24 +325,49 @@ pub fn tool_ok(status: StatusCode, body: &[u8]) -> bool {
 
 const CALL_PARAMS: &str = r#""name":"get_customer_info","arguments":{"customer_id":"12345"}"#;
 
-/// 2026-07-28 stateless `tools/call` requests.
+/// 2026-07-28 stateless `tools/call` requests sent directly to `addr`.
 pub fn stateless_call(addr: SocketAddr, token: &str) -> load::MakeRequest {
+    stateless_call_to(&addr.to_string(), token)
+}
+
+/// 2026-07-28 stateless `tools/call` requests with `host` as Host header.
+pub fn stateless_call_to(host: &str, token: &str) -> load::MakeRequest {
     let body = Bytes::from(format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{{CALL_PARAMS},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
     ));
-    let (host, bearer) = (addr.to_string(), format!("Bearer {token}"));
-    Arc::new(move |_| {
-        Request::post("/mcp")
-            .header(http::header::HOST, &host)
-            .header(http::header::AUTHORIZATION, &bearer)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "get_customer_info")
-            .body(Full::new(body.clone()))
-            .unwrap_or_default()
-    })
+    let headers = headers(&[
+        ("host", host),
+        ("authorization", &format!("Bearer {token}")),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "get_customer_info"),
+    ]);
+    Arc::new(move |_| post_prepared(&headers, &body))
+}
+
+/// A header map built (names parsed, values validated) once; cloning it per
+/// request only bumps reference counts, so the generator spends its CPU on
+/// the exchange rather than on re-validating a 700-byte bearer header — the
+/// generator shares the machine with what it measures.
+fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(pairs.len() + 1);
+    for (name, value) in pairs {
+        let value = http::HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes()))
+            .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        map.append(http::HeaderName::from_static(name), value);
+    }
+    map
+}
+
+/// `POST /mcp` with prepared headers and body.
+fn post_prepared(headers: &http::HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(body.clone()));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = http::Uri::from_static("/mcp");
+    *req.headers_mut() = headers.clone();
+    req
 }
 
 /// Opens `n` 2025-11-25 sessions (initialize + initialized) and returns a
@@ -231,7 +396,7 @@ pub async fn session_calls(
     for _ in 0..n {
         let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
         let (status, headers, body) =
-            one_request_with_headers(addr, post(init.into(), None)?).await?;
+            one_request_with_headers(addr, None, post(init.into(), None)?).await?;
         if status != StatusCode::OK {
             bail!(
                 "initialize failed: {status} {}",
@@ -259,16 +424,21 @@ pub async fn session_calls(
     let body = Bytes::from(format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{{CALL_PARAMS}}}}}"#
     ));
+    let per_session: Vec<http::HeaderMap> = sessions
+        .iter()
+        .map(|sid| {
+            let mut h = headers(&[
+                ("host", &host),
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-protocol-version", "2025-11-25"),
+            ]);
+            h.append("mcp-session-id", sid.clone());
+            h
+        })
+        .collect();
     Ok(Arc::new(move |conn| {
-        let i = conn % sessions.len();
-        Request::post("/mcp")
-            .header(http::header::HOST, &host)
-            .header(http::header::AUTHORIZATION, &bearer)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25")
-            .header("mcp-session-id", sessions[i].clone())
-            .body(Full::new(body.clone()))
-            .unwrap_or_default()
+        post_prepared(&per_session[conn % per_session.len()], &body)
     }))
 }
