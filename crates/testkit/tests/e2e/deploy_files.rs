@@ -374,7 +374,11 @@ fn taskfile_parses_and_has_every_target() {
     let out = run(Command::new(task)
         .current_dir(repo_root())
         .args(["--list-all", "--json"]));
-    assert!(out.status.success(), "task --list-all --json:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "task --list-all --json:\n{}",
+        text(&out)
+    );
     let listing: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("task --json prints JSON");
     let names: Vec<&str> = listing["tasks"]
