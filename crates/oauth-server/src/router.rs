@@ -28,13 +28,14 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
         .route("/health", get(routes::health::health))
         .layer(
-            // Spans carry the matched route, never headers or bodies.
+            // Spans carry the matched route, never headers or bodies. Debug
+            // level, as in mcp-server: at info a request is one audit line.
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let route = req
                     .extensions()
                     .get::<axum::extract::MatchedPath>()
                     .map_or("unmatched", axum::extract::MatchedPath::as_str);
-                tracing::info_span!("http", method = %req.method(), route)
+                tracing::debug_span!("http", method = %req.method(), route)
             }),
         )
         .with_state(state)
