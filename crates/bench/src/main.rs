@@ -165,24 +165,7 @@ async fn token_scenario(
 ) -> anyhow::Result<Row> {
     let stack = stack::start(alg.as_str(), false, false).await?;
     let addr = stack.oauth.addr;
-    let auth_header = stack::basic_auth();
-    let host = addr.to_string();
-    let make: load::MakeRequest = Arc::new(move |_| {
-        Request::post("/token")
-            .header(http::header::HOST, &host)
-            .header(http::header::AUTHORIZATION, &auth_header)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(Bytes::from_static(
-                b"grant_type=client_credentials",
-            )))
-            .unwrap_or_default()
-    });
-    let check: load::Check = Arc::new(|status, body| {
-        status == StatusCode::OK && stack::contains(body, b"\"access_token\"")
-    });
+    let (make, check) = stack::token_requests(&addr.to_string());
     let stats = load::run(
         load::Target {
             addr,
@@ -319,24 +302,7 @@ async fn tls_scenarios(
     );
     let mut rows = Vec::new();
     if token {
-        let auth_header = stack::basic_auth();
-        let host = stack.oauth_host.clone();
-        let make: load::MakeRequest = Arc::new(move |_| {
-            Request::post("/token")
-                .header(http::header::HOST, &host)
-                .header(http::header::AUTHORIZATION, &auth_header)
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(Full::new(Bytes::from_static(
-                    b"grant_type=client_credentials",
-                )))
-                .unwrap_or_default()
-        });
-        let check: load::Check = Arc::new(|status, body| {
-            status == StatusCode::OK && stack::contains(body, b"\"access_token\"")
-        });
+        let (make, check) = stack::token_requests(&stack.oauth_host);
         let name = "tls-token";
         first_call(name, stack.oauth_front, &stack.tls, &make, &check).await?;
         let stats = load::run(

@@ -49,6 +49,21 @@ fn registry(resource: &str) -> String {
     )
 }
 
+/// `POST /token` (client_credentials, client_secret_basic) with `host` as
+/// Host header, and the check of its answer (a 200 carrying a token).
+pub fn token_requests(host: &str) -> (load::MakeRequest, load::Check) {
+    let headers = headers(&[
+        ("host", host),
+        ("authorization", &basic_auth()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ]);
+    let body = Bytes::from_static(b"grant_type=client_credentials");
+    let make: load::MakeRequest = Arc::new(move |_| post_prepared("/token", &headers, &body));
+    let check: load::Check =
+        Arc::new(|status, body| status == StatusCode::OK && contains(body, b"\"access_token\""));
+    (make, check)
+}
+
 pub fn basic_auth() -> String {
     format!(
         "Basic {}",
@@ -344,7 +359,7 @@ pub fn stateless_call_to(host: &str, token: &str) -> load::MakeRequest {
         ("mcp-method", "tools/call"),
         ("mcp-name", "get_customer_info"),
     ]);
-    Arc::new(move |_| post_prepared(&headers, &body))
+    Arc::new(move |_| post_prepared("/mcp", &headers, &body))
 }
 
 /// A header map built (names parsed, values validated) once; cloning it per
@@ -361,11 +376,15 @@ fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
     map
 }
 
-/// `POST /mcp` with prepared headers and body.
-fn post_prepared(headers: &http::HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+/// `POST path` with prepared headers and body.
+fn post_prepared(
+    path: &'static str,
+    headers: &http::HeaderMap,
+    body: &Bytes,
+) -> Request<Full<Bytes>> {
     let mut req = Request::new(Full::new(body.clone()));
     *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = http::Uri::from_static("/mcp");
+    *req.uri_mut() = http::Uri::from_static(path);
     *req.headers_mut() = headers.clone();
     req
 }
@@ -439,6 +458,6 @@ pub async fn session_calls(
         })
         .collect();
     Ok(Arc::new(move |conn| {
-        post_prepared(&per_session[conn % per_session.len()], &body)
+        post_prepared("/mcp", &per_session[conn % per_session.len()], &body)
     }))
 }
