@@ -283,6 +283,34 @@ async fn rmcp_ceilings(o: &Opts, cores: usize) -> anyhow::Result<[Row; 2]> {
     Ok([a, b])
 }
 
+/// One TLS scenario through `front` (a port of `stack`'s nginx): a checked
+/// request by hand, then the load; errors are reported with nginx's log.
+async fn via_nginx(
+    stack: &stack::NginxStack,
+    front: std::net::SocketAddr,
+    name: &str,
+    make: load::MakeRequest,
+    check: load::Check,
+    o: &Opts,
+) -> anyhow::Result<load::Stats> {
+    first_call(name, front, &stack.tls, &make, &check).await?;
+    let stats = load::run(
+        load::Target {
+            addr: front,
+            tls: Some(stack.tls.clone()),
+            make,
+            check,
+        },
+        o.connections,
+        o.warmup,
+        o.duration,
+    )
+    .await?;
+    report_first_error(name, &stats);
+    report_nginx_errors(name, &stats, &stack.nginx);
+    Ok(stats)
+}
+
 /// `tls-token` and/or `tls-tools-call`: the same requests as `token-rs256`
 /// and `tools-call`, but through nginx with TLS (one stack for both rows).
 /// Each row's ceiling is its direct (no TLS, no nginx) figure of this run when
@@ -304,21 +332,7 @@ async fn tls_scenarios(
     if token {
         let (make, check) = stack::token_requests(&stack.oauth_host);
         let name = "tls-token";
-        first_call(name, stack.oauth_front, &stack.tls, &make, &check).await?;
-        let stats = load::run(
-            load::Target {
-                addr: stack.oauth_front,
-                tls: Some(stack.tls.clone()),
-                make,
-                check,
-            },
-            o.connections,
-            o.warmup,
-            o.duration,
-        )
-        .await?;
-        report_first_error(name, &stats);
-        report_nginx_errors(name, &stats, &stack.nginx);
+        let stats = via_nginx(&stack, stack.oauth_front, name, make, check, o).await?;
         let ceiling = match (direct.token_rs256, direct.rs256_sign) {
             (Some(v), _) => Some(("direct token-rs256 (no TLS)".to_owned(), v)),
             (None, Some(v)) => Some(("RS256 sign, all cores".to_owned(), v)),
@@ -335,21 +349,7 @@ async fn tls_scenarios(
         let make = stack::stateless_call_to(&stack.mcp_host, &stack.token);
         let check: load::Check = Arc::new(stack::tool_ok);
         let name = "tls-tools-call";
-        first_call(name, stack.mcp_front, &stack.tls, &make, &check).await?;
-        let stats = load::run(
-            load::Target {
-                addr: stack.mcp_front,
-                tls: Some(stack.tls.clone()),
-                make,
-                check,
-            },
-            o.connections,
-            o.warmup,
-            o.duration,
-        )
-        .await?;
-        report_first_error(name, &stats);
-        report_nginx_errors(name, &stats, &stack.nginx);
+        let stats = via_nginx(&stack, stack.mcp_front, name, make, check, o).await?;
         let ceiling = match (direct.tools_call, direct.bare_axum) {
             (Some(v), _) => Some(("direct tools-call (no TLS)".to_owned(), v)),
             (None, Some(v)) => Some(("bare axum".to_owned(), v)),
