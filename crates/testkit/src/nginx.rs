@@ -337,6 +337,12 @@ http {{
 fn spawn(binary: &Path, dir: &Path, conf: &Path, ports: [u16; 2]) -> Result<Child, String> {
     let error_log = dir.join("logs/error.log");
     let _ = fs::remove_file(&error_log);
+    // nginx writes its pid file only after it has bound every listen socket
+    // (it retries a busy port for ~2.5 s before giving up), so the file, not
+    // an accepted connection, says the ports are nginx's: a port taken by
+    // another process between `free_port` and nginx's bind also accepts.
+    let pid_file = dir.join("nginx.pid");
+    let _ = fs::remove_file(&pid_file);
     let mut child = Command::new(binary)
         .arg("-p")
         .arg(dir)
@@ -357,10 +363,12 @@ fn spawn(binary: &Path, dir: &Path, conf: &Path, ports: [u16; 2]) -> Result<Chil
                 fs::read_to_string(&error_log).unwrap_or_default()
             ));
         }
-        let listening = ports.iter().all(|p| {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *p));
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        });
+        let ours = fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == child.id().to_string());
+        let listening = ours
+            && ports.iter().all(|p| {
+                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *p));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
         if listening {
             return Ok(child);
         }
