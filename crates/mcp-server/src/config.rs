@@ -1,11 +1,15 @@
 //! Typed configuration, read once at start-up from the environment (and `.env`).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use auth::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
-use auth::telemetry::LogFormat;
+use auth::uri::normalize_issuer;
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
+use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
+use server_kit::limits::rate_limit_from_env;
+use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
+use server_kit::telemetry::LogFormat;
 
 use crate::middleware::host_origin::HostPolicy;
 
@@ -27,11 +31,12 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// |---|---|---|
 /// | `MCP_BIND` | `127.0.0.1:8000` | listen address |
 /// | `MCP_RESOURCE_URL` | `http://localhost:8000/mcp` | public canonical URI of this resource: the required `aud`, the RFC 9728 `resource` |
-/// | `OAUTH_ISSUER` | `http://localhost:8080` | the required `iss` (compared exactly) |
+/// | `OAUTH_ISSUER` | `http://localhost:8080` | the required `iss`: https (http only on loopback), normalised as the oauth-server writes it (`auth::uri::normalize_issuer`: `http://LOCALHOST:8080/` = `http://localhost:8080`) |
 /// | `OAUTH_JWKS_URL` | discovered from the issuer's RFC 8414 metadata | where verification keys come from |
 /// | `MCP_ALLOWED_HOSTS` | `localhost,127.0.0.1,::1` plus the host of `MCP_RESOURCE_URL` | `Host` allow-list (`host` = any port, `host:port` = that port) |
 /// | `MCP_ALLOWED_ORIGINS` | `http(s)://localhost:*`, `127.0.0.1`, `[::1]` | `Origin` allow-list for browsers (`:*` = any port); requests without `Origin` pass |
-/// | `REDIS_URL` | unset | shared revocation denylist (written by oauth-server); unset = no shared denylist |
+/// | `REDIS_URL` | unset | shared revocation denylist (written by oauth-server) and rate limiter; unset = in memory |
+/// | `REDIS_TIMEOUT_MS` | `250` | connect and command timeout of the one Redis connection |
 /// | `LOG_FORMAT` | `text` | `text` or `json` (one object per line) |
 /// | `RUST_LOG` | `info` | tracing filter |
 ///
@@ -56,6 +61,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub redis_url: Option<SecretString>,
+    /// `REDIS_TIMEOUT_MS`.
+    pub redis_timeout: Duration,
     /// Per-client policy, tool-call cost, failure mode, trusted proxies.
     pub rate_limit: RateLimitConfig,
     /// Failed authentications tolerated per IP.
@@ -87,10 +94,9 @@ impl Config {
             None => default_hosts(&resource_url),
         };
         let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS);
-        let redis_url = var("REDIS_URL").map(SecretString::from);
+        let redis = RedisSettings::from_env()?;
         let log_format = var_parsed("LOG_FORMAT", LogFormat::Text)?;
-        let rate_limit =
-            RateLimitConfig::from_env().map_err(|e| ConfigError::new(e.var, e.message))?;
+        let rate_limit = rate_limit_from_env()?;
         let failures: u32 = var_parsed("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30)?;
         let failure_burst: u32 = var_parsed("RATE_LIMIT_AUTH_FAILURES_BURST", 10)?;
         let auth_failure_policy = Policy::new(failures, failure_burst)
@@ -115,7 +121,8 @@ impl Config {
             jwks_url,
             allowed_hosts,
             allowed_origins,
-            redis_url,
+            redis_url: redis.url,
+            redis_timeout: redis.timeout,
             rate_limit,
             auth_failure_policy,
             revocation_fail_open,
@@ -141,6 +148,7 @@ impl Config {
             issuer,
             jwks_url: None,
             redis_url: None,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
             auth_failure_policy: Policy::new(30, 10)
                 .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
@@ -190,16 +198,10 @@ fn parse_resource(name: &str, value: &str) -> Result<String, ConfigError> {
     auth::uri::canonical_resource(value.trim()).map_err(|e| ConfigError::new(name, e.to_string()))
 }
 
+/// The issuer in the one spelling the oauth-server writes into `iss`, so
+/// `http://localhost:8080/` here matches tokens from `http://LOCALHOST:8080`.
 fn parse_issuer(name: &str, value: &str) -> Result<String, ConfigError> {
-    let url = parse_http_url(name, value)?;
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(
-            name,
-            "must not have a query or fragment (RFC 8414)",
-        ));
-    }
-    // `iss` is compared exactly, so keep the operator's spelling (minus surrounding space).
-    Ok(value.trim().to_owned())
+    normalize_issuer(value).map_err(|e| ConfigError::new(name, e.to_string()))
 }
 
 #[cfg(test)]
@@ -215,6 +217,23 @@ mod tests {
         );
         let c = Config::new("http://localhost:8000/mcp", "http://localhost:8080").unwrap();
         assert_eq!(c.allowed_hosts, vec!["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn issuer_is_normalised_like_the_oauth_server_writes_it() {
+        for spelling in [
+            "http://localhost:8080/",
+            "http://LOCALHOST:8080",
+            "http://localhost:8080",
+        ] {
+            let c = Config::new("http://localhost:8000/mcp", spelling).unwrap();
+            assert_eq!(c.issuer, "http://localhost:8080", "{spelling}");
+        }
+        let e = Config::new("http://localhost:8000/mcp", "http://auth.example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "OAUTH_ISSUER: must use https (http is only allowed for localhost)"
+        );
     }
 
     #[test]

@@ -17,7 +17,6 @@
 //! - [`store`]: the customer/ticket store behind a trait (seeded in memory).
 //! - [`audit`]: audit events and the bounded ring behind `security://events`.
 //! - [`routes`]: `/health` and the RFC 9728 metadata documents.
-//! - [`healthcheck`]: the `mcp-server healthcheck` probe.
 //!
 //! # A request's path
 //! `POST /mcp` → `host_origin::check` (403 on a foreign Host/Origin) →
@@ -35,7 +34,6 @@
 pub mod app;
 pub mod audit;
 pub mod config;
-pub mod healthcheck;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod middleware;

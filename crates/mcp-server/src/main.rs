@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {}
         Some("healthcheck") => {
-            let healthy = mcp_server::healthcheck::check(config.bind, Duration::from_secs(3)).await;
+            let healthy = server_kit::healthcheck::check(config.bind, Duration::from_secs(3)).await;
             return if healthy {
                 ExitCode::SUCCESS
             } else {
@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    auth::telemetry::init_tracing(config.log_format);
+    server_kit::telemetry::init_tracing(config.log_format);
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

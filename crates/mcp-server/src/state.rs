@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use auth::Verifier;
-use auth::store::RevocationStore;
+use server_kit::store::RevocationStore;
 
 use crate::audit::AuditLog;
 use crate::middleware::challenge::Challenges;

@@ -30,13 +30,13 @@ async fn run() -> anyhow::Result<()> {
         "hash-secret" => cli::hash_secret(rest),
         "generate-secret" => cli::generate_secret(),
         "keys" | "healthcheck" | "serve" => {
-            auth::config::load_dotenv()?;
+            server_kit::config::load_dotenv()?;
             let config = Config::from_env()?;
             match cmd {
                 "keys" => cli::keys(&config, rest),
                 "healthcheck" => cli::healthcheck(&config).await,
                 _ => {
-                    auth::telemetry::init_tracing(config.log_format);
+                    server_kit::telemetry::init_tracing(config.log_format);
                     App::build(config).await?.run_until_stopped().await
                 }
             }

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, Uri};
 
-use auth::config::ConfigError;
+use server_kit::config::ConfigError;
 
 use crate::state::AppState;
 
