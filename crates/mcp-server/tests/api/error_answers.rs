@@ -127,7 +127,8 @@ async fn a_400_echoes_the_id_only_of_a_message_that_parses() {
 async fn a_415_is_the_same_answer_as_rmcps() {
     let app = spawn().await;
     let t = app.secure_token().await;
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    // Not JSON either: had we read it, the answer would be a 400 parse error.
+    let body = "not json".to_owned();
     let send = |headers: Vec<(&'static str, &'static str)>| {
         let mut req = app
             .http
@@ -141,7 +142,7 @@ async fn a_415_is_the_same_answer_as_rmcps() {
         let req = req.body(body.clone());
         async move { reply(req.send().await.unwrap()).await }
     };
-    // Ours (the body would have to be read) ...
+    // Ours (on this path the body would have to be read) ...
     let ours = send(vec![]).await;
     // ... and rmcp's (2026-07-28: the headers name the operation).
     let rmcps = send(vec![
