@@ -54,3 +54,46 @@ pub async fn request_id(body: Body) -> Option<RequestId> {
 pub fn buffered_request_id(body: &[u8]) -> Option<RequestId> {
     jsonrpc::peek_id(&body[..body.len().min(ID_SCAN_BYTES)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(chunks: &[&'static str]) -> Body {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+            .collect();
+        Body::from_stream(futures::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn reads_up_to_the_limit() {
+        let b = read_bounded(chunked(&["abc", "def"]), 6).await.unwrap();
+        assert!(matches!(b, Bounded::Whole(ref x) if x == "abcdef"), "{b:?}");
+        let b = read_bounded(chunked(&["abc", "def"]), 4).await.unwrap();
+        assert!(
+            matches!(b, Bounded::TooLarge(ref x) if x == "abcd"),
+            "{b:?}"
+        );
+        let b = read_bounded(Body::empty(), 4).await.unwrap();
+        assert!(matches!(b, Bounded::Whole(ref x) if x.is_empty()), "{b:?}");
+    }
+
+    #[tokio::test]
+    async fn finds_the_id_of_a_long_body_in_its_start() {
+        let pad = "x".repeat(2 * ID_SCAN_BYTES);
+        let early = format!(r#"{{"id":7,"params":{{"pad":"{pad}"}}}}"#);
+        let late = format!(r#"{{"params":{{"pad":"{pad}"}},"id":7}}"#);
+        assert_eq!(
+            request_id(Body::from(early.clone())).await,
+            Some(RequestId::Number(7.into()))
+        );
+        assert_eq!(request_id(Body::from(late.clone())).await, None);
+        assert_eq!(
+            buffered_request_id(early.as_bytes()),
+            Some(RequestId::Number(7.into()))
+        );
+        assert_eq!(buffered_request_id(late.as_bytes()), None);
+    }
+}

@@ -247,6 +247,18 @@ mod tests {
     }
 
     #[test]
+    fn content_type_is_json_by_rmcps_rule() {
+        let ct = |v: &str| is_json(&headers(&[("content-type", v)]));
+        assert!(ct("application/json"));
+        assert!(ct("Application/JSON; charset=utf-8"));
+        assert!(ct(" application/json ;x=y"));
+        assert!(!ct("text/plain"));
+        assert!(!ct("application/json-seq"));
+        assert!(!ct("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
     fn decodes_base64_and_trims() {
         let h = headers(&[
             ("mcp-protocol-version", "2026-07-28"),
