@@ -2,26 +2,30 @@
 //! one [`IntoResponse`].
 //!
 //! ```text
-//! variant                  status  raised by                       body
-//! HostOrigin               400/403 middleware::host_origin         rmcp's text (same answer as rmcp's own check)
-//! Unauthorized             401     middleware::bearer (and scope)  OAuth JSON + WWW-Authenticate challenge
-//! RateLimited(AuthFailures) 429    middleware::bearer              JSON-RPC error, id null (body never read)
-//! RevocationUnavailable    503     middleware::bearer              OAuth JSON + Retry-After
-//! UnsupportedMediaType     415     middleware::scope               rmcp's text
-//! PayloadTooLarge          413     middleware::scope               JSON-RPC error
-//! InvalidMessage           400     middleware::scope               JSON-RPC error (-32700 / -32600)
-//! UnreadableBody           400     middleware::scope               JSON-RPC error
-//! InsufficientScope        403     middleware::scope               OAuth JSON + WWW-Authenticate challenge
-//! RateLimited(Client)      429     middleware::rate_limit          JSON-RPC error + RateLimit headers
-//! RateLimiterUnavailable   503     middleware::rate_limit          JSON-RPC error + Retry-After
-//! SessionNotFound          404     middleware::session_binding     rmcp's unknown-session answer, byte for byte
-//! NotFound                 404     router (unknown path)           empty
-//! MethodNotAllowed         405     router (e.g. POST /health)      empty (axum adds `Allow`)
+//! variant                    status   raised by                        body
+//! HostOrigin                 400/403  middleware::host_origin          rmcp's text (the answer rmcp's own check gives)
+//! RateLimited(AuthFailures)  429      middleware::bearer               JSON-RPC error, id null (the body is not read)
+//! Unauthorized               401      middleware::bearer (and scope)   OAuth JSON + WWW-Authenticate challenge
+//! RevocationUnavailable      503      middleware::bearer               OAuth JSON + Retry-After
+//! UnsupportedMediaType       415      middleware::scope                rmcp's text
+//! PayloadTooLarge            413      middleware::scope                JSON-RPC error
+//! InvalidMessage             400      middleware::scope                JSON-RPC error (-32700 / -32600)
+//! UnreadableBody             400      middleware::scope                JSON-RPC error
+//! InsufficientScope          403      middleware::scope                OAuth JSON + WWW-Authenticate challenge
+//! RateLimited(Client)        429      middleware::rate_limit           JSON-RPC error + RateLimit headers
+//! RateLimiterUnavailable     503      middleware::rate_limit           JSON-RPC error + Retry-After
+//! SessionNotFound            404      middleware::session_binding      rmcp's unknown-session answer, byte for byte
+//! NotFound                   404      router (unknown path)            empty
+//! MethodNotAllowed           405      router (e.g. POST /health)       empty (axum adds `Allow`)
 //! ```
 //!
-//! JSON-RPC error bodies echo the request's `id` when it is known
-//! ([`crate::jsonrpc::peek_id`]) and carry `null` otherwise. OAuth-shaped
-//! bodies never say why a token was refused (that is in the audit log).
+//! The bearer layer answers in the OAuth shape of its 401s (RFC 6750 clients
+//! read `error`); once a caller is authenticated, refusals are JSON-RPC errors
+//! an MCP client can match to its request. Their `id` is the request's when it
+//! is known ([`crate::jsonrpc::peek_id`], looked for in the first
+//! [`ID_SCAN_BYTES`](crate::middleware::body::ID_SCAN_BYTES) of the body and
+//! only when an error is answered) and `null` otherwise. OAuth-shaped bodies
+//! never say why a token was refused (that is in the audit log).
 
 use axum::Json;
 use axum::body::Body;

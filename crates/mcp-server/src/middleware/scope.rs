@@ -6,7 +6,7 @@
 //! 400/-32020 and before dispatch, any such request whose headers disagree
 //! with its body, so the body is streamed to rmcp untouched. Older requests
 //! carry no such headers: their body is read (at most
-//! [`MAX_BODY_BYTES`](crate::state::MAX_BODY_BYTES)) and peeked
+//! [`MAX_BODY_BYTES`]) and peeked
 //! ([`crate::jsonrpc::peek`]) for `method`, `params.name`, `params.uri`.
 //!
 //! A body that cannot be classified is answered here: 415 for a
