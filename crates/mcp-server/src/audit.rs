@@ -15,7 +15,8 @@ use serde::Serialize;
 
 /// Stable event names.
 pub mod names {
-    /// A request's token was missing or refused (401).
+    /// A request's token was missing or refused (401), or could not be
+    /// checked against the revocation list (503, outcome `unavailable`).
     pub const TOKEN_REJECTED: &str = "mcp.token_rejected";
     /// A token lacked the scope of the requested tool or resource (403).
     pub const SCOPE_DENIED: &str = "mcp.scope_denied";
