@@ -24,7 +24,8 @@ pub mod names {
     pub const CLIENT_REJECTED: &str = "auth.client_rejected";
     /// An access token was revoked (RFC 7009).
     pub const TOKEN_REVOKED: &str = "auth.token_revoked";
-    /// A request's token was missing or refused (401).
+    /// A request's token was missing or refused (401), or could not be
+    /// checked against the revocation list (503, outcome `unavailable`).
     pub const TOKEN_REJECTED: &str = "mcp.token_rejected";
     /// A token lacked the scope of the requested tool or resource (403).
     pub const SCOPE_DENIED: &str = "mcp.scope_denied";
@@ -51,6 +52,7 @@ pub mod outcome {
     pub const TOOL_ERROR: &str = "tool_error";
     pub const INVALID_INPUT: &str = "invalid_input";
     pub const DEGRADED: &str = "degraded";
+    pub const UNAVAILABLE: &str = "unavailable";
 }
 
 /// One audit event.
@@ -236,7 +238,7 @@ impl AuditEvent {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self.outcome,
-            outcome::DENIED | outcome::REJECTED | outcome::DEGRADED
+            outcome::DENIED | outcome::REJECTED | outcome::DEGRADED | outcome::UNAVAILABLE
         )
     }
 

@@ -13,10 +13,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
+use crate::challenge::Challenges;
 use crate::config::Config;
-use crate::middleware::challenge::Challenges;
-use crate::middleware::host_origin::HostPolicy;
-use crate::middleware::rate_limit::Limits;
+use crate::host_policy::HostPolicy;
+use crate::limits::Limits;
 use crate::routes::protected_resource::{self, ProtectedResourceMetadata};
 use crate::state::{AppState, AppStateParts};
 use crate::store::MemoryCustomerStore;

@@ -11,7 +11,7 @@ use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
 use server_kit::telemetry::LogFormat;
 
-use crate::middleware::host_origin::HostPolicy;
+use crate::host_policy::HostPolicy;
 
 /// Hosts accepted in `Host` by default: loopback only (any port).
 pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];

@@ -3,6 +3,8 @@
 //! binary's normal dependencies (`cargo tree -e normal`), the graph that is
 //! actually compiled into it.
 
+#![allow(clippy::expect_used)]
+
 use std::process::Command;
 
 fn normal_tree(package: &str) -> String {
@@ -32,7 +34,10 @@ fn normal_tree(package: &str) -> String {
 
 fn assert_client_only(package: &str) {
     let tree = normal_tree(package);
-    assert!(tree.contains("client-core v"), "{package}: unexpected tree:\n{tree}");
+    assert!(
+        tree.contains("client-core v"),
+        "{package}: unexpected tree:\n{tree}"
+    );
     assert!(
         tree.contains("rmcp feature \"client\""),
         "{package}: the MCP client is expected"
@@ -40,7 +45,10 @@ fn assert_client_only(package: &str) {
     for line in tree.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         assert!(
-            !matches!(name, "redis" | "axum" | "server-kit" | "oauth-server" | "mcp-server"),
+            !matches!(
+                name,
+                "redis" | "axum" | "server-kit" | "oauth-server" | "mcp-server"
+            ),
             "{package} links {line}"
         );
         assert!(
