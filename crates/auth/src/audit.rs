@@ -99,6 +99,9 @@ pub struct AuditEvent {
     pub limiter: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// `RATE_LIMIT_FAILURE_MODE` in force, for degraded/recovered events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<&'static str>,
     /// The caller's address (after trusted-proxy resolution).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<IpAddr>,
@@ -141,6 +144,7 @@ impl AuditEvent {
             auth_method: None,
             limiter: None,
             retry_after_ms: None,
+            failure_mode: None,
             peer: None,
             latency_ms: None,
         }
@@ -223,6 +227,11 @@ impl AuditEvent {
         self
     }
 
+    pub fn failure_mode(mut self, mode: &'static str) -> Self {
+        self.failure_mode = Some(mode);
+        self
+    }
+
     pub fn peer(mut self, peer: IpAddr) -> Self {
         self.peer = Some(peer);
         self
@@ -265,6 +274,7 @@ impl AuditEvent {
                     auth_method = self.auth_method,
                     limiter = self.limiter,
                     retry_after_ms = self.retry_after_ms,
+                    failure_mode = self.failure_mode,
                     peer = self.peer.map(tracing::field::display),
                     latency_ms = self.latency_ms,
                     "audit"
