@@ -17,7 +17,6 @@
 
 mod ceiling;
 mod load;
-mod servers;
 mod stack;
 
 use std::sync::Arc;
@@ -163,8 +162,8 @@ async fn token_scenario(
     o: &Opts,
     sign_ceiling: Option<f64>,
 ) -> anyhow::Result<Row> {
-    let stack = stack::start(alg.as_str(), false, false).await?;
-    let addr = stack.oauth.addr;
+    let stack = stack::start(alg, false, false).await?;
+    let addr = stack.oauth().addr();
     let (make, check) = stack::token_requests(&addr.to_string());
     let stats = load::run(
         load::Target {
@@ -183,7 +182,7 @@ async fn token_scenario(
     Ok(row(
         &name,
         &stats,
-        stack.oauth.rss_mib(),
+        stack.oauth().rss_mib(),
         sign_ceiling.map(|v| (format!("{alg} sign, all cores"), v)),
     ))
 }
@@ -204,17 +203,17 @@ async fn tools_scenario(
     ceiling: Option<(String, f64)>,
 ) -> anyhow::Result<Row> {
     // The default signing algorithm (OAUTH_SIGNING_ALG=RS256): RSA verifies ~3x faster than ECDSA.
-    let stack = stack::start("RS256", true, redis).await?;
-    let mcp = stack.mcp.as_ref().context("mcp-server not started")?;
+    let stack = stack::start(Algorithm::RS256, true, redis).await?;
+    let mcp = stack.mcp().context("mcp-server not started")?;
     let token = stack.token.as_deref().context("no token")?;
     let make = if session {
-        stack::session_calls(mcp.addr, token, o.connections).await?
+        stack::session_calls(mcp.addr(), token, o.connections).await?
     } else {
-        stack::stateless_call(mcp.addr, token)
+        stack::stateless_call(mcp.addr(), token)
     };
     let check: load::Check = Arc::new(stack::tool_ok);
     // One request by hand first: a misconfigured scenario fails loudly.
-    let (status, body) = stack::one_request(mcp.addr, make(0)).await?;
+    let (status, body) = stack::one_request(mcp.addr(), make(0)).await?;
     if !stack::tool_ok(status, &body) {
         bail!(
             "{name}: first call failed: {status} {}",
@@ -223,7 +222,7 @@ async fn tools_scenario(
     }
     let stats = load::run(
         load::Target {
-            addr: mcp.addr,
+            addr: mcp.addr(),
             tls: None,
             make,
             check,
@@ -307,7 +306,7 @@ async fn via_nginx(
     )
     .await?;
     report_first_error(name, &stats);
-    report_nginx_errors(name, &stats, &stack.nginx);
+    report_nginx_errors(name, &stats, stack.inner.nginx());
     Ok(stats)
 }
 
@@ -321,7 +320,7 @@ async fn tls_scenarios(
     o: &Opts,
     direct: &Directs,
 ) -> anyhow::Result<Vec<Row>> {
-    let stack = stack::start_behind_nginx(Algorithm::RS256.as_str()).await?;
+    let stack = stack::start_behind_nginx(Algorithm::RS256).await?;
     println!(
         "\ntls: nginx (nginx/secure-mcp.conf.template) on {} (OAuth) and {} (MCP); negotiated: {}",
         stack.oauth_front,
@@ -341,7 +340,7 @@ async fn tls_scenarios(
         rows.push(row(
             "tls-token RS256 via nginx TLS (client_secret_basic)",
             &stats,
-            stack.oauth.rss_mib(),
+            stack.inner.oauth().rss_mib(),
             ceiling,
         ));
     }
@@ -358,9 +357,10 @@ async fn tls_scenarios(
         // Both replicas serve the load; the RSS target is per process, so
         // the larger of the two is reported.
         let rss = stack
-            .mcp
+            .inner
+            .replicas()
             .iter()
-            .filter_map(servers::Server::rss_mib)
+            .filter_map(::stack::Server::rss_mib)
             .reduce(f64::max);
         rows.push(row(
             "tls-tools-call via nginx TLS (2026-07-28, 2 replicas, RSS of the larger)",
@@ -373,10 +373,10 @@ async fn tls_scenarios(
 }
 
 /// After a failed request, nginx's own account of it (its error log).
-fn report_nginx_errors(name: &str, stats: &load::Stats, nginx: &testkit::Nginx) {
-    if stats.errors == 0 {
+fn report_nginx_errors(name: &str, stats: &load::Stats, nginx: Option<&testkit::Nginx>) {
+    let Some(nginx) = nginx.filter(|_| stats.errors > 0) else {
         return;
-    }
+    };
     let log = nginx.error_log();
     let problems: Vec<&str> = log
         .lines()

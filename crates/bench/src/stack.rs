@@ -1,7 +1,9 @@
-//! Starts the real stack for a scenario: oauth-server (+ Redis) + mcp-server
-//! binaries on free ports, and a token for the bench client; or the TLS
-//! deployment shape ([`start_behind_nginx`]): nginx from the deployment's own
-//! template in front of one oauth-server and two mcp-server replicas.
+//! Starts the real stack for a scenario through the `stack` crate (child
+//! processes of the release binaries): oauth-server (+ Redis) + mcp-server
+//! on free ports, and a token for the bench client; or the TLS deployment
+//! shape ([`start_behind_nginx`]): nginx from the deployment's own template
+//! in front of one oauth-server and two mcp-server replicas. Also the
+//! requests the scenarios send.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +14,13 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 
+use auth::keys::Algorithm;
+
 use crate::load;
-use crate::servers::{self, Server};
 
 pub const BENCH_ID: &str = "bench-client";
 pub const BENCH_SECRET: &str = "bench-secret-generated-0123456789abcdefghij";
 pub const RESOURCE: &str = "http://localhost:8000/mcp";
-/// Where nginx connects to the servers from: the only proxy they trust.
-pub const NGINX_ADDR: &str = "127.0.0.1/32";
 
 /// Env that lifts every rate limit far above what one machine can send.
 pub const UNLIMITED: [(&str, &str); 4] = [
@@ -29,24 +30,47 @@ pub const UNLIMITED: [(&str, &str); 4] = [
     ("RATE_LIMIT_BURST", "1000000"),
 ];
 
+/// A scenario's stack (the real binaries as child processes, started by
+/// the `stack` crate) and a token for the bench client.
 pub struct Stack {
-    pub oauth: Server,
-    pub mcp: Option<Server>,
-    /// Kept alive for the scenario (killed on drop).
-    _redis: Option<testkit::RedisServer>,
+    pub inner: ::stack::Stack,
     pub token: Option<String>,
-    _dir: tempfile::TempDir,
 }
 
-fn registry(resource: &str) -> String {
-    use sha2::Digest as _;
-    let d = sha2::Sha256::digest(BENCH_SECRET.as_bytes());
-    let hash: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "[[client]]\nclient_id = \"{BENCH_ID}\"\nsecret_hash = \"sha256:{hash}\"\n\
-         allowed_scopes = [\"customer:read\", \"ticket:create\"]\ndefault_scopes = [\"customer:read\", \"ticket:create\"]\n\
-         allowed_resources = [\"{resource}\"]\n"
-    )
+impl Stack {
+    pub fn oauth(&self) -> &::stack::OauthServer {
+        self.inner.oauth()
+    }
+
+    pub fn mcp(&self) -> Option<&::stack::Replica> {
+        self.inner.replica(0)
+    }
+}
+
+/// The only client the bench uses (no dev clients: their argon2 hashes
+/// would only cost start-up time).
+fn bench_client() -> ::stack::Client {
+    let scopes = ["customer:read", "ticket:create"];
+    ::stack::Client::with_secret(BENCH_ID, BENCH_SECRET)
+        .allowed_scopes(&scopes)
+        .default_scopes(&scopes)
+}
+
+/// Child processes of the release binaries (siblings of this executable),
+/// with every rate limit lifted and the servers' log level.
+fn builder() -> ::stack::StackBuilder {
+    // The servers' default; BENCH_SERVER_LOG=warn measures them without
+    // their per-request audit lines (to price logging, not to publish).
+    let log = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
+    let mut b = ::stack::Stack::builder()
+        .child_processes()
+        .without_dev_clients()
+        .oauth_env("RUST_LOG", &log)
+        .mcp_env("RUST_LOG", &log);
+    for (k, v) in UNLIMITED {
+        b = b.oauth_env(k, v).mcp_env(k, v);
+    }
+    b
 }
 
 /// `POST /token` (client_credentials, client_secret_basic) with `host` as
@@ -72,78 +96,39 @@ pub fn basic_auth() -> String {
 }
 
 /// oauth-server with `alg`; with `mcp`, also an mcp-server and a token.
-pub async fn start(alg: &str, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
-    let dir = tempfile::tempdir()?;
-    let clients = dir.path().join("clients.toml");
-    std::fs::write(&clients, registry(RESOURCE))?;
+pub async fn start(alg: Algorithm, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
     let redis = if redis {
-        Some(testkit::RedisServer::start().context("redis-server is needed for this scenario")?)
+        ::stack::Redis::Start
+    } else {
+        ::stack::Redis::None
+    };
+    let inner = builder()
+        .signing_alg(alg)
+        .redis(redis)
+        .resource(RESOURCE)
+        // RESOURCE only: a token request without `resource` gets it.
+        .client(bench_client().resources(&[RESOURCE]))
+        .mcp_replicas(usize::from(mcp))
+        .start()
+        .await
+        .context("starting the stack (release binaries; redis-server for tools-call-redis)")?;
+    let token = if mcp {
+        Some(inner.token((BENCH_ID, BENCH_SECRET), None, None).await?)
     } else {
         None
     };
-    let mut shared: Vec<(&str, String)> = UNLIMITED
-        .iter()
-        .map(|(k, v)| (*k, (*v).to_owned()))
-        .collect();
-    if let Some(r) = &redis {
-        shared.push(("REDIS_URL", r.url()));
-    }
-    let oport = testkit::free_port();
-    let oaddr = SocketAddr::from(([127, 0, 0, 1], oport));
-    let issuer = format!("http://127.0.0.1:{oport}");
-    let mut env = shared.clone();
-    env.extend([
-        ("OAUTH_BIND", oaddr.to_string()),
-        ("OAUTH_ISSUER", issuer.clone()),
-        (
-            "OAUTH_KEYS_DIR",
-            dir.path().join("keys").display().to_string(),
-        ),
-        ("OAUTH_CLIENTS_FILE", clients.display().to_string()),
-        ("OAUTH_SIGNING_ALG", alg.to_owned()),
-        ("OAUTH_RESOURCES", RESOURCE.to_owned()),
-    ]);
-    let oauth = servers::spawn(
-        "oauth-server",
-        &servers::binary("oauth-server")?,
-        &env,
-        oaddr,
-    )
-    .await?;
-    let mut stack = Stack {
-        oauth,
-        mcp: None,
-        _redis: redis,
-        token: None,
-        _dir: dir,
-    };
-    if !mcp {
-        return Ok(stack);
-    }
-    stack.token = Some(fetch_token(oaddr).await?);
-    let mport = testkit::free_port();
-    let maddr = SocketAddr::from(([127, 0, 0, 1], mport));
-    let mut env = shared;
-    env.extend([
-        ("MCP_BIND", maddr.to_string()),
-        ("OAUTH_ISSUER", issuer),
-        ("MCP_RESOURCE_URL", RESOURCE.to_owned()),
-    ]);
-    stack.mcp =
-        Some(servers::spawn("mcp-server", &servers::binary("mcp-server")?, &env, maddr).await?);
-    Ok(stack)
+    Ok(Stack { inner, token })
 }
 
-/// The TLS deployment in miniature, as `crates/testkit/tests/e2e/helpers.rs`
-/// builds it (and docker-compose runs it): nginx rendered from
-/// `nginx/secure-mcp.conf.template` with a test CA, in front of one
-/// oauth-server and two mcp-server replicas (the template's two MCP
+/// The TLS deployment in miniature, as the end-to-end tests
+/// (`crates/stack/tests/e2e`) start it and docker-compose runs it: nginx
+/// rendered from `nginx/secure-mcp.conf.template` with a test CA, in front
+/// of one oauth-server and two mcp-server replicas (the template's two MCP
 /// upstreams), all real release binaries.
 ///
 /// The servers know only their public https URLs (issuer, resource), believe
 /// `X-Forwarded-For` only from nginx (`TRUSTED_PROXIES=127.0.0.1/32`, so
-/// limits key on the real client) and accept only the Host nginx forwards
-/// (`MCP_ALLOWED_HOSTS=localhost:PORT`); the replicas fetch keys over the
+/// limits key on the real client); the replicas fetch keys over the
 /// internal network (`OAUTH_JWKS_URL=http://OAUTH_ADDR/jwks`), since the
 /// public issuer's certificate is signed by a CA they do not trust.
 ///
@@ -153,11 +138,7 @@ pub async fn start(alg: &str, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
 /// Redis would only add the limiter's round trip, and the limits are lifted
 /// anyway ([`UNLIMITED`]). `tools-call-redis` measures that round trip.
 pub struct NginxStack {
-    // Declared first so it is dropped first: no requests reach stopped
-    // upstreams.
-    pub nginx: testkit::Nginx,
-    pub oauth: Server,
-    pub mcp: [Server; 2],
+    pub inner: ::stack::Stack,
     /// nginx's OAuth front (127.0.0.1:PORT) and its Host header.
     pub oauth_front: SocketAddr,
     pub oauth_host: String,
@@ -168,135 +149,40 @@ pub struct NginxStack {
     pub tls: load::Tls,
     /// Obtained through nginx: `iss` and `aud` are the public https URLs.
     pub token: String,
-    _dir: tempfile::TempDir,
 }
 
 /// Starts [`NginxStack`] with `alg` as the signing algorithm.
-pub async fn start_behind_nginx(alg: &str) -> anyhow::Result<NginxStack> {
-    let dir = tempfile::tempdir()?;
-    let pki = testkit::TestPki::generate().write_to(dir.path());
-    let oaddr = SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
-    let maddrs = [
-        SocketAddr::from(([127, 0, 0, 1], testkit::free_port())),
-        SocketAddr::from(([127, 0, 0, 1], testkit::free_port())),
-    ];
-    if maddrs[0] == maddrs[1] || maddrs.contains(&oaddr) {
-        bail!("free_port returned the same port twice; run again");
-    }
-    // nginx first: the servers need its (public) ports for their URLs. It
-    // does not touch the upstreams before a request arrives.
-    let upstreams = testkit::nginx::Upstreams {
-        oauth: oaddr,
-        mcp: maddrs,
-    };
-    let nginx = testkit::Nginx::start(&upstreams, &pki).context(
-        "the tls scenarios need nginx: install it (Debian/Ubuntu: `apt-get install -y nginx`) \
-         or set NGINX_BIN to its path",
-    )?;
-    let issuer = nginx.oauth_url();
-    let resource = nginx.mcp_url();
+pub async fn start_behind_nginx(alg: Algorithm) -> anyhow::Result<NginxStack> {
+    let inner = builder()
+        .signing_alg(alg)
+        .nginx()
+        .client(bench_client())
+        .start()
+        .await
+        .context(
+            "the tls scenarios need nginx: install it (Debian/Ubuntu: `apt-get install -y nginx`) \
+             or set NGINX_BIN to its path",
+        )?;
+    let nginx = inner.nginx().context("nginx not started")?;
+    let pki = inner.pki().context("no test CA")?;
     let oauth_front = SocketAddr::from(([127, 0, 0, 1], nginx.oauth_port()));
     let mcp_front = SocketAddr::from(([127, 0, 0, 1], nginx.mcp_port()));
     let oauth_host = format!("localhost:{}", nginx.oauth_port());
     let mcp_host = format!("localhost:{}", nginx.mcp_port());
-
-    let clients = dir.path().join("clients.toml");
-    std::fs::write(&clients, registry(&resource))?;
-    let mut shared: Vec<(&str, String)> = UNLIMITED
-        .iter()
-        .map(|(k, v)| (*k, (*v).to_owned()))
-        .collect();
-    shared.push(("TRUSTED_PROXIES", NGINX_ADDR.to_owned()));
-    let mut env = shared.clone();
-    env.extend([
-        ("OAUTH_BIND", oaddr.to_string()),
-        ("OAUTH_ISSUER", issuer.clone()),
-        (
-            "OAUTH_KEYS_DIR",
-            dir.path().join("keys").display().to_string(),
-        ),
-        ("OAUTH_CLIENTS_FILE", clients.display().to_string()),
-        ("OAUTH_SIGNING_ALG", alg.to_owned()),
-        ("OAUTH_RESOURCES", resource.clone()),
-    ]);
-    let oauth = servers::spawn(
-        "oauth-server",
-        &servers::binary("oauth-server")?,
-        &env,
-        oaddr,
-    )
-    .await?;
-    let mcp_bin = servers::binary("mcp-server")?;
-    let mcp_env = |maddr: SocketAddr| {
-        let mut env = shared.clone();
-        env.extend([
-            ("MCP_BIND", maddr.to_string()),
-            ("MCP_RESOURCE_URL", resource.clone()),
-            ("OAUTH_ISSUER", issuer.clone()),
-            ("OAUTH_JWKS_URL", format!("http://{oaddr}/jwks")),
-            ("MCP_ALLOWED_HOSTS", mcp_host.clone()),
-        ]);
-        env
-    };
-    let mcp = [
-        servers::spawn("mcp-server", &mcp_bin, &mcp_env(maddrs[0]), maddrs[0]).await?,
-        servers::spawn("mcp-server", &mcp_bin, &mcp_env(maddrs[1]), maddrs[1]).await?,
-    ];
     let tls = load::Tls::trusting(&pki.ca, "localhost")?;
-    let token = fetch_token_over(oauth_front, Some(&tls), &oauth_host)
+    let token = inner
+        .token((BENCH_ID, BENCH_SECRET), None, None)
         .await
         .context("token through nginx")?;
     Ok(NginxStack {
-        nginx,
-        oauth,
-        mcp,
+        inner,
         oauth_front,
         oauth_host,
         mcp_front,
         mcp_host,
         tls,
         token,
-        _dir: dir,
     })
-}
-
-async fn fetch_token(addr: SocketAddr) -> anyhow::Result<String> {
-    fetch_token_over(addr, None, &addr.to_string()).await
-}
-
-/// A token from `POST /token` at `addr` (over `tls` when set), sent with
-/// `host` as its Host header.
-async fn fetch_token_over(
-    addr: SocketAddr,
-    tls: Option<&load::Tls>,
-    host: &str,
-) -> anyhow::Result<String> {
-    let (status, _, body) = one_request_with_headers(
-        addr,
-        tls,
-        Request::post("/token")
-            .header(http::header::HOST, host)
-            .header(http::header::AUTHORIZATION, basic_auth())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(Bytes::from_static(
-                b"grant_type=client_credentials",
-            )))?,
-    )
-    .await?;
-    if status != StatusCode::OK {
-        bail!(
-            "token request failed: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&body)?;
-    v["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access_token")
 }
 
 /// One request on a fresh connection.

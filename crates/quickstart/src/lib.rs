@@ -3,9 +3,9 @@
 //! files written outside a temporary directory.
 //!
 //! 1. starts the oauth-server and the mcp-server in this process on free
-//!    loopback ports, on embedded defaults: in-memory stores, a freshly
-//!    generated signing key, the dev clients of `config/clients.toml`
-//!    (compiled in, secrets re-hashed for the run);
+//!    loopback ports through `stack`, on embedded defaults: in-memory
+//!    stores, a freshly generated signing key, the dev clients of
+//!    `config/clients.toml` (compiled in);
 //! 2. runs a client session with `client-core` exactly as the client
 //!    binaries do: discovery from the MCP server's metadata, a
 //!    client_credentials token, the tool list with each tool's scopes, real
@@ -30,16 +30,11 @@ use client_core::tls::TrustStore;
 use client_core::transcript::Transcript;
 use client_core::{ClientConfig, McpClient, RetryPolicy};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stack::Stack;
 
 /// The dev client the session uses (config/clients.toml, public dev secret).
-pub const CLIENT_ID: &str = "openai-mcp-client";
-const CLIENT_SECRET: &str = "openai-client-secret";
-
-/// The dev registry, compiled in so the command works from any directory.
-const DEV_CLIENTS: &str = include_str!("../../../config/clients.toml");
+pub const CLIENT_ID: &str = stack::OPENAI_CLIENT.0;
+const CLIENT_SECRET: &str = stack::OPENAI_CLIENT.1;
 
 /// Runs the quickstart, printing as it goes.
 pub async fn run() -> anyhow::Result<()> {
@@ -47,11 +42,13 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "secure-mcp quickstart — a local stack on embedded defaults (no Docker, no API keys)\n"
     );
-    let stack = Stack::start().await?;
-    println!("  authorization server  {}", stack.issuer);
-    println!("  MCP server            {}", stack.resource);
+    let mut stack = start().await?;
+    println!("  authorization server  {}", stack.issuer());
+    println!("  MCP server            {}", stack.mcp_url());
     let outcome = session(&stack).await;
-    stack.stop().await;
+    if let Err(e) = stack.stop().await {
+        eprintln!("quickstart: {e:#}");
+    }
     outcome?;
     println!("\nBoth servers stopped cleanly.");
     println!("Next: `task up` runs them on :8080/:8000 for the clients (`openai-client tools`,");
@@ -61,9 +58,24 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Both servers, in this process, on free loopback ports (`stack`'s
+/// defaults: in-memory stores, a fresh signing key, the dev clients of
+/// `config/clients.toml`, compiled in so the command works from any
+/// directory).
+async fn start() -> anyhow::Result<Stack> {
+    // The documented default (60/min, burst 10, a tool call costs 2) would
+    // make this scripted burst of calls wait for its budget.
+    let policy = ratelimit::Policy::new(600, 100)?;
+    Stack::builder()
+        .mcp_config(move |c| c.rate_limit.policy = policy)
+        .start()
+        .await
+        .context("starting the authorization server and the MCP server")
+}
+
 /// The client's side: what `openai-client tools` / `call` do, in one go.
 async fn session(stack: &Stack) -> anyhow::Result<()> {
-    let resource = stack.resource.clone();
+    let resource = stack.mcp_url().to_owned();
     let vars = move |name: &str| -> Option<String> {
         match name {
             "MCP_SERVER_URL" => Some(resource.clone()),
@@ -82,7 +94,7 @@ async fn session(stack: &Stack) -> anyhow::Result<()> {
 
     println!("\n1. An unauthenticated request is refused with a challenge:");
     let resp = http
-        .post(&stack.resource)
+        .post(stack.mcp_url())
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
@@ -201,112 +213,6 @@ fn summary(text: &str) -> String {
             break;
         }
         out.push(c);
-    }
-    out
-}
-
-/// Both servers, in this process, on free loopback ports.
-struct Stack {
-    issuer: String,
-    resource: String,
-    oauth_stop: CancellationToken,
-    oauth: JoinHandle<anyhow::Result<()>>,
-    mcp_stop: CancellationToken,
-    mcp: JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("secure-mcp-quickstart-")
-            .tempdir()
-            .context("temporary directory")?;
-        let oauth_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let mcp_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let issuer = format!("http://127.0.0.1:{}", oauth_listener.local_addr()?.port());
-        let resource = format!("http://127.0.0.1:{}/mcp", mcp_listener.local_addr()?.port());
-
-        let clients = dir.path().join("clients.toml");
-        std::fs::write(&clients, registry(&resource)).context("writing the client registry")?;
-        let mut oauth =
-            oauth_server::Config::with_paths(&issuer, dir.path().join("keys"), clients)?;
-        oauth.resources = vec![resource.clone()];
-        let oauth_app = oauth_server::App::build_with_listener(oauth, oauth_listener)
-            .await
-            .context("starting the authorization server")?;
-        let oauth_stop = CancellationToken::new();
-        let oauth = tokio::spawn(oauth_app.run_until(oauth_stop.clone().cancelled_owned()));
-
-        let mut mcp = mcp_server::Config::new(&resource, &issuer)?;
-        mcp.jwks_url = Some(format!("{issuer}/jwks"));
-        // The documented default (60/min, burst 10, a tool call costs 2)
-        // would make this scripted burst of calls wait for its budget.
-        mcp.rate_limit.policy = ratelimit::Policy::new(600, 100)?;
-        let mcp_app = mcp_server::App::build_with_listener(mcp, mcp_listener)
-            .await
-            .context("starting the MCP server")?;
-        let mcp_stop = mcp_app.shutdown_token();
-        let mcp = tokio::spawn(mcp_app.run_until_stopped());
-        Ok(Self {
-            issuer,
-            resource,
-            oauth_stop,
-            oauth,
-            mcp_stop,
-            mcp,
-            _dir: dir,
-        })
-    }
-
-    async fn stop(self) {
-        self.mcp_stop.cancel();
-        self.oauth_stop.cancel();
-        for (name, handle) in [
-            ("MCP server", self.mcp),
-            ("authorization server", self.oauth),
-        ] {
-            match tokio::time::timeout(Duration::from_secs(10), handle).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => eprintln!("quickstart: the {name} stopped with an error: {e:#}"),
-                Ok(Err(e)) => eprintln!("quickstart: the {name} task failed: {e}"),
-                Err(_) => eprintln!("quickstart: the {name} did not stop within 10 s"),
-            }
-        }
-    }
-}
-
-/// The dev registry with this run's resource URI and fast (sha256) hashes of
-/// the public dev secrets: argon2id would cost seconds in a debug build.
-fn registry(resource: &str) -> String {
-    let mut out = String::new();
-    for block in DEV_CLIENTS.split("[[client]]").skip(1) {
-        let id = block
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("client_id = "))
-            .map(|v| v.trim_matches('"'));
-        let secret = match id {
-            Some("openai-mcp-client") => "openai-client-secret",
-            Some("anthropic-mcp-client") => "anthropic-client-secret",
-            Some("mcp-secure-client") => "secure-client-secret-change-in-production",
-            _ => continue,
-        };
-        let Some(id) = id else { continue };
-        let scopes = block
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("allowed_scopes = "))
-            .unwrap_or("[]");
-        let defaults = block
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("default_scopes = "))
-            .unwrap_or(scopes);
-        let _ = write!(
-            out,
-            "[[client]]\nclient_id = \"{id}\"\nsecret_hash = \"{hash}\"\n\
-             allowed_scopes = {scopes}\ndefault_scopes = {defaults}\n\
-             allowed_resources = [\"{resource}\"]\n\n",
-            hash = oauth_server::clients::hash_sha256(secret.as_bytes()),
-        );
     }
     out
 }

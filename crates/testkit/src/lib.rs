@@ -17,7 +17,8 @@
 //! - [`nginx`]: [`Nginx`], a child `nginx` configured from the deployment's
 //!   own template (`nginx/secure-mcp.conf.template`) rendered with the
 //!   test's ports, upstreams and certificates.
-//! - [`pki`]: [`TestPki`], a throw-away CA and server certificate (rcgen).
+//! - [`pki`]: [`TestPki`], a throw-away CA and server certificate (rcgen);
+//!   [`TestCa`], certificates for chosen names.
 //!
 //! # Typical use
 //!
@@ -37,7 +38,7 @@ pub mod redis;
 pub mod services;
 
 pub use nginx::Nginx;
-pub use pki::TestPki;
+pub use pki::{TestCa, TestPki};
 pub use ports::free_port;
 pub use redis::RedisServer;
 pub use services::{REQUIRE_SERVICES_VAR, services_required};

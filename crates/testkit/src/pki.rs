@@ -1,5 +1,7 @@
-//! A throw-away certificate authority and a server certificate signed by it,
-//! for tests that need real TLS (nginx in front of the servers).
+//! A throw-away certificate authority and server certificates signed by it,
+//! for tests that need real TLS (nginx or a TLS proxy in front of the
+//! servers): [`TestPki`] (a CA and one certificate for [`SERVER_NAMES`], as
+//! files for nginx) and [`TestCa`] (certificates for chosen names).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,25 +52,12 @@ impl TestPki {
     }
 
     fn try_generate() -> Result<TestPki, rcgen::Error> {
-        let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.distinguished_name = dn("secure-mcp test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca, ca_key);
-
-        let key = KeyPair::generate()?;
-        let names: Vec<String> = SERVER_NAMES.iter().map(|s| (*s).to_owned()).collect();
-        let mut leaf = CertificateParams::new(names)?;
-        leaf.distinguished_name = dn("localhost");
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = leaf.signed_by(&key, &issuer)?;
+        let ca = TestCa::try_new("secure-mcp test CA")?;
+        let leaf = ca.try_issue(SERVER_NAMES)?;
         Ok(TestPki {
-            ca_pem: ca_cert.pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            ca_pem: ca.cert_pem,
+            cert_pem: leaf.cert_pem,
+            key_pem: leaf.key_pem,
         })
     }
 
@@ -92,6 +81,82 @@ impl TestPki {
         write(&files.key, &self.key_pem);
         restrict(&files.key);
         files
+    }
+}
+
+/// A test CA that issues server certificates for chosen names (e.g. one
+/// for the wrong host, to test that clients refuse it).
+pub struct TestCa {
+    /// The CA certificate (PEM).
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+/// A server certificate (leaf only) and its private key (PKCS#8), PEM.
+#[derive(Clone)]
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for Leaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leaf").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// A CA named `common_name` (ECDSA P-256).
+    ///
+    /// # Panics
+    ///
+    /// When rcgen cannot generate keys or sign (a broken crypto back end).
+    pub fn new(common_name: &str) -> TestCa {
+        Self::try_new(common_name).unwrap_or_else(|e| panic!("testkit: test CA: {e}"))
+    }
+
+    fn try_new(common_name: &str) -> Result<TestCa, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.distinguished_name = dn(common_name);
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = ca.self_signed(&key)?;
+        Ok(TestCa {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(ca, key),
+        })
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses; the
+    /// first is also the common name).
+    ///
+    /// # Panics
+    ///
+    /// When `names` is empty or rcgen fails.
+    pub fn issue(&self, names: &[&str]) -> Leaf {
+        self.try_issue(names)
+            .unwrap_or_else(|e| panic!("testkit: certificate for {names:?}: {e}"))
+    }
+
+    fn try_issue(&self, names: &[&str]) -> Result<Leaf, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let list: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+        let mut leaf = CertificateParams::new(list)?;
+        leaf.distinguished_name = dn(names.first().copied().unwrap_or("localhost"));
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = leaf.signed_by(&key, &self.issuer)?;
+        Ok(Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use client_core::McpClient;
 use serde_json::json;
+use testkit::TestCa as Ca;
 
-use crate::support::pki::Ca;
 use crate::support::stack::{Front, OPENAI_CLIENT, Options, Stack};
 
 async fn tls_stack(ca: &Ca, names: &[&str]) -> Stack {

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 pub mod cli;
-pub mod pki;
 pub mod proxy;
 pub mod stack;
 pub mod suite;

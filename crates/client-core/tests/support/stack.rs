@@ -1,18 +1,14 @@
-//! The real oauth-server and mcp-server, in-process on port 0, optionally
-//! behind a fault-injecting proxy or a TLS-terminating proxy.
+//! The real oauth-server and mcp-server, in-process on port 0 (started by
+//! `stack`), optionally behind a fault-injecting proxy or a TLS-terminating
+//! proxy.
 //!
 //! Shared by the integration tests of client-core, openai-client and
 //! anthropic-client (`#[path]`-included), so all three exercise the same
 //! stack.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tempfile::TempDir;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use super::proxy::{self, Faults};
 
@@ -57,77 +53,34 @@ pub struct Options {
     pub oauth_proxy: bool,
 }
 
-/// A running stack; stops on drop.
+/// A running stack (`::stack::Stack`, which stops on drop) and what the
+/// client tests read from it.
 pub struct Stack {
     pub issuer: String,
     pub token_url: String,
     /// The URL clients use (also the resource they request tokens for).
     pub mcp_url: String,
-    pub mcp_addr: SocketAddr,
-    pub oauth: oauth_server::state::AppState,
     pub mcp: mcp_server::state::AppState,
     pub faults: Arc<Faults>,
     /// What the authorization server's proxy saw (with `oauth_proxy`).
     pub oauth_faults: Arc<Faults>,
     pub jwt_key_pem: String,
     pub dir: PathBuf,
-    stop: CancellationToken,
-    _dir: TempDir,
+    pub inner: ::stack::Stack,
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn dev_registry() -> String {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../config/clients.toml"
-    ))
-    .unwrap()
-}
-
-fn registry(resources: &[&str], jwt_public_pem: &str) -> String {
-    let list = resources
-        .iter()
-        .map(|r| format!("{r:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let dev = dev_registry();
-    let dev_line =
-        r#"allowed_resources = ["http://localhost:8000/mcp", "https://localhost:8001/mcp"]"#;
-    assert!(dev.contains(dev_line), "config/clients.toml changed shape");
-    let dev = dev.replace(dev_line, &format!("allowed_resources = [{list}]"));
-    let reader = oauth_server::clients::hash_sha256(READER_CLIENT.1.as_bytes());
-    let narrow = oauth_server::clients::hash_sha256(NARROW_CLIENT.1.as_bytes());
-    format!(
-        r#"{dev}
-[[client]]
-client_id = "{reader_id}"
-secret_hash = "{reader}"
-allowed_scopes = ["customer:read"]
-default_scopes = ["customer:read"]
-allowed_resources = [{list}]
-
-[[client]]
-client_id = "{narrow_id}"
-secret_hash = "{narrow}"
-allowed_scopes = ["customer:read", "ticket:create"]
-default_scopes = ["customer:read"]
-allowed_resources = [{list}]
-
-[[client]]
-client_id = "{JWT_CLIENT}"
-public_key_pem = """{jwt_public_pem}"""
-allowed_scopes = ["customer:read", "ticket:create", "account:calculate"]
-default_scopes = ["customer:read", "ticket:create", "account:calculate"]
-allowed_resources = [{list}]
-"#,
-        reader_id = READER_CLIENT.0,
-        narrow_id = NARROW_CLIENT.0,
-    )
+fn clients(jwt_public_pem: &str) -> Vec<::stack::Client> {
+    vec![
+        ::stack::Client::with_secret(READER_CLIENT.0, READER_CLIENT.1)
+            .allowed_scopes(&["customer:read"])
+            .default_scopes(&["customer:read"]),
+        ::stack::Client::with_secret(NARROW_CLIENT.0, NARROW_CLIENT.1)
+            .allowed_scopes(&["customer:read", "ticket:create"])
+            .default_scopes(&["customer:read"]),
+        ::stack::Client::with_public_key_pem(JWT_CLIENT, jwt_public_pem)
+            .allowed_scopes(&["customer:read", "ticket:create", "account:calculate"])
+            .default_scopes(&["customer:read", "ticket:create", "account:calculate"]),
+    ]
 }
 
 impl Stack {
@@ -136,132 +89,63 @@ impl Stack {
     }
 
     pub async fn start_with(opts: Options) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let stop = CancellationToken::new();
         let faults = Arc::new(Faults::default());
-
-        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let public_port = public.local_addr().unwrap().port();
-        let mcp_url = match &opts.front {
-            Front::Tls { .. } => format!("https://localhost:{public_port}/mcp"),
-            _ => format!("http://127.0.0.1:{public_port}/mcp"),
-        };
-        let mcp_resource = opts.mcp_resource.clone().unwrap_or_else(|| mcp_url.clone());
-
-        let oauth_public = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!(
-            "http://127.0.0.1:{}",
-            oauth_public.local_addr().unwrap().port()
-        );
-        let (oauth_listener, oauth_public) = if opts.oauth_proxy {
-            (
-                TcpListener::bind("127.0.0.1:0").await.unwrap(),
-                Some(oauth_public),
-            )
-        } else {
-            (oauth_public, None)
-        };
-        let real_issuer = format!(
-            "http://127.0.0.1:{}",
-            oauth_listener.local_addr().unwrap().port()
-        );
         let oauth_faults = Arc::new(Faults::default());
-        if let Some(listener) = oauth_public {
-            proxy::spawn_plain(
-                listener,
-                real_issuer.clone(),
-                oauth_faults.clone(),
-                stop.clone(),
-            );
-        }
-
         let jwt_key = auth::keys::SigningKey::generate(auth::keys::Algorithm::ES256).unwrap();
-        let clients_file = dir.path().join("clients.toml");
-        std::fs::write(
-            &clients_file,
-            registry(
-                &[mcp_url.as_str(), mcp_resource.as_str()],
-                &jwt_key.public_key_pem().unwrap(),
-            ),
-        )
-        .unwrap();
-        let mut oauth_config =
-            oauth_server::Config::with_paths(&issuer, dir.path().join("keys"), clients_file)
-                .unwrap();
-        oauth_config.resources = vec![mcp_url.clone(), mcp_resource.clone()];
-        oauth_config.resources.dedup();
-        if let Some(ttl) = opts.token_ttl {
-            oauth_config.token_ttl = ttl;
+        let mut builder =
+            ::stack::Stack::builder().clients(clients(&jwt_key.public_key_pem().unwrap()));
+        if let Some(url) = opts.redis_url.clone() {
+            builder = builder.redis(::stack::Redis::Url(url));
         }
-        oauth_config.redis_url = opts.redis_url.clone().map(Into::into);
-        let oauth_app = oauth_server::App::build_with_listener(oauth_config, oauth_listener)
-            .await
-            .unwrap();
-        let oauth = oauth_app.state().clone();
-        let oauth_stop = stop.clone();
-        tokio::spawn(oauth_app.run_until(async move { oauth_stop.cancelled().await }));
-
-        let (mcp_listener, public) = match opts.front {
-            Front::Direct => (public, None),
-            _ => (
-                TcpListener::bind("127.0.0.1:0").await.unwrap(),
-                Some(public),
-            ),
-        };
-        let mcp_addr = mcp_listener.local_addr().unwrap();
-        let mcp_issuer = if opts.mcp_issuer_alias {
-            issuer.replace("127.0.0.1", "localhost")
-        } else {
-            issuer.clone()
-        };
-        let mut mcp_config = mcp_server::Config::new(&mcp_resource, &mcp_issuer).unwrap();
-        mcp_config.jwks_url = Some(format!("{real_issuer}/jwks"));
-        mcp_config.redis_url = opts.redis_url.clone().map(Into::into);
-        let (per_minute, burst) = opts.rate_limit.unwrap_or((60_000, 10_000));
-        mcp_config.rate_limit.policy = ratelimit::Policy::new(per_minute, burst).unwrap();
-        let mcp_app = mcp_server::App::build_with_listener(mcp_config, mcp_listener)
-            .await
-            .unwrap();
-        let mcp = mcp_app.state().clone();
-        let mcp_stop = mcp_app.shutdown_token();
-        let outer = stop.clone();
-        tokio::spawn(async move {
-            outer.cancelled().await;
-            mcp_stop.cancel();
-        });
-        tokio::spawn(mcp_app.run_until_stopped());
-
-        let upstream = format!("http://{mcp_addr}");
-        match opts.front {
-            Front::Direct => {}
-            Front::Proxy => {
-                proxy::spawn_plain(public.unwrap(), upstream, faults.clone(), stop.clone());
-            }
+        if let Some(resource) = &opts.mcp_resource {
+            builder = builder.resource(resource);
+        }
+        if opts.oauth_proxy {
+            let seen = oauth_faults.clone();
+            builder = builder.oauth_front(::stack::Front::http(move |f| {
+                proxy::spawn_plain(f.listener, f.upstream, seen, f.stop);
+            }));
+        }
+        let seen = faults.clone();
+        builder = match opts.front {
+            Front::Direct => builder,
+            Front::Proxy => builder.mcp_front(::stack::Front::http(move |f| {
+                proxy::spawn_plain(f.listener, f.upstream, seen, f.stop);
+            })),
             Front::Tls { cert_pem, key_pem } => {
-                proxy::spawn_tls(
-                    public.unwrap(),
-                    upstream,
-                    faults.clone(),
-                    &cert_pem,
-                    &key_pem,
-                    stop.clone(),
-                );
+                builder.mcp_front(::stack::Front::https(move |f| {
+                    proxy::spawn_tls(f.listener, f.upstream, seen, &cert_pem, &key_pem, f.stop);
+                }))
             }
-        }
-
+        };
+        let token_ttl = opts.token_ttl;
+        let alias = opts.mcp_issuer_alias;
+        let (per_minute, burst) = opts.rate_limit.unwrap_or((60_000, 10_000));
+        let inner = builder
+            .oauth_config(move |c| {
+                if let Some(ttl) = token_ttl {
+                    c.token_ttl = ttl;
+                }
+            })
+            .mcp_config(move |c| {
+                if alias {
+                    c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+                }
+                c.rate_limit.policy = ratelimit::Policy::new(per_minute, burst).unwrap();
+            })
+            .start()
+            .await
+            .unwrap();
         Stack {
-            token_url: format!("{issuer}/token"),
-            issuer,
-            mcp_url,
-            mcp_addr,
-            oauth,
-            mcp,
+            issuer: inner.issuer().to_owned(),
+            token_url: inner.token_url(),
+            mcp_url: inner.mcp_url().to_owned(),
+            mcp: inner.mcp_state().unwrap().clone(),
             faults,
             oauth_faults,
             jwt_key_pem: jwt_key.to_pkcs8_pem().unwrap(),
-            dir: dir.path().to_owned(),
-            stop,
-            _dir: dir,
+            dir: inner.dir().to_owned(),
+            inner,
         }
     }
 

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use testkit::llm::{Api, FakeLlm, Reply};
 
 use super::cli::{run, run_in};
-use super::pki::Ca;
 use super::stack::{Front, Options, READER_CLIENT, Stack};
+use testkit::TestCa as Ca;
 
 /// The API key the fakes expect.
 pub const KEY: &str = "test-key-not-a-secret";

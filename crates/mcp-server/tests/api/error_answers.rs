@@ -262,15 +262,13 @@ async fn the_503s_keep_their_shapes_and_echo_the_id() {
     })
     .await;
     // Revocation closed (the default): the bearer layer's 503 (OAuth JSON).
-    let (strict, _) = spawn_mcp(
-        &app,
-        &Options {
-            redis_url: Some(redis.url()),
-            ..Options::default()
-        },
-    )
+    let strict = spawn_with(Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    })
     .await;
     let token = app.token(OPENAI_CLIENT, None, Some(RESOURCE)).await;
+    let strict_token = strict.token(OPENAI_CLIENT, None, Some(RESOURCE)).await;
     redis.stop();
 
     let r = app.call_2026(Some(&token), "tools/list", json!({})).await;
@@ -283,8 +281,8 @@ async fn the_503s_keep_their_shapes_and_echo_the_id() {
 
     let r = reply(
         app.http
-            .post(format!("http://{strict}/mcp"))
-            .bearer_auth(&token)
+            .post(format!("http://{}/mcp", strict.mcp_addr))
+            .bearer_auth(&strict_token)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).to_string())

@@ -1,5 +1,5 @@
-//! Spawns a real oauth-server and a real mcp-server on port 0 and talks HTTP
-//! to them. Tokens come from the oauth-server's `/token` endpoint; tokens
+//! Spawns a real oauth-server and a real mcp-server on port 0 (through
+//! `stack`) and talks HTTP to them. Tokens come from the oauth-server's `/token` endpoint; tokens
 //! with hand-picked claims are signed with the oauth-server's own key (taken
 //! from its key folder) or with a foreign key.
 
@@ -13,9 +13,6 @@ use auth::{AccessTokenClaims, Audience, ScopeSet};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// The resource URI the test mcp-server serves (a dev client may get tokens for it).
 pub const RESOURCE: &str = "http://localhost:8000/mcp";
@@ -45,12 +42,14 @@ pub struct Options {
     pub auth_failures: Option<(u32, u32)>,
     pub failure_mode: Option<ratelimit::FailureMode>,
     pub revocation_fail_open: bool,
+    /// mcp-server replicas (default 1), all configured alike.
+    pub replicas: Option<usize>,
 }
 
-/// The mcp-server configuration these options describe.
-pub fn mcp_config(issuer: &str, opts: &Options) -> mcp_server::Config {
-    let mut c = mcp_server::Config::new(RESOURCE, issuer).unwrap();
-    c.redis_url = opts.redis_url.clone().map(Into::into);
+/// Adjusts a replica's configuration as these options describe.
+fn apply(c: &mut mcp_server::Config, opts: &Options) {
+    // Keys are discovered from the issuer's metadata, as in production.
+    c.jwks_url = None;
     // Tests that are not about rate limiting must not trip over it.
     let (rate, burst) = opts.policy.unwrap_or((600_000, 10_000));
     c.rate_limit.policy = ratelimit::Policy::new(rate, burst).unwrap();
@@ -60,28 +59,9 @@ pub fn mcp_config(issuer: &str, opts: &Options) -> mcp_server::Config {
         c.rate_limit.failure_mode = m;
     }
     c.revocation_fail_open = opts.revocation_fail_open;
-    c
 }
 
-/// Starts one more mcp-server next to `app` (same issuer), stopped with it.
-pub async fn spawn_mcp(app: &TestApp, opts: &Options) -> (SocketAddr, mcp_server::state::AppState) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mcp_app = mcp_server::App::build_with_listener(mcp_config(&app.issuer, opts), listener)
-        .await
-        .unwrap();
-    let addr = mcp_app.local_addr().unwrap();
-    let state = mcp_app.state().clone();
-    let mcp_stop = mcp_app.shutdown_token();
-    let outer = app.stop.clone();
-    tokio::spawn(async move {
-        outer.cancelled().await;
-        mcp_stop.cancel();
-    });
-    tokio::spawn(mcp_app.run_until_stopped());
-    (addr, state)
-}
-
-/// Both servers, running until drop.
+/// Both servers (started by `stack`), running until drop.
 pub struct TestApp {
     pub issuer: String,
     pub mcp_addr: SocketAddr,
@@ -90,18 +70,7 @@ pub struct TestApp {
     pub oauth: oauth_server::state::AppState,
     pub mcp: mcp_server::state::AppState,
     pub keys_dir: PathBuf,
-    pub stop: CancellationToken,
-    _dir: TempDir,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn clients_file() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/clients.toml")
+    pub stack: stack::Stack,
 }
 
 pub async fn spawn() -> TestApp {
@@ -109,58 +78,31 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(opts: Options) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let keys_dir = dir.path().join("keys");
-    let stop = CancellationToken::new();
-
-    let oauth_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!(
-        "http://127.0.0.1:{}",
-        oauth_listener.local_addr().unwrap().port()
-    );
-    let mut oauth_config =
-        oauth_server::Config::with_paths(&issuer, keys_dir.clone(), clients_file()).unwrap();
-    oauth_config.resources = vec![RESOURCE.to_owned(), OTHER_RESOURCE.to_owned()];
-    oauth_config.redis_url = opts.redis_url.clone().map(Into::into);
-    let oauth_app = oauth_server::App::build_with_listener(oauth_config, oauth_listener)
+    let mut builder = stack::Stack::builder()
+        .resource(RESOURCE)
+        .mcp_replicas(opts.replicas.unwrap_or(1))
+        .oauth_config(|c| c.resources = vec![RESOURCE.to_owned(), OTHER_RESOURCE.to_owned()]);
+    if let Some(url) = &opts.redis_url {
+        builder = builder.redis(stack::Redis::Url(url.clone()));
+    }
+    let stack = builder
+        .mcp_config(move |c| apply(c, &opts))
+        .start()
         .await
         .unwrap();
-    let oauth_state = oauth_app.state().clone();
-    let oauth_stop = stop.clone();
-    tokio::spawn(async move {
-        oauth_app
-            .run_until(async move { oauth_stop.cancelled().await })
-            .await
-    });
-
-    let mcp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mcp_config = mcp_config(&issuer, &opts);
-    let mcp_app = mcp_server::App::build_with_listener(mcp_config, mcp_listener)
-        .await
-        .unwrap();
-    let mcp_addr = mcp_app.local_addr().unwrap();
-    let mcp_state = mcp_app.state().clone();
-    let mcp_stop = mcp_app.shutdown_token();
-    let outer = stop.clone();
-    tokio::spawn(async move {
-        outer.cancelled().await;
-        mcp_stop.cancel();
-    });
-    tokio::spawn(mcp_app.run_until_stopped());
-
+    let mcp_addr = stack.replicas()[0].addr();
     TestApp {
-        issuer,
+        issuer: stack.issuer().to_owned(),
         mcp_addr,
         mcp_url: format!("http://{mcp_addr}/mcp"),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap(),
-        oauth: oauth_state,
-        mcp: mcp_state,
-        keys_dir,
-        stop,
-        _dir: dir,
+        oauth: stack.oauth_state().unwrap().clone(),
+        mcp: stack.mcp_state().unwrap().clone(),
+        keys_dir: stack.keys_dir().to_owned(),
+        stack,
     }
 }
 

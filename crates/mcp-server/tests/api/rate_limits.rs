@@ -111,13 +111,14 @@ async fn two_replicas_share_one_budget_through_redis() {
         return;
     };
     // 1/min: nothing refills during the test; burst 10 = five tool calls.
-    let opts = Options {
+    let app = spawn_with(Options {
         redis_url: Some(redis.url()),
         policy: Some((1, 10)),
+        replicas: Some(2),
         ..Options::default()
-    };
-    let app = spawn_with(opts.clone()).await;
-    let (second, _) = spawn_mcp(&app, &opts).await;
+    })
+    .await;
+    let second = app.stack.replicas()[1].addr();
     let token = app.token(OPENAI_CLIENT, None, Some(RESOURCE)).await;
     assert_eq!(
         alternate(&app, app.mcp_addr, second, &token, 12).await,
@@ -127,12 +128,13 @@ async fn two_replicas_share_one_budget_through_redis() {
 
 #[tokio::test]
 async fn two_replicas_without_redis_each_enforce_their_own() {
-    let opts = Options {
+    let app = spawn_with(Options {
         policy: Some((1, 10)),
+        replicas: Some(2),
         ..Options::default()
-    };
-    let app = spawn_with(opts.clone()).await;
-    let (second, _) = spawn_mcp(&app, &opts).await;
+    })
+    .await;
+    let second = app.stack.replicas()[1].addr();
     let token = app.token(OPENAI_CLIENT, None, Some(RESOURCE)).await;
     assert_eq!(
         alternate(&app, app.mcp_addr, second, &token, 12).await,

@@ -1,4 +1,4 @@
-//! Spawning the real oauth-server and talking to it.
+//! Spawning the real oauth-server (through `stack`) and talking to it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +7,6 @@ use auth::jwk::JwkSet;
 use auth::keys::{Algorithm, SigningKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use oauth_server::{App, Config};
 use serde_json::{Value, json};
 
 pub const LOCAL_MCP: &str = "http://localhost:8000/mcp";
@@ -23,14 +22,14 @@ pub struct TestKeys {
     pub eddsa: SigningKey,
 }
 
+/// The oauth-server alone (a `stack` without MCP replicas), running until
+/// drop.
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub keys_dir: PathBuf,
     pub client_keys: &'static TestKeys,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: Option<tempfile::TempDir>,
+    pub stack: stack::Stack,
 }
 
 fn test_keys() -> &'static TestKeys {
@@ -59,69 +58,44 @@ fn jwk_inline(key: &SigningKey) -> String {
     format!("{{ {} }}", parts.join(", "))
 }
 
-fn registry(keys: &TestKeys) -> String {
-    let dev = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../config/clients.toml"
-    ))
-    .unwrap();
-    let fast_hash = oauth_server::clients::hash_sha256(FAST_SECRET.as_bytes());
-    format!(
-        r#"{dev}
-[[client]]
-client_id = "{FAST_ID}"
-secret_hash = "{fast_hash}"
-allowed_scopes = ["customer:read", "ticket:create", "security:read"]
-default_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}", "{TLS_MCP}"]
-
-[[client]]
-client_id = "post-only"
-secret_hash = "{fast_hash}"
-auth_methods = ["client_secret_post"]
-allowed_scopes = ["customer:read"]
-default_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}"]
-
-[[client]]
-client_id = "no-default-scope"
-secret_hash = "{fast_hash}"
-allowed_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}"]
-
-[[client]]
-client_id = "introspector"
-secret_hash = "{fast_hash}"
-allowed_scopes = ["customer:read"]
-default_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}"]
-can_introspect = true
-
-[[client]]
-client_id = "jwt-es256"
-jwk = {es}
-allowed_scopes = ["customer:read"]
-default_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}"]
-
-[[client]]
-client_id = "jwt-rs256"
-jwk = {rs}
-allowed_scopes = ["customer:read"]
-default_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}"]
-
-[[client]]
-client_id = "jwt-eddsa-pem"
-public_key_pem = """{ed_pem}"""
-allowed_scopes = ["customer:read"]
-default_scopes = ["customer:read"]
-allowed_resources = ["{LOCAL_MCP}"]
-"#,
-        es = jwk_inline(&keys.es256),
-        rs = jwk_inline(&keys.rs256),
-        ed_pem = keys.eddsa.public_key_pem().unwrap(),
-    )
+/// The dev registry plus these (the stack appends them to its copy of
+/// config/clients.toml).
+fn clients(keys: &TestKeys) -> Vec<stack::Client> {
+    let read = ["customer:read"];
+    let basic = |id: &str| {
+        stack::Client::with_secret(id, FAST_SECRET)
+            .allowed_scopes(&read)
+            .resources(&[LOCAL_MCP])
+    };
+    let jwt = |id: &str, key: String| {
+        stack::Client::new(id)
+            .line(&key)
+            .allowed_scopes(&read)
+            .default_scopes(&read)
+            .resources(&[LOCAL_MCP])
+    };
+    vec![
+        stack::Client::with_secret(FAST_ID, FAST_SECRET)
+            .allowed_scopes(&["customer:read", "ticket:create", "security:read"])
+            .default_scopes(&read)
+            .resources(&[LOCAL_MCP, TLS_MCP]),
+        basic("post-only")
+            .default_scopes(&read)
+            .line(r#"auth_methods = ["client_secret_post"]"#),
+        basic("no-default-scope"),
+        basic("introspector")
+            .default_scopes(&read)
+            .line("can_introspect = true"),
+        jwt("jwt-es256", format!("jwk = {}", jwk_inline(&keys.es256))),
+        jwt("jwt-rs256", format!("jwk = {}", jwk_inline(&keys.rs256))),
+        jwt(
+            "jwt-eddsa-pem",
+            format!(
+                "public_key_pem = \"\"\"{}\"\"\"",
+                keys.eddsa.public_key_pem().unwrap()
+            ),
+        ),
+    ]
 }
 
 /// Options for [`spawn_with`].
@@ -144,68 +118,57 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(opts: Opts) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let keys_dir = opts
-        .keys_dir
-        .clone()
-        .unwrap_or_else(|| dir.path().join("keys"));
-    let clients_file = dir.path().join("clients.toml");
     let client_keys = test_keys();
-    std::fs::write(&clients_file, registry(client_keys)).unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port.unwrap_or(0)))
+    let mut builder = stack::Stack::builder()
+        .mcp_replicas(0)
+        .clients(clients(client_keys));
+    if let Some(alg) = opts.alg {
+        builder = builder.signing_alg(alg);
+    }
+    if let Some(dir) = &opts.keys_dir {
+        builder = builder.keys_dir(dir);
+    }
+    if let Some(port) = opts.port {
+        builder = builder.oauth_port(port);
+    }
+    if let Some(url) = &opts.redis_url {
+        builder = builder.redis(stack::Redis::Url(url.clone()));
+    }
+    let stack = builder
+        .oauth_config(move |config| {
+            if let Some(r) = opts.resources {
+                config.resources = r.into_iter().map(str::to_owned).collect();
+            }
+            // Tests that are not about rate limiting must not trip over it.
+            let (rate, burst) = opts.policy.unwrap_or((60_000, 1_000));
+            config.oauth_policy = ratelimit::Policy::new(rate, burst).unwrap();
+            if let Some(t) = opts.trusted_proxies {
+                config.rate_limit.trusted_proxies = ratelimit::TrustedProxies::parse(t).unwrap();
+            }
+            if let Some(r) = opts.reload {
+                config.keys_reload_interval = r;
+            }
+        })
+        .start()
         .await
         .unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let mut config = Config::with_paths(&base, keys_dir.clone(), clients_file.clone()).unwrap();
-    if let Some(alg) = opts.alg {
-        config.signing_alg = alg;
-    }
-    if let Some(r) = opts.resources {
-        config.resources = r.into_iter().map(str::to_owned).collect();
-    }
-    config.redis_url = opts.redis_url.map(Into::into);
-    // Tests that are not about rate limiting must not trip over it.
-    let (rate, burst) = opts.policy.unwrap_or((60_000, 1_000));
-    config.oauth_policy = ratelimit::Policy::new(rate, burst).unwrap();
-    if let Some(t) = opts.trusted_proxies {
-        config.rate_limit.trusted_proxies = ratelimit::TrustedProxies::parse(t).unwrap();
-    }
-    if let Some(r) = opts.reload {
-        config.keys_reload_interval = r;
-    }
-    let app = App::build_with_listener(config, listener).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
     TestApp {
-        base,
+        base: stack.issuer().to_owned(),
         http: reqwest::Client::new(),
-        keys_dir,
+        keys_dir: stack.keys_dir().to_owned(),
         client_keys,
-        stop: Some(tx),
-        handle: Some(handle),
-        _dir: Some(dir),
+        stack,
     }
 }
 
 impl TestApp {
     pub fn port(&self) -> u16 {
-        self.base
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap()
+        self.stack.oauth().addr().port()
     }
 
     /// Stops the server and waits for it to finish (keeps the temp folder).
     pub async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            h.await.unwrap().unwrap();
-        }
+        self.stack.oauth().stop().await.unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -279,14 +242,6 @@ impl TestApp {
             }
         }
         auth::jwt::sign(key, "JWT", &claims).unwrap()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

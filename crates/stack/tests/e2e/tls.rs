@@ -59,7 +59,7 @@ async fn tls12_and_tls13_are_accepted_on_both_fronts() {
     let Some(stack) = Stack::start().await else {
         return;
     };
-    for port in [stack.nginx.oauth_port(), stack.nginx.mcp_port()] {
+    for port in [stack.nginx().oauth_port(), stack.nginx().mcp_port()] {
         for (version, expected) in [
             (&rustls::version::TLS12, ProtocolVersion::TLSv1_2),
             (&rustls::version::TLS13, ProtocolVersion::TLSv1_3),
@@ -100,7 +100,7 @@ async fn tls10_tls11_and_cbc_suites_are_refused() {
     // OpenSSL 3 refuses TLS < 1.2 on its own at the default security level;
     // level 0 makes the client really offer it, so a failure is nginx's.
     let old = "DEFAULT:@SECLEVEL=0";
-    for port in [stack.nginx.oauth_port(), stack.nginx.mcp_port()] {
+    for port in [stack.nginx().oauth_port(), stack.nginx().mcp_port()] {
         // Control: the same client with TLS 1.2 gets through.
         let (ok, out) = s_client(&openssl, port, &["-tls1_2", "-cipher", old]);
         assert!(ok, "openssl -tls1_2 should connect to {port}:\n{out}");
@@ -126,7 +126,7 @@ async fn plain_http_is_refused_and_never_reaches_a_server() {
     let Some(stack) = Stack::start().await else {
         return;
     };
-    for port in [stack.nginx.oauth_port(), stack.nginx.mcp_port()] {
+    for port in [stack.nginx().oauth_port(), stack.nginx().mcp_port()] {
         let mut tcp = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
             .await
             .unwrap();
@@ -146,7 +146,7 @@ async fn plain_http_is_refused_and_never_reaches_a_server() {
         );
     }
     // nginx logs these with no upstream: nothing was proxied.
-    let log = stack.nginx.access_log();
+    let log = stack.nginx().access_log();
     let plain: Vec<&str> = log.lines().filter(|l| l.contains(" 400 ")).collect();
     assert_eq!(plain.len(), 2, "access log:\n{log}");
     assert!(plain.iter().all(|l| l.contains("upstream=-")), "{log}");

@@ -19,7 +19,7 @@ use serde_json::json;
 use testkit::llm::{Api, FakeLlm, Reply};
 use testkit::pki::PkiFiles;
 
-use crate::helpers::{Opts, Stack, repo_root};
+use crate::helpers::{Opts, ReplicaExt as _, Stack, repo_root};
 
 /// The model's script for the three demo queries: one tool call each, then
 /// an answer quoting the results.
@@ -141,7 +141,7 @@ async fn demo_through_nginx(api: Api) {
     assert!(answers[1].contains("TKT-"), "{}", answers[1]);
     assert!(answers[2].contains("539"), "{}", answers[2]);
     // The tool calls went through nginx to the replicas.
-    let calls: usize = stack.replicas.iter().map(|r| r.tool_calls()).sum();
+    let calls: usize = stack.replicas().iter().map(|r| r.tool_calls()).sum();
     assert_eq!(calls, 3);
 }
 

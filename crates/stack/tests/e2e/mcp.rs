@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::helpers::{CLIENT, Stack};
+use crate::helpers::{CLIENT, ReplicaExt as _, Stack};
 
 fn customer() -> serde_json::Value {
     json!({"customer_id": "12345"})
@@ -49,7 +49,7 @@ async fn stateless_calls_succeed_and_spread_over_both_replicas() {
             .await
             .assert_tool_ok();
     }
-    let counts: Vec<usize> = stack.replicas.iter().map(|r| r.tool_calls()).collect();
+    let counts: Vec<usize> = stack.replicas().iter().map(|r| r.tool_calls()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 30, "{counts:?}");
     // An even split puts both replicas to work (all 30 on one: p = 2^-29).
     assert!(counts.iter().all(|c| *c > 0), "{counts:?}");
@@ -73,7 +73,7 @@ async fn sessions_stay_on_the_replica_that_created_them() {
                 .assert_tool_ok();
         }
     }
-    let counts: Vec<usize> = stack.replicas.iter().map(|r| r.tool_calls()).collect();
+    let counts: Vec<usize> = stack.replicas().iter().map(|r| r.tool_calls()).collect();
     assert_eq!(counts.iter().sum::<usize>(), 64, "{counts:?}");
 
     // Ids are tagged with their replica; both replicas created sessions
@@ -83,13 +83,13 @@ async fn sessions_stay_on_the_replica_that_created_them() {
     assert!(tags.contains(&"1.") && tags.contains(&"2."), "{tags:?}");
 
     // Every request of a session went to exactly one upstream, the tagged one.
-    let by_session = upstreams_by_session(&stack.nginx.access_log());
+    let by_session = upstreams_by_session(&stack.nginx().access_log());
     for s in &sessions {
         let ups = &by_session[&s.id];
         let replica = if s.id.starts_with("1.") { 0 } else { 1 };
         assert_eq!(
             ups,
-            &vec![stack.replicas[replica].addr.to_string()],
+            &vec![stack.replicas()[replica].addr().to_string()],
             "session {}",
             s.id
         );
@@ -182,7 +182,7 @@ async fn stopping_a_replica_mid_run_costs_at_most_the_in_flight_requests() {
     };
     let stopper = async {
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        stack.replicas[0].stop().await;
+        stack.replicas()[0].stop().await.unwrap();
         stopped.store(true, Ordering::SeqCst);
     };
     let (a, b, c, d, ()) = tokio::join!(worker(), worker(), worker(), worker(), stopper);
@@ -265,9 +265,9 @@ async fn one_clients_rate_budget_is_enforced_across_both_replicas() {
     );
     // Both replicas refused (~24 refusals split at random): the budget
     // really spans them.
-    let log = stack.nginx.access_log();
-    for replica in &stack.replicas {
-        let addr = replica.addr.to_string();
+    let log = stack.nginx().access_log();
+    for replica in stack.replicas() {
+        let addr = replica.addr().to_string();
         assert!(
             log.lines()
                 .any(|l| l.contains(" /mcp ") && l.contains(" 429 ") && l.contains(&addr)),

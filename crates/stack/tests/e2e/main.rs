@@ -1,6 +1,7 @@
-//! End-to-end tests of the TLS deployment (issue 6): real nginx from
-//! `nginx/secure-mcp.conf.template`, real TLS with a test CA, real Redis,
-//! the real servers in-process, two MCP replicas; plus checks of the
+//! End-to-end tests of the TLS deployment (issue 6), started by `stack`:
+//! real nginx from `nginx/secure-mcp.conf.template`, real TLS with a test
+//! CA, real Redis, the real servers in-process, two MCP replicas; the built
+//! binaries as child processes (`child_processes`); plus checks of the
 //! deployment files (certificate script, docker-compose.yml, Dockerfile,
 //! Taskfile) with real tools.
 //!
@@ -8,6 +9,7 @@
 //! loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod child_processes;
 mod clients;
 mod deploy_files;
 mod forwarded;

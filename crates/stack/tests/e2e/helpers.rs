@@ -1,18 +1,14 @@
-//! The TLS deployment in miniature: Redis, one oauth-server and two
-//! mcp-server replicas in-process on port 0, and a real nginx rendered from
-//! `nginx/secure-mcp.conf.template` in front of them with a test CA.
+//! The TLS deployment in miniature, started by `stack`: Redis, one
+//! oauth-server and two mcp-server replicas in-process on port 0, and a real
+//! nginx rendered from `nginx/secure-mcp.conf.template` in front of them with
+//! a test CA; plus the requests the tests send through it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use testkit::nginx::Upstreams;
+use testkit::Nginx;
 use testkit::pki::PkiFiles;
-use testkit::{Nginx, RedisServer, TestPki};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub const V2025: &str = "2025-11-25";
 pub const V2026: &str = "2026-07-28";
@@ -20,8 +16,6 @@ pub const V2026: &str = "2026-07-28";
 pub const CLIENT: (&str, &str) = ("e2e-client", "e2e-client-secret-0123456789abcdef");
 /// A second client, to show budgets are per client.
 pub const OTHER_CLIENT: (&str, &str) = ("e2e-other", "e2e-other-secret-0123456789abcdef");
-/// nginx connects to the servers from here; only it may set X-Forwarded-For.
-pub const NGINX_ADDR: &str = "127.0.0.1/32";
 
 /// What a test can change about the stack.
 #[derive(Clone, Default)]
@@ -35,83 +29,58 @@ pub struct Opts {
     pub certs: Option<PkiFiles>,
 }
 
-/// One mcp-server replica.
-pub struct Replica {
-    pub addr: SocketAddr,
-    pub state: mcp_server::state::AppState,
-    stop: CancellationToken,
-    handle: std::sync::Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
+/// What e2e tests read from a replica.
+pub trait ReplicaExt {
+    /// `mcp.tool_called` events this replica recorded.
+    fn tool_calls(&self) -> usize;
 }
 
-impl Replica {
-    /// `mcp.tool_called` events this replica recorded.
-    pub fn tool_calls(&self) -> usize {
-        self.state
+impl ReplicaExt for stack::Replica {
+    fn tool_calls(&self) -> usize {
+        self.state()
+            .unwrap()
             .audit()
             .recent(100_000)
             .iter()
             .filter(|e| e.event == "mcp.tool_called")
             .count()
     }
-
-    /// Stops the replica (as SIGTERM would) and waits until it is gone.
-    pub async fn stop(&self) {
-        self.stop.cancel();
-        let handle = self.handle.lock().unwrap().take();
-        if let Some(h) = handle {
-            let done = tokio::time::timeout(Duration::from_secs(10), h).await;
-            assert!(
-                done.is_ok(),
-                "replica {} did not finish its graceful shutdown within 10 s",
-                self.addr
-            );
-        }
-    }
 }
 
+/// The stack (`stack::Stack`, reachable through `Deref`) with the URLs
+/// the tests read as fields.
 pub struct Stack {
-    pub nginx: Nginx,
-    pub replicas: Vec<Replica>,
-    /// The oauth-server itself (behind nginx), for tests that bypass nginx.
-    pub oauth_addr: SocketAddr,
-    /// Kept alive for the stack's lifetime (shared by every server).
-    _redis: RedisServer,
-    pub pki: PkiFiles,
+    pub inner: stack::Stack,
     pub issuer: String,
     pub resource: String,
     pub http: reqwest::Client,
-    stop: CancellationToken,
-    _dir: TempDir,
+    /// The oauth-server itself (behind nginx), for tests that bypass nginx.
+    pub oauth_addr: SocketAddr,
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        for r in &self.replicas {
-            r.stop.cancel();
-        }
+impl std::ops::Deref for Stack {
+    type Target = stack::Stack;
+    fn deref(&self) -> &stack::Stack {
+        &self.inner
     }
 }
 
-fn registry(resource: &str) -> String {
-    let hash = |s: &str| oauth_server::clients::hash_sha256(s.as_bytes());
-    let all = r#"["customer:read", "ticket:create", "account:calculate", "security:read"]"#;
-    let mut out = String::new();
-    for (id, secret) in [
-        CLIENT,
-        OTHER_CLIENT,
-        // The dev clients of config/clients.toml, with fast hashes and the test's resource.
-        ("openai-mcp-client", "openai-client-secret"),
-        ("anthropic-mcp-client", "anthropic-client-secret"),
-    ] {
-        out.push_str(&format!(
-            "[[client]]\nclient_id = \"{id}\"\nsecret_hash = \"{h}\"\nallowed_scopes = {all}\n\
-             default_scopes = [\"customer:read\", \"ticket:create\", \"account:calculate\"]\n\
-             allowed_resources = [\"{resource}\"]\n\n",
-            h = hash(secret)
-        ));
-    }
-    out
+/// The dev clients get fast sha256 secrets here too, and all four scopes.
+fn clients() -> Vec<stack::Client> {
+    let all = [
+        "customer:read",
+        "ticket:create",
+        "account:calculate",
+        "security:read",
+    ];
+    [CLIENT, OTHER_CLIENT]
+        .into_iter()
+        .map(|(id, secret)| {
+            stack::Client::with_secret(id, secret)
+                .allowed_scopes(&all)
+                .default_scopes(&all[..3])
+        })
+        .collect()
 }
 
 impl Stack {
@@ -122,97 +91,45 @@ impl Stack {
     }
 
     pub async fn start_with(opts: Opts) -> Option<Stack> {
-        let redis = RedisServer::start()?;
-        let dir = tempfile::tempdir().unwrap();
-        let pki = match opts.certs.clone() {
-            Some(files) => files,
-            None => TestPki::generate().write_to(dir.path()),
-        };
-
-        // Bind first: nginx needs the upstream addresses, the servers need
-        // nginx's (public) ports for their URLs.
-        let oauth_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mcp_listeners = [
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        ];
-        let oauth_addr = oauth_listener.local_addr().unwrap();
-        let upstreams = Upstreams {
-            oauth: oauth_addr,
-            mcp: [
-                mcp_listeners[0].local_addr().unwrap(),
-                mcp_listeners[1].local_addr().unwrap(),
-            ],
-        };
-        let nginx = Nginx::start(&upstreams, &pki)?;
-        let issuer = nginx.oauth_url();
-        let resource = nginx.mcp_url();
-        let stop = CancellationToken::new();
-
-        let clients_file = dir.path().join("clients.toml");
-        std::fs::write(&clients_file, registry(&resource)).unwrap();
-        let mut oauth =
-            oauth_server::Config::with_paths(&issuer, dir.path().join("keys"), clients_file)
-                .unwrap();
-        oauth.resources = vec![resource.clone()];
-        oauth.redis_url = Some(redis.url().into());
-        oauth.rate_limit.trusted_proxies = ratelimit::TrustedProxies::parse(NGINX_ADDR).unwrap();
-        let (per_minute, burst) = opts.oauth_policy.unwrap_or((60_000, 1_000));
-        oauth.oauth_policy = ratelimit::Policy::new(per_minute, burst).unwrap();
-        let oauth_app = oauth_server::App::build_with_listener(oauth, oauth_listener)
-            .await
-            .unwrap();
-        let oauth_stop = stop.clone();
-        tokio::spawn(oauth_app.run_until(async move { oauth_stop.cancelled().await }));
-
-        let mut replicas = Vec::new();
-        for listener in mcp_listeners {
-            let mut config = mcp_server::Config::new(&resource, &issuer).unwrap();
-            // Keys over the internal network, as in docker-compose: the public
-            // issuer URL is nginx's and needs the CA.
-            config.jwks_url = Some(format!("http://{oauth_addr}/jwks"));
-            config.redis_url = Some(redis.url().into());
-            config.rate_limit.trusted_proxies =
-                ratelimit::TrustedProxies::parse(NGINX_ADDR).unwrap();
-            let (per_minute, burst) = opts.mcp_policy.unwrap_or((600_000, 10_000));
-            config.rate_limit.policy = ratelimit::Policy::new(per_minute, burst).unwrap();
-            let app = mcp_server::App::build_with_listener(config, listener)
-                .await
-                .unwrap();
-            let addr = app.local_addr().unwrap();
-            let state = app.state().clone();
-            let token = app.shutdown_token();
-            let handle = tokio::spawn(app.run_until_stopped());
-            replicas.push(Replica {
-                addr,
-                state,
-                stop: token,
-                handle: std::sync::Mutex::new(Some(handle)),
+        let (oauth_rate, oauth_burst) = opts.oauth_policy.unwrap_or((60_000, 1_000));
+        let (mcp_rate, mcp_burst) = opts.mcp_policy.unwrap_or((600_000, 10_000));
+        let mut builder = stack::Stack::builder()
+            .redis(stack::Redis::Start)
+            .nginx()
+            .clients(clients())
+            .oauth_config(move |c| {
+                c.oauth_policy = ratelimit::Policy::new(oauth_rate, oauth_burst).unwrap();
+            })
+            .mcp_config(move |c| {
+                c.rate_limit.policy = ratelimit::Policy::new(mcp_rate, mcp_burst).unwrap();
             });
+        if let Some(certs) = opts.certs {
+            builder = builder.certs(certs);
         }
-
-        let http = client_builder(&pki).build().unwrap();
+        let inner = builder.start_or_skip().await?;
         Some(Stack {
-            nginx,
-            replicas,
-            oauth_addr,
-            _redis: redis,
-            pki,
-            issuer,
-            resource,
-            http,
-            stop,
-            _dir: dir,
+            issuer: inner.issuer().to_owned(),
+            resource: inner.resource().to_owned(),
+            http: inner.http().clone(),
+            oauth_addr: inner.oauth().addr(),
+            inner,
         })
     }
 
+    /// nginx in front of the servers.
+    pub fn nginx(&self) -> &Nginx {
+        self.inner.nginx().unwrap()
+    }
+
     pub fn ca_pem(&self) -> PathBuf {
-        self.pki.ca.clone()
+        self.inner.ca_pem().unwrap().to_owned()
     }
 
     /// A client that trusts only the test CA, from `local` (a 127.0.0.x).
     pub fn http_from(&self, local: IpAddr) -> reqwest::Client {
-        client_builder(&self.pki)
+        self.inner
+            .http_builder()
+            .unwrap()
             .local_address(local)
             .build()
             .unwrap()
@@ -220,26 +137,14 @@ impl Stack {
 
     /// A token for `client` through nginx (the public token endpoint).
     pub async fn token(&self, client: (&str, &str)) -> String {
-        let resp = self
-            .http
-            .post(format!("{}/token", self.issuer))
-            .basic_auth(client.0, Some(client.1))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(&[
-                ("grant_type", "client_credentials"),
-                ("resource", self.resource.as_str()),
-                (
-                    "scope",
-                    "customer:read ticket:create account:calculate security:read",
-                ),
-            ]))
-            .send()
+        self.inner
+            .token(
+                client,
+                Some("customer:read ticket:create account:calculate security:read"),
+                Some(&self.resource),
+            )
             .await
-            .unwrap();
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(status, 200, "token through nginx: {body}");
-        body["access_token"].as_str().unwrap().to_owned()
+            .unwrap()
     }
 
     pub async fn post_mcp(&self, token: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
@@ -299,15 +204,6 @@ impl Stack {
         assert_eq!(r.status, 202, "notifications/initialized: {}", r.text);
         s
     }
-}
-
-fn client_builder(pki: &PkiFiles) -> reqwest::ClientBuilder {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only([ca])
-        // nginx listens on 127.0.0.1 only; skip the [::1] attempt.
-        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
-        .timeout(Duration::from_secs(20))
 }
 
 pub struct Session<'a> {
