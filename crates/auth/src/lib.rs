@@ -16,7 +16,8 @@
 //! - [`verify`]: the access-token [`verify::Verifier`] and its key sources
 //!   (static keys, remote JWKS with rate-limited refetch on unknown `kid`).
 //! - [`store`]: revocation and replay stores (in-memory and Redis).
-//! - [`config`], [`telemetry`], [`shutdown`]: the start-up helpers every binary uses.
+//! - [`config`], [`telemetry`], [`shutdown`]: the start-up helpers every binary uses;
+//!   [`cli`]: exit codes and the `--help` table of environment variables.
 //!
 //! # Flow of a verification
 //! `Verifier::verify(token)` → [`jwt::Unverified::parse`] (size, shape, header,
@@ -24,6 +25,7 @@
 //! → signature → claims (`typ`, `iss`, `aud`, `exp`/`nbf`/`iat`, `scope`).
 
 pub mod claims;
+pub mod cli;
 pub mod config;
 pub mod jwk;
 pub mod jwt;

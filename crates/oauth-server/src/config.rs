@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use auth::cli::EnvVar;
 use auth::config::{ConfigError, var, var_list, var_or, var_parsed};
 use auth::keys::Algorithm;
 use auth::telemetry::LogFormat;
@@ -176,5 +177,134 @@ mod tests {
         assert!(validate_issuer("https://a.example?x=1").is_err());
         assert!(validate_issuer("https://a.example#f").is_err());
         assert!(validate_issuer("localhost:8080").is_err());
+    }
+}
+
+/// Every environment variable `oauth-server` reads, with its default and
+/// meaning: the single source of `oauth-server --help` (the test below keeps
+/// it in step with [`Config::from_env`]).
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar::new("OAUTH_BIND", "127.0.0.1:8080", "listen address"),
+    EnvVar::new(
+        "OAUTH_ISSUER",
+        "http://localhost:8080",
+        "public issuer URL (the `iss` of every token); https, or http on loopback",
+    ),
+    EnvVar::new(
+        "OAUTH_KEYS_DIR",
+        "keys",
+        "signing keys (PEM); one is generated (0600) when the folder is empty",
+    ),
+    EnvVar::new(
+        "OAUTH_CLIENTS_FILE",
+        "config/clients.toml",
+        "client registry",
+    ),
+    EnvVar::new(
+        "OAUTH_TOKEN_TTL_SECS",
+        "900",
+        "access-token lifetime in seconds, 60 to 3600",
+    ),
+    EnvVar::new("OAUTH_SIGNING_ALG", "RS256", "RS256, ES256 or EdDSA"),
+    EnvVar::new(
+        "OAUTH_RESOURCES",
+        DEFAULT_RESOURCE,
+        "audiences (MCP resource URIs) this server may issue tokens for, comma-separated",
+    ),
+    EnvVar::new(
+        "OAUTH_KEYS_RELOAD_SECS",
+        "30",
+        "how often the keys folder is re-read (picks up `keys rotate`)",
+    ),
+    EnvVar::new(
+        "REDIS_URL",
+        "",
+        "shared revocation/replay store and rate limiter; unset = in memory",
+    ),
+    EnvVar::new(
+        "REDIS_TIMEOUT_MS",
+        "250",
+        "connect/command timeout of the Redis stores in ms",
+    ),
+    EnvVar::new(
+        "OAUTH_RATE_LIMIT_PER_MINUTE",
+        "120",
+        "per-IP and per-client budget on /token, /revoke and /introspect",
+    ),
+    EnvVar::new("OAUTH_RATE_LIMIT_BURST", "20", "burst of that budget"),
+    EnvVar::new(
+        "OAUTH_FAILED_AUTH_COST",
+        "5",
+        "units a failed client authentication costs its IP, 1 to OAUTH_RATE_LIMIT_BURST",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_FAILURE_MODE",
+        "local",
+        "when Redis fails: local (in-memory limiter), open (allow) or closed (503)",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_REDIS_TIMEOUT_MS",
+        "100",
+        "limiter timeout on Redis in ms, 1 to 10000",
+    ),
+    EnvVar::new(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs/addresses whose X-Forwarded-For is believed (nginx)",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_PER_MINUTE",
+        "60",
+        "mcp-server's per-client budget; validated here too (both servers may share one \
+         .env) but unused: /token uses OAUTH_RATE_LIMIT_PER_MINUTE",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_BURST",
+        "10",
+        "mcp-server's burst; validated here too, unused",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_TOOL_CALL_COST",
+        "2",
+        "mcp-server's tools/call cost; validated here too, unused",
+    ),
+    EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
+    EnvVar::new(
+        "RUST_LOG",
+        "info",
+        "tracing filter (rmcp=warn is added unless it names rmcp)",
+    ),
+    EnvVar::new("NO_COLOR", "", "set: no colours in text logs on a terminal"),
+];
+
+#[cfg(test)]
+mod env_vars_tests {
+    use super::*;
+
+    /// Read outside this file: `auth::telemetry` (`RUST_LOG`, `NO_COLOR`).
+    const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "NO_COLOR"];
+
+    #[test]
+    fn every_variable_read_is_in_the_table_and_nothing_else() {
+        let table: Vec<&str> = ENV_VARS.iter().map(|v| v.name).collect();
+        let mut read = auth::cli::vars_read_in(include_str!("config.rs"));
+        read.extend(ratelimit::config::ENV_VARS.iter().map(|v| (*v).to_owned()));
+        read.extend(READ_ELSEWHERE.iter().map(|v| (*v).to_owned()));
+        for name in &read {
+            assert!(
+                table.contains(&name.as_str()),
+                "{name} is missing from ENV_VARS"
+            );
+        }
+        for name in &table {
+            assert!(
+                read.iter().any(|r| r == name),
+                "{name} is in ENV_VARS but never read"
+            );
+        }
+        let mut unique = table.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), table.len(), "a variable is listed twice");
     }
 }
