@@ -30,7 +30,6 @@ pub mod config;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
-mod pem;
 pub mod scope;
 pub mod shutdown;
 pub mod store;
