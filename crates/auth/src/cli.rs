@@ -13,6 +13,23 @@ pub const EXIT_RUNTIME: u8 = 1;
 /// as clap does, for a usage error.
 pub const EXIT_CONFIG: u8 = 2;
 
+/// The short `-h` epilogue of both servers.
+pub const SERVER_SHORT_HELP: &str = "Configuration comes from the environment and ./.env; \
+    `--help` lists every variable.\n\
+    Exit status: 0 ok, 1 runtime failure, 2 configuration or usage error.";
+
+/// The `--help` epilogue of a server: its variables, then the exit codes.
+pub fn server_long_help(vars: &[EnvVar]) -> String {
+    format!(
+        "{}\nExit status: 0 ok, 1 runtime failure, 2 configuration error (one line on\n\
+         stderr naming the variable) or usage error.",
+        env_help(
+            "Environment (also read from ./.env; an empty value counts as unset):",
+            vars,
+        )
+    )
+}
+
 /// One environment variable a binary reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnvVar {

@@ -21,10 +21,8 @@ const BIN: &str = "mcp-server";
 #[command(
     name = "mcp-server",
     version,
-    after_long_help = env_help(),
-    after_help = "Configuration comes from the environment and ./.env; \
-                  `--help` lists every variable.\n\
-                  Exit status: 0 ok, 1 runtime failure, 2 configuration or usage error."
+    after_long_help = auth::cli::server_long_help(ENV_VARS),
+    after_help = auth::cli::SERVER_SHORT_HELP,
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,18 +35,6 @@ enum Command {
     Serve,
     /// GET /health on MCP_BIND; exit 0 when healthy, 1 otherwise.
     Healthcheck,
-}
-
-/// The environment section of `--help`, rendered from [`ENV_VARS`].
-fn env_help() -> String {
-    format!(
-        "{}\nExit status: 0 ok, 1 runtime failure, 2 configuration error (one line on\n\
-         stderr naming the variable) or usage error.",
-        auth::cli::env_help(
-            "Environment (also read from ./.env; an empty value counts as unset):",
-            ENV_VARS,
-        )
-    )
 }
 
 #[tokio::main]

@@ -17,10 +17,8 @@ use crate::keystore;
 #[command(
     name = "oauth-server",
     version,
-    after_long_help = env_help(),
-    after_help = "Configuration comes from the environment and ./.env; \
-                  `--help` lists every variable.\n\
-                  Exit status: 0 ok, 1 runtime failure, 2 configuration or usage error."
+    after_long_help = auth::cli::server_long_help(ENV_VARS),
+    after_help = auth::cli::SERVER_SHORT_HELP,
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -61,18 +59,6 @@ pub enum KeysCommand {
     Rotate,
     /// List keys (created, alg, kid, signing).
     List,
-}
-
-/// The environment section of `--help`, rendered from [`ENV_VARS`].
-fn env_help() -> String {
-    format!(
-        "{}\nExit status: 0 ok, 1 runtime failure, 2 configuration error (one line on\n\
-         stderr naming the variable) or usage error.",
-        auth::cli::env_help(
-            "Environment (also read from ./.env; an empty value counts as unset):",
-            ENV_VARS,
-        )
-    )
 }
 
 /// `hash-secret`: the secret comes from stdin so it never shows in `ps`.

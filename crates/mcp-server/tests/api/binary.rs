@@ -76,6 +76,10 @@ fn help_lists_every_variable_with_its_default() {
         assert!(lines.contains(&line), "{line:?} not in:\n{help}");
     }
     assert!(lines.iter().any(|l| l.starts_with("healthcheck")), "{help}");
+    assert!(
+        help.contains("Exit status: 0 ok, 1 runtime failure, 2 configuration error"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -51,6 +51,10 @@ fn help_lists_every_variable_with_its_default() {
     ] {
         assert!(lines.contains(&line), "{line:?} not in:\n{help}");
     }
+    assert!(
+        help.contains("Exit status: 0 ok, 1 runtime failure, 2 configuration error"),
+        "{help}"
+    );
     // Every subcommand is listed too.
     for cmd in [
         "serve",
