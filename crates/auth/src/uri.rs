@@ -47,6 +47,51 @@ pub fn canonical_resource(input: &str) -> Result<String, UriError> {
     Ok(out)
 }
 
+/// Why an issuer identifier was refused (RFC 8414 §2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssuerError {
+    #[error("{0:?} is not an absolute URL")]
+    NotAbsolute(String),
+    #[error("must not contain a query or fragment (RFC 8414 §2)")]
+    QueryOrFragment,
+    #[error("must use https (http is only allowed for localhost)")]
+    PlainHttp,
+    #[error("must be an https URL")]
+    Scheme,
+    #[error("{0}")]
+    Uri(UriError),
+}
+
+/// The one spelling of an issuer identifier, used by the oauth-server for
+/// `iss` and `issuer`, by the mcp-server for the `iss` it requires and by the
+/// clients for the issuer their credentials belong to.
+///
+/// RFC 8414 §2: an https URL without query or fragment; plain http only for
+/// loopback hosts (local development). Canonical form as
+/// [`canonical_resource`]: scheme and host lower-cased, default port dropped,
+/// no trailing slash. So `http://localhost:8080/` and `http://LOCALHOST:8080`
+/// both become `http://localhost:8080`, and every party compares the same string.
+pub fn normalize_issuer(raw: &str) -> Result<String, IssuerError> {
+    let raw = raw.trim();
+    let url = Url::parse(raw).map_err(|_| IssuerError::NotAbsolute(raw.to_owned()))?;
+    if url.query().is_some() || url.fragment().is_some() || raw.contains('#') {
+        return Err(IssuerError::QueryOrFragment);
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => return Err(IssuerError::PlainHttp),
+        _ => return Err(IssuerError::Scheme),
+    }
+    canonical_resource(raw).map_err(IssuerError::Uri)
+}
+
+/// True when `a` and `b` name the same issuer under [`normalize_issuer`]
+/// (false when either is not a valid issuer).
+pub fn same_issuer(a: &str, b: &str) -> bool {
+    matches!((normalize_issuer(a), normalize_issuer(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 /// True for `localhost`, `127.0.0.0/8` and `::1` hosts.
 pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
@@ -100,6 +145,67 @@ mod tests {
             Err(UriError::UserInfo)
         );
         assert_eq!(canonical_resource("urn:example:x"), Err(UriError::Scheme));
+    }
+
+    #[test]
+    fn issuer_spellings_normalise_to_one() {
+        for raw in [
+            "http://localhost:8080",
+            "http://localhost:8080/",
+            "http://LOCALHOST:8080",
+            " HTTP://LocalHost:8080/ ",
+        ] {
+            assert_eq!(
+                normalize_issuer(raw).unwrap(),
+                "http://localhost:8080",
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            normalize_issuer("https://Auth.Example.com:443/tenant/").unwrap(),
+            "https://auth.example.com/tenant"
+        );
+        assert!(same_issuer(
+            "http://127.0.0.1:8080/",
+            "http://127.0.0.1:8080"
+        ));
+        assert!(!same_issuer(
+            "http://127.0.0.1:8080",
+            "http://localhost:8080"
+        ));
+    }
+
+    #[test]
+    fn issuer_refusals() {
+        assert_eq!(
+            normalize_issuer("http://auth.example.com"),
+            Err(IssuerError::PlainHttp)
+        );
+        assert_eq!(
+            normalize_issuer("https://a.example?x=1"),
+            Err(IssuerError::QueryOrFragment)
+        );
+        assert_eq!(
+            normalize_issuer("https://a.example#f"),
+            Err(IssuerError::QueryOrFragment)
+        );
+        assert_eq!(
+            normalize_issuer("ftp://a.example"),
+            Err(IssuerError::Scheme)
+        );
+        assert_eq!(
+            normalize_issuer("localhost:8080"),
+            Err(IssuerError::Scheme),
+            "parses as scheme `localhost`"
+        );
+        assert_eq!(
+            normalize_issuer("not a url"),
+            Err(IssuerError::NotAbsolute("not a url".into()))
+        );
+        assert_eq!(
+            normalize_issuer("https://u:p@a.example"),
+            Err(IssuerError::Uri(UriError::UserInfo))
+        );
     }
 
     proptest! {

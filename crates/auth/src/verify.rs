@@ -1,8 +1,9 @@
 //! Access-token verification for resource servers (RFC 9068 §4).
 //!
 //! [`Verifier::verify`] is the hot path of every MCP request: it reads keys
-//! through an [`arc_swap`] snapshot (no lock), touches the network only when
-//! a `kid` is unknown (then one single-flight, rate-limited JWKS refetch),
+//! through a [`KeySource`] (an [`arc_swap`] snapshot, no lock), asks the
+//! source to refresh only when a `kid` is unknown (the remote JWKS cache in
+//! `server-kit` makes that one single-flight, rate-limited refetch),
 //! and never allocates more than the decoded header and claims.
 //! [`Verifier::with_cache`] adds a bounded cache of already verified tokens
 //! ([`cache`]), so a token reused for its lifetime is verified once per key
@@ -14,16 +15,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use serde::Deserialize;
 
 use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 use crate::jwk::JwkSet;
 use crate::jwt::{JwtError, MAX_TOKEN_LEN, Unverified};
 use crate::keys::VerifyingKey;
-use crate::uri::canonical_resource;
+use crate::uri::{canonical_resource, normalize_issuer};
 use cache::{Entry, TokenCache};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -93,9 +92,12 @@ pub trait KeySource: Send + Sync {
     fn refresh(&self) -> RefreshFuture<'_>;
 }
 
-type KeyMap = HashMap<String, Arc<VerifyingKey>>;
+/// Verification keys by `kid`.
+pub type KeyMap = HashMap<String, Arc<VerifyingKey>>;
 
-fn key_map(set: &JwkSet) -> KeyMap {
+/// The usable keys of `set` by `kid` (keys without `kid` or that do not
+/// parse are skipped with a warning).
+pub fn key_map(set: &JwkSet) -> KeyMap {
     let mut map = KeyMap::new();
     for jwk in &set.keys {
         match (jwk.kid.as_deref(), VerifyingKey::from_jwk(jwk)) {
@@ -137,174 +139,6 @@ impl KeySource for StaticKeys {
     }
 }
 
-/// Errors fetching authorization-server metadata or a JWKS.
-#[derive(Debug, thiserror::Error)]
-pub enum JwksError {
-    #[error("request to {url} failed: {source}")]
-    Http { url: String, source: reqwest::Error },
-    #[error("{url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
-    #[error("{url} returned a document larger than {limit} bytes")]
-    TooLarge { url: String, limit: usize },
-    #[error("{url} returned invalid JSON: {source}")]
-    Json {
-        url: String,
-        source: serde_json::Error,
-    },
-    #[error("metadata issuer {found:?} does not equal the configured issuer {expected:?}")]
-    IssuerMismatch { expected: String, found: String },
-    #[error("metadata has no jwks_uri")]
-    NoJwksUri,
-}
-
-const MAX_DOC_BYTES: usize = 256 * 1024;
-
-async fn get_json<T: for<'de> Deserialize<'de>>(
-    http: &reqwest::Client,
-    url: &str,
-) -> Result<T, JwksError> {
-    let http_err = |source| JwksError::Http {
-        url: url.to_owned(),
-        source,
-    };
-    let mut resp = http.get(url).send().await.map_err(http_err)?;
-    if !resp.status().is_success() {
-        return Err(JwksError::Status {
-            url: url.to_owned(),
-            status: resp.status().as_u16(),
-        });
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
-        if body.len() + chunk.len() > MAX_DOC_BYTES {
-            return Err(JwksError::TooLarge {
-                url: url.to_owned(),
-                limit: MAX_DOC_BYTES,
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).map_err(|source| JwksError::Json {
-        url: url.to_owned(),
-        source,
-    })
-}
-
-#[derive(Deserialize)]
-struct AsMetadata {
-    issuer: String,
-    jwks_uri: Option<String>,
-}
-
-/// Discovers the `jwks_uri` from the issuer's RFC 8414 metadata, checking
-/// that the document's `issuer` is exactly the configured one (§3.3).
-pub async fn discover_jwks_uri(http: &reqwest::Client, issuer: &str) -> Result<String, JwksError> {
-    let base = issuer.trim_end_matches('/');
-    // RFC 8414 §3.1: the well-known segment goes between host and path.
-    let url = match url::Url::parse(base) {
-        Ok(u) if u.path() != "/" && !u.path().is_empty() => {
-            format!(
-                "{}/.well-known/oauth-authorization-server{}",
-                u.origin().ascii_serialization(),
-                u.path()
-            )
-        }
-        _ => format!("{base}/.well-known/oauth-authorization-server"),
-    };
-    let meta: AsMetadata = get_json(http, &url).await?;
-    let same = meta.issuer == issuer
-        || canonical_resource(&meta.issuer).ok() == canonical_resource(issuer).ok();
-    if !same {
-        return Err(JwksError::IssuerMismatch {
-            expected: issuer.to_owned(),
-            found: meta.issuer,
-        });
-    }
-    meta.jwks_uri.ok_or(JwksError::NoJwksUri)
-}
-
-/// A JWKS fetched over HTTP(S) and cached.
-///
-/// Unknown `kid`s trigger at most one refetch per `cooldown` (single-flight:
-/// concurrent misses wait for the same fetch), so a flood of forged tokens
-/// cannot turn into a flood of JWKS requests.
-pub struct RemoteJwks {
-    url: String,
-    http: reqwest::Client,
-    keys: ArcSwap<KeyMap>,
-    cooldown: Duration,
-    last_miss_fetch: tokio::sync::Mutex<Option<Instant>>,
-}
-
-impl RemoteJwks {
-    /// Creates an empty cache; call [`RemoteJwks::refresh_now`] to load it.
-    pub fn new(url: String, http: reqwest::Client, cooldown: Duration) -> Self {
-        Self {
-            url,
-            http,
-            keys: ArcSwap::from_pointee(KeyMap::new()),
-            cooldown,
-            last_miss_fetch: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Fetches the JWKS now and replaces the cached keys; returns the key count.
-    pub async fn refresh_now(&self) -> Result<usize, JwksError> {
-        let set: JwkSet = get_json(&self.http, &self.url).await?;
-        let map = key_map(&set);
-        let n = map.len();
-        self.keys.store(Arc::new(map));
-        tracing::debug!(url = %self.url, keys = n, "JWKS refreshed");
-        Ok(n)
-    }
-
-    /// Refreshes every `every` until `stop` resolves (learns removals and
-    /// additions even when no unknown `kid` arrives).
-    pub async fn refresh_periodically(
-        self: Arc<Self>,
-        every: Duration,
-        stop: impl Future<Output = ()> + Send,
-    ) {
-        let tick = async {
-            let mut interval = tokio::time::interval(every);
-            interval.tick().await;
-            loop {
-                interval.tick().await;
-                if let Err(e) = self.refresh_now().await {
-                    tracing::warn!(error = %e, "periodic JWKS refresh failed; keeping cached keys");
-                }
-            }
-        };
-        tokio::select! {
-            () = tick => {}
-            () = stop => {}
-        }
-    }
-}
-
-impl KeySource for RemoteJwks {
-    fn get(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
-        self.keys.load().get(kid).cloned()
-    }
-
-    fn refresh(&self) -> RefreshFuture<'_> {
-        Box::pin(async move {
-            let mut last = self.last_miss_fetch.lock().await;
-            if last.is_some_and(|t| t.elapsed() < self.cooldown) {
-                return;
-            }
-            *last = Some(Instant::now());
-            if let Err(e) = self.refresh_now().await {
-                tracing::warn!(error = %e, "JWKS refetch for unknown kid failed");
-            }
-        })
-    }
-}
-
 /// Verifies RFC 9068 access tokens for one resource server.
 pub struct Verifier {
     issuer: String,
@@ -317,11 +151,13 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// `audience` is canonicalised; `issuer` is compared exactly.
+    /// `audience` is canonicalised and `issuer` normalised
+    /// ([`normalize_issuer`]), the same rules the authorization server
+    /// applies when it writes `aud` and `iss`; `iss` is then compared exactly.
     pub fn new(issuer: String, audience: &str, keys: Arc<dyn KeySource>) -> Self {
         let audience = canonical_resource(audience).unwrap_or_else(|_| audience.to_owned());
         Self {
-            issuer,
+            issuer: normalize_issuer(&issuer).unwrap_or(issuer),
             audience: Some(audience),
             leeway: DEFAULT_LEEWAY_SECS,
             keys,
@@ -333,7 +169,7 @@ impl Verifier {
     /// own introspection and revocation endpoints only.
     pub fn for_issuer_own_tokens(issuer: String, keys: Arc<dyn KeySource>) -> Self {
         Self {
-            issuer,
+            issuer: normalize_issuer(&issuer).unwrap_or(issuer),
             audience: None,
             leeway: 0,
             keys,

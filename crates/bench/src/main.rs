@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use auth::cli::EnvVar;
 use auth::keys::Algorithm;
 use bytes::Bytes;
 use clap::Parser;
 use clap::builder::PossibleValuesParser;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use server_kit::cli::EnvVar;
 
 /// Every scenario name the command line accepts (`tls` = both `tls-*`).
 const SCENARIOS: &[&str] = &[
@@ -85,7 +85,7 @@ const ENV_VARS: &[EnvVar] = &[
 #[command(
     name = "secure-mcp-bench",
     after_help = SCENARIO_HELP,
-    after_long_help = format!("{SCENARIO_HELP}\n\n{}", auth::cli::env_help("Environment:", ENV_VARS)),
+    after_long_help = format!("{SCENARIO_HELP}\n\n{}", server_kit::cli::env_help("Environment:", ENV_VARS)),
 )]
 struct Opts {
     /// Concurrent keep-alive connections.

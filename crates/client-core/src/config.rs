@@ -50,7 +50,7 @@ pub struct Env;
 
 impl Vars for Env {
     fn get(&self, name: &str) -> Option<String> {
-        auth::config::var(name)
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
     }
 }
 
@@ -61,8 +61,13 @@ impl<F: Fn(&str) -> Option<String>> Vars for F {
 }
 
 /// Loads `.env` from the working directory if there is one.
+/// A malformed file is an error; a missing one is not.
 pub fn load_dotenv() -> Result<(), ConfigError> {
-    auth::config::load_dotenv().map_err(|e| ConfigError::new(".env", e.message))
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
+    }
 }
 
 /// A required secret such as an LLM API key.

@@ -7,8 +7,9 @@
 //! 2. The protected-resource metadata names the `resource` (it must be the
 //!    MCP URL we use, RFC 9728 §3.3) and its `authorization_servers`.
 //! 3. The authorization server's RFC 8414 metadata is fetched from the
-//!    well-known URL derived from the issuer; its `issuer` must equal the
-//!    issuer we asked for, character for character (RFC 8414 §3.3).
+//!    well-known URL derived from the issuer; its `issuer` must name the
+//!    issuer we asked for (RFC 8414 §3.3), compared in the one normalised
+//!    spelling every party uses (`auth::uri::normalize_issuer`).
 
 use std::collections::BTreeMap;
 
@@ -155,7 +156,9 @@ pub async fn authorization_server_metadata(
     check_url_scheme("issuer", &issuer_url).map_err(|e| DiscoveryError::Insecure(e.to_string()))?;
     let url = rfc8414_url(&issuer_url);
     let doc: AsMetadata = fetch_json(http, &url, "authorization-server metadata", retry).await?;
-    if doc.issuer != issuer {
+    // The one issuer rule of every party (auth::uri::normalize_issuer):
+    // `http://LOCALHOST:8080/` names the same issuer as `http://localhost:8080`.
+    if !auth::uri::same_issuer(&doc.issuer, issuer) {
         return Err(DiscoveryError::IssuerMismatch {
             url: url.to_string(),
             expected: issuer.to_owned(),
@@ -273,30 +276,12 @@ fn unreachable(url: &Url, e: &reqwest::Error, hint: &str) -> DiscoveryError {
 
 /// RFC 9728 §3.1 well-known URLs for `resource`: path-inserted, then root.
 pub fn well_known_prm_urls(resource: &Url) -> Vec<Url> {
-    let mut out = Vec::new();
-    let path = resource.path().trim_end_matches('/');
-    let mut base = resource.clone();
-    base.set_query(None);
-    base.set_fragment(None);
-    if !path.is_empty() {
-        let mut u = base.clone();
-        u.set_path(&format!("/.well-known/oauth-protected-resource{path}"));
-        out.push(u);
-    }
-    let mut root = base;
-    root.set_path("/.well-known/oauth-protected-resource");
-    out.push(root);
-    out
+    auth::well_known::protected_resource_metadata_candidates(resource)
 }
 
 /// RFC 8414 §3.1: `/.well-known/oauth-authorization-server` inserted before the issuer's path.
 pub fn rfc8414_url(issuer: &Url) -> Url {
-    let mut u = issuer.clone();
-    let path = issuer.path().trim_end_matches('/').to_owned();
-    u.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
-    u.set_query(None);
-    u.set_fragment(None);
-    u
+    auth::well_known::authorization_server_metadata_url(issuer)
 }
 
 async fn fetch_json<T: serde::de::DeserializeOwned>(

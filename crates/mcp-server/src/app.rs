@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use auth::Verifier;
-use auth::store::{MemoryStore, RedisStore, RevocationStore};
-use auth::verify::{RemoteJwks, discover_jwks_uri};
-use secrecy::ExposeSecret;
+use server_kit::jwks::{JwksError, RemoteJwks, discover_jwks_uri};
+use server_kit::redis::RedisSettings;
+use server_kit::store::{MemoryStore, RedisStore, RevocationStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditLog;
+use crate::challenge::Challenges;
 use crate::config::Config;
-use crate::middleware::challenge::Challenges;
-use crate::middleware::host_origin::HostPolicy;
-use crate::middleware::rate_limit::Limits;
+use crate::host_policy::HostPolicy;
+use crate::limits::Limits;
 use crate::routes::protected_resource::{self, ProtectedResourceMetadata};
 use crate::state::{AppState, AppStateParts};
 use crate::store::MemoryCustomerStore;
@@ -28,7 +28,6 @@ const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
 const JWKS_REFRESH_EVERY: Duration = Duration::from_secs(300);
 /// Start-up retries while the authorization server is not reachable yet.
 const DISCOVERY_ATTEMPTS: u32 = 10;
-const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A built server, bound to its port, not yet serving.
 pub struct App {
@@ -88,12 +87,14 @@ impl App {
                 .with_cache(auth::verify::cache::DEFAULT_CAPACITY),
         );
 
-        let revocations: Arc<dyn RevocationStore> = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisStore::connect(url.expose_secret(), REDIS_TIMEOUT)
-                    .await
-                    .context("cannot connect to REDIS_URL")?,
-            ),
+        // The process's one Redis connection: the denylist and the limiter share it.
+        let redis = server_kit::redis::connect(&RedisSettings {
+            url: config.redis_url.clone(),
+            timeout: config.redis_timeout,
+        })
+        .await?;
+        let revocations: Arc<dyn RevocationStore> = match &redis {
+            Some(conn) => Arc::new(RedisStore::from_connection(conn.clone())),
             None => {
                 tracing::warn!(
                     "REDIS_URL is not set: tokens revoked at the authorization server are not seen here"
@@ -106,11 +107,7 @@ impl App {
         let metadata_url = protected_resource::url_for(&config.resource_url);
         let challenges = Challenges::new(&metadata_url, &policy::scopes_supported())
             .context("MCP_RESOURCE_URL cannot appear in a WWW-Authenticate header")?;
-        let limiter = config
-            .rate_limit
-            .build_limiter(config.redis_url.as_ref().map(|u| u.expose_secret()))
-            .await
-            .context("REDIS_URL (rate limiter)")?;
+        let limiter = config.rate_limit.build_limiter_on(redis);
         let limits = Limits::new(limiter, &config.rate_limit, config.auth_failure_policy);
         let state = AppState::new(AppStateParts {
             verifier,
@@ -182,7 +179,7 @@ impl App {
         let signal = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = auth::shutdown::shutdown_signal() => signal.cancel(),
+                () = server_kit::shutdown::shutdown_signal() => signal.cancel(),
                 () = signal.cancelled() => {}
             }
         });
@@ -211,10 +208,7 @@ async fn discover_with_retries(http: &reqwest::Client, issuer: &str) -> anyhow::
         match discover_jwks_uri(http, issuer).await {
             Ok(url) => return Ok(url),
             // A wrong issuer or document will not fix itself.
-            Err(
-                e @ (auth::verify::JwksError::IssuerMismatch { .. }
-                | auth::verify::JwksError::NoJwksUri),
-            ) => {
+            Err(e @ (JwksError::IssuerMismatch { .. } | JwksError::NoJwksUri)) => {
                 return Err(anyhow::anyhow!(e)
                     .context(format!("OAUTH_ISSUER={issuer}: metadata discovery failed")));
             }

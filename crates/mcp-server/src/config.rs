@@ -1,14 +1,18 @@
 //! Typed configuration, read once at start-up from the environment (and `.env`).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use auth::cli::EnvVar;
-use auth::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
-use auth::telemetry::LogFormat;
+use auth::uri::normalize_issuer;
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
+use server_kit::cli::EnvVar;
+use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
+use server_kit::limits::rate_limit_from_env;
+use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
+use server_kit::telemetry::LogFormat;
 
-use crate::middleware::host_origin::HostPolicy;
+use crate::host_policy::HostPolicy;
 
 /// Hosts accepted in `Host` by default: loopback only (any port).
 pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -28,11 +32,12 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// |---|---|---|
 /// | `MCP_BIND` | `127.0.0.1:8000` | listen address |
 /// | `MCP_RESOURCE_URL` | `http://localhost:8000/mcp` | public canonical URI of this resource: the required `aud`, the RFC 9728 `resource` |
-/// | `OAUTH_ISSUER` | `http://localhost:8080` | the required `iss` (compared exactly) |
+/// | `OAUTH_ISSUER` | `http://localhost:8080` | the required `iss`: https (http only on loopback), normalised as the oauth-server writes it (`auth::uri::normalize_issuer`: `http://LOCALHOST:8080/` = `http://localhost:8080`) |
 /// | `OAUTH_JWKS_URL` | discovered from the issuer's RFC 8414 metadata | where verification keys come from |
 /// | `MCP_ALLOWED_HOSTS` | `localhost,127.0.0.1,::1` plus the host of `MCP_RESOURCE_URL` | `Host` allow-list (`host` = any port, `host:port` = that port) |
 /// | `MCP_ALLOWED_ORIGINS` | `http(s)://localhost:*`, `127.0.0.1`, `[::1]` | `Origin` allow-list for browsers (`:*` = any port); requests without `Origin` pass |
-/// | `REDIS_URL` | unset | shared revocation denylist (written by oauth-server); unset = no shared denylist |
+/// | `REDIS_URL` | unset | shared revocation denylist (written by oauth-server) and rate limiter; unset = in memory |
+/// | `REDIS_TIMEOUT_MS` | `250` | connect and command timeout of the one Redis connection |
 /// | `LOG_FORMAT` | `text` | `text` or `json` (one object per line) |
 /// | `RUST_LOG` | `info` | tracing filter |
 ///
@@ -57,6 +62,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub redis_url: Option<SecretString>,
+    /// `REDIS_TIMEOUT_MS`.
+    pub redis_timeout: Duration,
     /// Per-client policy, tool-call cost, failure mode, trusted proxies.
     pub rate_limit: RateLimitConfig,
     /// Failed authentications tolerated per IP.
@@ -88,10 +95,9 @@ impl Config {
             None => default_hosts(&resource_url),
         };
         let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS);
-        let redis_url = var("REDIS_URL").map(SecretString::from);
+        let redis = RedisSettings::from_env()?;
         let log_format = var_parsed("LOG_FORMAT", LogFormat::Text)?;
-        let rate_limit =
-            RateLimitConfig::from_env().map_err(|e| ConfigError::new(e.var, e.message))?;
+        let rate_limit = rate_limit_from_env()?;
         let failures: u32 = var_parsed("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30)?;
         let failure_burst: u32 = var_parsed("RATE_LIMIT_AUTH_FAILURES_BURST", 10)?;
         let auth_failure_policy = Policy::new(failures, failure_burst)
@@ -116,7 +122,8 @@ impl Config {
             jwks_url,
             allowed_hosts,
             allowed_origins,
-            redis_url,
+            redis_url: redis.url,
+            redis_timeout: redis.timeout,
             rate_limit,
             auth_failure_policy,
             revocation_fail_open,
@@ -142,6 +149,7 @@ impl Config {
             issuer,
             jwks_url: None,
             redis_url: None,
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
             auth_failure_policy: Policy::new(30, 10)
                 .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
@@ -191,16 +199,10 @@ fn parse_resource(name: &str, value: &str) -> Result<String, ConfigError> {
     auth::uri::canonical_resource(value.trim()).map_err(|e| ConfigError::new(name, e.to_string()))
 }
 
+/// The issuer in the one spelling the oauth-server writes into `iss`, so
+/// `http://localhost:8080/` here matches tokens from `http://LOCALHOST:8080`.
 fn parse_issuer(name: &str, value: &str) -> Result<String, ConfigError> {
-    let url = parse_http_url(name, value)?;
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(
-            name,
-            "must not have a query or fragment (RFC 8414)",
-        ));
-    }
-    // `iss` is compared exactly, so keep the operator's spelling (minus surrounding space).
-    Ok(value.trim().to_owned())
+    normalize_issuer(value).map_err(|e| ConfigError::new(name, e.to_string()))
 }
 
 #[cfg(test)]
@@ -216,6 +218,23 @@ mod tests {
         );
         let c = Config::new("http://localhost:8000/mcp", "http://localhost:8080").unwrap();
         assert_eq!(c.allowed_hosts, vec!["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn issuer_is_normalised_like_the_oauth_server_writes_it() {
+        for spelling in [
+            "http://localhost:8080/",
+            "http://LOCALHOST:8080",
+            "http://localhost:8080",
+        ] {
+            let c = Config::new("http://localhost:8000/mcp", spelling).unwrap();
+            assert_eq!(c.issuer, "http://localhost:8080", "{spelling}");
+        }
+        let e = Config::new("http://localhost:8000/mcp", "http://auth.example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "OAUTH_ISSUER: must use https (http is only allowed for localhost)"
+        );
     }
 
     #[test]
@@ -242,7 +261,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new(
         "OAUTH_ISSUER",
         "http://localhost:8080",
-        "the authorization server: the required `iss`",
+        "the authorization server, the required `iss`: https (http only on loopback), \
+         normalised as the oauth-server writes it (http://LOCALHOST:8080/ = http://localhost:8080)",
     ),
     EnvVar::new(
         "OAUTH_JWKS_URL",
@@ -264,6 +284,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         "",
         "shared revocation denylist (written by oauth-server) and rate limiter; \
          unset = no shared denylist, in-memory limiter",
+    ),
+    EnvVar::new(
+        "REDIS_TIMEOUT_MS",
+        "250",
+        "connect/command timeout of the Redis connection in ms, 1 to 60000",
     ),
     EnvVar::new(
         "RATE_LIMIT_PER_MINUTE",
@@ -325,14 +350,16 @@ pub const ENV_VARS: &[EnvVar] = &[
 mod env_vars_tests {
     use super::*;
 
-    /// Read outside this file: `auth::telemetry` (`RUST_LOG`, `NO_COLOR`).
+    /// Read outside this file: `server_kit::telemetry` (`RUST_LOG`, `NO_COLOR`).
     const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "NO_COLOR"];
 
     #[test]
     fn every_variable_read_is_in_the_table_and_nothing_else() {
         let table: Vec<&str> = ENV_VARS.iter().map(|v| v.name).collect();
-        let mut read = auth::cli::vars_read_in(include_str!("config.rs"));
-        read.extend(ratelimit::config::ENV_VARS.iter().map(|v| (*v).to_owned()));
+        let mut read = server_kit::cli::vars_read_in(include_str!("config.rs"));
+        for shared in [server_kit::limits::ENV_VARS, server_kit::redis::ENV_VARS] {
+            read.extend(shared.iter().map(|v| (*v).to_owned()));
+        }
         read.extend(READ_ELSEWHERE.iter().map(|v| (*v).to_owned()));
         for name in &read {
             assert!(

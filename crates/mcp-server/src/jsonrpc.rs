@@ -1,22 +1,26 @@
 //! Just enough JSON-RPC to authorize a request before rmcp sees it: peek at
-//! `method`, `params.name` and `params.uri` of a (size-limited) body, and
-//! build JSON-RPC error responses.
+//! `method`, `params.name` and `params.uri` of a (size-limited) body
+//! ([`peek`]), and find the request `id` that an error answer echoes
+//! ([`peek_id`]; the answers themselves are [`crate::error::McpHttpError`]).
 //!
 //! The peek is strict where it matters for security: a body whose `method`,
 //! `params`, `name` or `uri` key appears twice is refused, so the middleware
-//! and rmcp can never disagree about which tool is being called.
+//! and rmcp can never disagree about which tool is being called. The id is
+//! only looked for when an error is answered, so a served request pays nothing
+//! for it.
 
 use std::borrow::Cow;
 
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::policy::Operation;
 
 pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
+/// Implementation-defined server error (JSON-RPC reserves -32000..-32099):
+/// our 429 and 503 answers.
+pub const SERVER_ERROR: i32 = -32000;
 
 /// Why a body could not be peeked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,19 +118,102 @@ pub fn peek(body: &[u8]) -> Result<Operation, PeekError> {
     ))
 }
 
-/// A JSON-RPC error response (id `null`: the request could not be read).
-pub fn error_response(status: StatusCode, code: i32, message: &str) -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": { "code": code, "message": message },
-    });
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+/// A JSON-RPC request id as the request wrote it: an integer or a string.
+/// (JSON-RPC allows fractional numbers but says they SHOULD NOT be used, and
+/// rmcp refuses them; such an id, like `null`, counts as unknown.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Number(serde_json::Number),
+    String(String),
+}
+
+/// The top-level `id` of a JSON-RPC message, if it can be told: `None` for
+/// a body that is not a JSON object, a batch, a notification (no `id`), an id
+/// that is neither an integer nor a string, or an `id` key given twice.
+///
+/// `body` may be a prefix of the message (a body too large to read whole):
+/// the id counts once the token after it (`,` or `}`) has been read, so a
+/// number cut short by the prefix is never echoed as a different number.
+pub fn peek_id(body: &[u8]) -> Option<RequestId> {
+    let mut found = IdScan::Absent;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    // Errors are expected (a prefix ends mid-value); what was found stays.
+    let _ = TopLevel(&mut found).deserialize(&mut de);
+    match found {
+        IdScan::One(id) => Some(id),
+        IdScan::Absent | IdScan::Pending(_) | IdScan::Unknown => None,
+    }
+}
+
+enum IdScan {
+    Absent,
+    /// Read, but the token after it not yet.
+    Pending(RequestId),
+    One(RequestId),
+    /// Repeated or of another type.
+    Unknown,
+}
+
+/// An `id` value: only integers and strings are ids.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawId {
+    Number(serde_json::Number),
+    String(String),
+    Other(IgnoredAny),
+}
+
+impl RawId {
+    fn into_id(self) -> Option<RequestId> {
+        match self {
+            RawId::Number(n) if n.is_i64() || n.is_u64() => Some(RequestId::Number(n)),
+            RawId::String(s) => Some(RequestId::String(s)),
+            RawId::Number(_) | RawId::Other(_) => None,
+        }
+    }
+}
+
+struct TopLevel<'s>(&'s mut IdScan);
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON-RPC message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        loop {
+            let key = map.next_key::<Cow<'de, str>>();
+            if key.is_ok() {
+                *self.0 = match std::mem::replace(self.0, IdScan::Absent) {
+                    IdScan::Pending(id) => IdScan::One(id),
+                    other => other,
+                };
+            }
+            let Some(key) = key? else {
+                return Ok(());
+            };
+            if key == "id" {
+                let id = map.next_value::<RawId>()?.into_id();
+                *self.0 = match (&*self.0, id) {
+                    (IdScan::Absent, Some(id)) => IdScan::Pending(id),
+                    _ => IdScan::Unknown,
+                };
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +292,67 @@ mod tests {
         ));
     }
 
+    fn num(n: i64) -> Option<RequestId> {
+        Some(RequestId::Number(n.into()))
+    }
+
+    fn text(s: &str) -> Option<RequestId> {
+        Some(RequestId::String(s.into()))
+    }
+
+    #[test]
+    fn finds_the_id() {
+        let id = |s: &str| peek_id(s.as_bytes());
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#),
+            num(7)
+        );
+        assert_eq!(id(r#"{"method":"tools/list","id":7}"#), num(7));
+        assert_eq!(id(r#"{"id":"abc","method":"x"}"#), text("abc"));
+        assert_eq!(id(r#"{"id":"7"}"#), text("7"), "a string stays a string");
+        assert_eq!(id(r#"{"id":-3}"#), num(-3));
+        assert_eq!(
+            id(r#"{"id":18446744073709551615}"#),
+            Some(RequestId::Number(u64::MAX.into()))
+        );
+        // A nested id is not the message's.
+        assert_eq!(id(r#"{"params":{"id":1},"method":"x"}"#), None);
+        assert_eq!(id(r#"{"params":{"id":1},"id":2}"#), num(2));
+        // Unknown: notification, null, other types, repeated, not an object, batch.
+        assert_eq!(id(r#"{"method":"notifications/initialized"}"#), None);
+        assert_eq!(id(r#"{"id":null}"#), None);
+        assert_eq!(id(r#"{"id":1.5}"#), None);
+        assert_eq!(id(r#"{"id":true}"#), None);
+        assert_eq!(id(r#"{"id":{"a":1}}"#), None);
+        assert_eq!(id(r#"{"id":1,"id":2}"#), None);
+        assert_eq!(id(r#"{"id":1,"id":1}"#), None);
+        assert_eq!(id("not json"), None);
+        assert_eq!(id(""), None);
+        assert_eq!(id(r#"[{"id":1}]"#), None);
+        assert_eq!(id("7"), None);
+        // Invalid messages whose id can still be told.
+        assert_eq!(id(r#"{"id":4,"method":1}"#), num(4));
+        assert_eq!(
+            id(r#"{"id":5,"method":"tools/list","method":"tools/call"}"#),
+            num(5)
+        );
+    }
+
+    #[test]
+    fn finds_the_id_in_a_prefix_and_never_a_cut_number() {
+        let id = |s: &str| peek_id(s.as_bytes());
+        // The body was cut inside a later value: the id was complete.
+        assert_eq!(id(r#"{"id":7,"params":{"pad":"xxxx"#), num(7));
+        assert_eq!(id(r#"{"id":"abc","params":["#), text("abc"));
+        // Cut right after the value: the next token is unseen, so 12 may be 1234.
+        assert_eq!(id(r#"{"id":12"#), None);
+        assert_eq!(id(r#"{"id":"ab"#), None);
+        assert_eq!(id(r#"{"params":{"pad":"xx"#), None);
+        // The id counts once the next key has been read whole.
+        assert_eq!(id(r#"{"id":1,"params""#), num(1));
+        assert_eq!(id(r#"{"id":1,"#), None);
+    }
+
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
@@ -215,6 +363,28 @@ mod tests {
         fn finds_any_tool_name(name in "[a-zA-Z0-9_\\-\\. \"\\\\/]{0,40}", id in any::<i64>()) {
             let body = serde_json::json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":name,"arguments":{}}});
             prop_assert_eq!(peek(body.to_string().as_bytes()), Ok(Operation::ToolCall { name }));
+        }
+
+        #[test]
+        fn finds_any_id_as_written(n in any::<i64>(), s in ".{0,20}", pad in 0usize..64) {
+            let padding = "x".repeat(pad);
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"pad":"{padding}"}}}}"#);
+            prop_assert_eq!(peek_id(body.as_bytes()), num(n));
+            let body = serde_json::json!({"jsonrpc":"2.0","id":s,"method":"ping"}).to_string();
+            prop_assert_eq!(peek_id(body.as_bytes()), text(&s));
+        }
+
+        #[test]
+        fn a_prefix_never_yields_a_wrong_id(n in any::<i64>(), cut in 0usize..80) {
+            let body = format!(r#"{{"id":{n},"method":"tools/call","params":{{"name":"get_customer_info"}}}}"#);
+            let prefix = &body.as_bytes()[..cut.min(body.len())];
+            let found = peek_id(prefix);
+            prop_assert!(found.is_none() || found == num(n), "{:?} from {:?}", found, String::from_utf8_lossy(prefix));
+        }
+
+        #[test]
+        fn peek_id_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = peek_id(&bytes);
         }
 
         #[test]

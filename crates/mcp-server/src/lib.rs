@@ -5,10 +5,18 @@
 //! - [`config`]: `Config::from_env()`, every variable and its default.
 //! - [`app`]: `App::build` / `build_with_listener` (port 0 in tests) and
 //!   `run_until_stopped` (graceful shutdown on SIGINT/SIGTERM).
-//! - [`router`]: every route and the `/mcp` middleware stack, in order.
-//! - [`middleware`]: Host/Origin → bearer token → scope → (rate-limit seam) →
-//!   session binding.
-//! - [`jsonrpc`]: peeking at a JSON-RPC body to find the tool or resource.
+//! - [`router`]: every route and the `/mcp` middleware stack, in order, with
+//!   the status each layer can answer.
+//! - [`middleware`]: Host/Origin → bearer token → scope → rate limit →
+//!   session binding; each layer takes its own slice of [`state::AppState`].
+//! - [`error`]: [`error::McpHttpError`], every answer that does not come
+//!   from rmcp (400/401/403/404/405/413/415/429/503).
+//! - [`state`]: the shared [`state::AppState`].
+//! - [`host_policy`], [`challenge`], [`limits`], [`sessions`]: what the
+//!   layers consult (allow-lists, `WWW-Authenticate` values, rate-limit
+//!   budgets, session owners).
+//! - [`jsonrpc`]: peeking at a JSON-RPC body for the tool or resource, and
+//!   for the `id` an error answer echoes.
 //! - [`policy`]: the authenticated [`policy::Caller`], the [`policy::Operation`]
 //!   a request asks for and the scope it needs, `scopes_supported`.
 //! - [`mcp`]: the rmcp `ServerHandler` and the streamable HTTP service.
@@ -17,32 +25,37 @@
 //! - [`store`]: the customer/ticket store behind a trait (seeded in memory).
 //! - [`audit`]: audit events and the bounded ring behind `security://events`.
 //! - [`routes`]: `/health` and the RFC 9728 metadata documents.
-//! - [`healthcheck`]: the `mcp-server healthcheck` probe.
 //!
 //! # A request's path
 //! `POST /mcp` → `host_origin::check` (403 on a foreign Host/Origin) →
-//! `bearer::authenticate` (verify the JWT against the cached JWKS, check the
-//! revocation list; 401 + `WWW-Authenticate` otherwise; the [`policy::Caller`]
-//! goes into the request extensions) → `scope::require_scope` (which tool or
-//! resource? from `Mcp-Method`/`Mcp-Name` on 2026-07-28 requests, from the
-//! body otherwise; 403 `insufficient_scope`) → `rate_limit::limit` (seam) →
-//! `session_binding::bind` (a legacy session serves only its opener) →
-//! rmcp, which hands the request's `http::request::Parts` to
-//! [`mcp::McpHandler`]; the handler filters lists by the caller's scopes,
-//! checks the scope again, validates the arguments and runs the tool.
-//! Every rejection and every tool call is an [`audit::AuditEvent`].
+//! `bearer::authenticate` (429 for an address that keeps failing; verify the
+//! JWT against the cached JWKS, check the revocation list; 401 +
+//! `WWW-Authenticate` otherwise; the [`policy::Caller`] goes into the request
+//! extensions) → `scope::require_scope` (which tool or resource? from
+//! `Mcp-Method`/`Mcp-Name` on 2026-07-28 requests, from the body otherwise;
+//! 403 `insufficient_scope`) → `rate_limit::limit` (the caller's budget,
+//! shared through Redis; 429) → `session_binding::bind` (a legacy session
+//! serves only its opener) → rmcp, which hands the request's
+//! `http::request::Parts` to [`mcp::McpHandler`]; the handler filters lists
+//! by the caller's scopes, checks the scope again, validates the arguments
+//! and runs the tool. Every refusal before rmcp is an [`error::McpHttpError`];
+//! every rejection and every tool call is an [`audit::AuditEvent`].
 
 pub mod app;
 pub mod audit;
+pub mod challenge;
 pub mod config;
-pub mod healthcheck;
+pub mod error;
+pub mod host_policy;
 pub mod jsonrpc;
+pub mod limits;
 pub mod mcp;
 pub mod middleware;
 pub mod policy;
 pub mod resources;
 pub mod router;
 pub mod routes;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod tools;

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use auth::cli::{EXIT_CONFIG, EXIT_RUNTIME, config_error_line};
 use clap::{Parser, Subcommand};
 use mcp_server::config::ENV_VARS;
 use mcp_server::{App, Config};
+use server_kit::cli::{EXIT_CONFIG, EXIT_RUNTIME, config_error_line};
 
 const BIN: &str = "mcp-server";
 
@@ -21,8 +21,8 @@ const BIN: &str = "mcp-server";
 #[command(
     name = "mcp-server",
     version,
-    after_long_help = auth::cli::server_long_help(ENV_VARS),
-    after_help = auth::cli::SERVER_SHORT_HELP,
+    after_long_help = server_kit::cli::server_long_help(ENV_VARS),
+    after_help = server_kit::cli::SERVER_SHORT_HELP,
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,7 +49,7 @@ async fn main() -> ExitCode {
         }
     };
     if command == Command::Healthcheck {
-        let healthy = mcp_server::healthcheck::check(config.bind, Duration::from_secs(3)).await;
+        let healthy = server_kit::healthcheck::check(config.bind, Duration::from_secs(3)).await;
         return if healthy {
             ExitCode::SUCCESS
         } else {
@@ -57,7 +57,7 @@ async fn main() -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         };
     }
-    auth::telemetry::init_tracing(config.log_format);
+    server_kit::telemetry::init_tracing(config.log_format);
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,7 +9,8 @@ use auth::AccessTokenClaims;
 use crate::{resources, tools};
 
 /// The authenticated caller, put in the request extensions by the bearer
-/// middleware and read by the scope check, the rate limiter and the handlers.
+/// middleware and read by the scope check, the rate limiter, the session
+/// binding and the handlers.
 #[derive(Debug, Clone)]
 pub struct Caller {
     claims: Arc<AccessTokenClaims>,

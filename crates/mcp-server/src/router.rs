@@ -5,13 +5,21 @@
 //! GET  /.well-known/oauth-protected-resource/mcp      routes::protected_resource (RFC 9728)
 //! GET  /.well-known/oauth-protected-resource          routes::protected_resource (root form)
 //! POST|GET|DELETE /mcp                                rmcp StreamableHttpService, behind:
-//!        1. middleware::host_origin::check    Host/Origin allow-lists   400/403
-//!        2. middleware::bearer::authenticate  access token, revocation  401 (503)
-//!        3. middleware::scope::require_scope  scope of tool/resource    403
-//!        4. middleware::rate_limit::limit     SEAM(ratelimit)           429
-//!        5. middleware::session_binding::bind session owned by caller   404
-//!        6. rmcp
+//!        1. middleware::host_origin::check    Host/Origin allow-lists            400/403
+//!        2. middleware::bearer::authenticate  failed-auth budget of the address  429
+//!                                             access token, revocation           401 (503)
+//!        3. middleware::scope::require_scope  Content-Type, body size, JSON-RPC  415/413/400
+//!                                             scope of tool/resource             403
+//!        4. middleware::rate_limit::limit     per-client budget (ratelimit)      429 (503)
+//!        5. middleware::session_binding::bind session owned by caller            404
+//!        6. rmcp                              its own 400/404/405/406/413/415/500, JSON-RPC errors
+//! anything else                                       error::not_found / method_not_allowed  404/405
 //! ```
+//!
+//! Every status in the right-hand column except rmcp's is an
+//! [`McpHttpError`](crate::error::McpHttpError) variant (the table in
+//! `error.rs` says which); its JSON-RPC error bodies echo the request `id`.
+//!
 //! Around everything: request tracing (a `debug` span per request with the
 //! matched route and, once known, the client id; the `Authorization` header
 //! marked sensitive). At the default `info` level a request costs one log
@@ -26,6 +34,7 @@ use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::error;
 use crate::mcp::McpService;
 use crate::middleware::{bearer, host_origin, rate_limit, scope, session_binding};
 use crate::routes::{health, protected_resource};
@@ -37,7 +46,8 @@ pub const MCP_PATH: &str = "/mcp";
 pub fn router(state: AppState, mcp: McpService) -> Router {
     let resource_metadata_path = protected_resource::path_for(&state.metadata().resource);
 
-    // Listed in execution order: the first layer sees the request first.
+    // Listed in execution order: the first layer sees the request first. Each
+    // takes the whole AppState and extracts its own slice (FromRef).
     let mcp_stack = ServiceBuilder::new()
         .layer(from_fn_with_state(state.clone(), host_origin::check))
         .layer(from_fn_with_state(state.clone(), bearer::authenticate))
@@ -54,6 +64,8 @@ pub fn router(state: AppState, mcp: McpService) -> Router {
     }
     router
         .route_service(MCP_PATH, mcp_stack.service(mcp))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))

@@ -1,16 +1,21 @@
 //! The one shared state: cheap to clone (`Arc` inside), no globals.
+//!
+//! It holds the server's parts; each `/mcp` layer takes only the parts it
+//! needs through its own `FromRef<AppState>` state (`BearerState`,
+//! `ScopeState`, … next to each layer in `middleware/`), so this file knows
+//! nothing of the middleware.
 
 use std::sync::Arc;
 
 use auth::Verifier;
-use auth::store::RevocationStore;
+use server_kit::store::RevocationStore;
 
 use crate::audit::AuditLog;
-use crate::middleware::challenge::Challenges;
-use crate::middleware::host_origin::HostPolicy;
-use crate::middleware::rate_limit::Limits;
-use crate::middleware::session_binding::SessionOwners;
+use crate::challenge::Challenges;
+use crate::host_policy::HostPolicy;
+use crate::limits::Limits;
 use crate::routes::protected_resource::ProtectedResourceMetadata;
+use crate::sessions::SessionOwners;
 use crate::store::CustomerStore;
 
 /// Largest JSON-RPC request body accepted on `/mcp` (our largest valid
@@ -27,12 +32,12 @@ struct Inner {
     verifier: Arc<Verifier>,
     revocations: Arc<dyn RevocationStore>,
     customers: Arc<dyn CustomerStore>,
-    audit: AuditLog,
-    host_policy: HostPolicy,
-    challenges: Challenges,
+    audit: Arc<AuditLog>,
+    host_policy: Arc<HostPolicy>,
+    challenges: Arc<Challenges>,
     metadata: ProtectedResourceMetadata,
-    session_owners: SessionOwners,
-    limits: Limits,
+    session_owners: Arc<SessionOwners>,
+    limits: Arc<Limits>,
     revocation_fail_open: bool,
 }
 
@@ -56,23 +61,23 @@ impl AppState {
                 verifier: p.verifier,
                 revocations: p.revocations,
                 customers: p.customers,
-                audit: p.audit,
-                host_policy: p.host_policy,
-                challenges: p.challenges,
+                audit: Arc::new(p.audit),
+                host_policy: Arc::new(p.host_policy),
+                challenges: Arc::new(p.challenges),
                 metadata: p.metadata,
-                session_owners: SessionOwners::default(),
-                limits: p.limits,
+                session_owners: Arc::default(),
+                limits: Arc::new(p.limits),
                 revocation_fail_open: p.revocation_fail_open,
             }),
         }
     }
 
-    pub fn verifier(&self) -> &Verifier {
+    pub fn verifier(&self) -> &Arc<Verifier> {
         &self.inner.verifier
     }
 
-    pub fn revocations(&self) -> &dyn RevocationStore {
-        self.inner.revocations.as_ref()
+    pub fn revocations(&self) -> &Arc<dyn RevocationStore> {
+        &self.inner.revocations
     }
 
     pub fn customers(&self) -> &dyn CustomerStore {
@@ -80,33 +85,38 @@ impl AppState {
     }
 
     /// The audit ring of this server.
-    pub fn audit(&self) -> &AuditLog {
+    pub fn audit(&self) -> &Arc<AuditLog> {
         &self.inner.audit
     }
 
-    pub fn host_policy(&self) -> &HostPolicy {
+    /// The `Host` / `Origin` allow-lists.
+    pub fn host_policy(&self) -> &Arc<HostPolicy> {
         &self.inner.host_policy
     }
 
-    pub fn challenges(&self) -> &Challenges {
+    /// The pre-built `WWW-Authenticate` values.
+    pub fn challenges(&self) -> &Arc<Challenges> {
         &self.inner.challenges
     }
 
+    /// The RFC 9728 document.
     pub fn metadata(&self) -> &ProtectedResourceMetadata {
         &self.inner.metadata
     }
 
-    /// Which client opened which 2025-11-25 session.
-    /// `REVOCATION_FAILURE_MODE=open`.
+    /// `REVOCATION_FAILURE_MODE=open`: a token whose revocation cannot be
+    /// checked is accepted (otherwise 503).
     pub fn revocation_fail_open(&self) -> bool {
         self.inner.revocation_fail_open
     }
 
-    pub fn limits(&self) -> &Limits {
+    /// The per-client and failed-authentication budgets.
+    pub fn limits(&self) -> &Arc<Limits> {
         &self.inner.limits
     }
 
-    pub fn session_owners(&self) -> &SessionOwners {
+    /// Which client opened which 2025-11-25 session.
+    pub fn session_owners(&self) -> &Arc<SessionOwners> {
         &self.inner.session_owners
     }
 }

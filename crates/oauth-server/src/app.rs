@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use auth::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use auth::verify::Verifier;
-use secrecy::ExposeSecret as _;
+use server_kit::redis::RedisSettings;
+use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -49,26 +49,24 @@ impl App {
         let keys = KeyStore::open(&config.keys_dir, config.signing_alg)
             .map_err(anyhow::Error::msg)
             .context("OAUTH_KEYS_DIR")?;
-        let (revocations, replays): (Arc<dyn RevocationStore>, Arc<dyn ReplayStore>) =
-            match &config.redis_url {
-                Some(url) => {
-                    let store = Arc::new(
-                        RedisStore::connect(url.expose_secret(), config.redis_timeout)
-                            .await
-                            .context("REDIS_URL")?,
-                    );
-                    (store.clone(), store)
-                }
-                None => {
-                    let store = Arc::new(MemoryStore::new());
-                    (store.clone(), store)
-                }
-            };
-        let limiter = config
-            .rate_limit
-            .build_limiter(config.redis_url.as_ref().map(|u| u.expose_secret()))
-            .await
-            .context("REDIS_URL (rate limiter)")?;
+        // The process's one Redis connection: the stores and the limiter share it.
+        let redis = server_kit::redis::connect(&RedisSettings {
+            url: config.redis_url.clone(),
+            timeout: config.redis_timeout,
+        })
+        .await?;
+        let (revocations, replays): (Arc<dyn RevocationStore>, Arc<dyn ReplayStore>) = match &redis
+        {
+            Some(conn) => {
+                let store = Arc::new(RedisStore::from_connection(conn.clone()));
+                (store.clone(), store)
+            }
+            None => {
+                let store = Arc::new(MemoryStore::new());
+                (store.clone(), store)
+            }
+        };
+        let limiter = config.rate_limit.build_limiter_on(redis);
         let limits = Limits {
             limiter,
             policy: config.oauth_policy,
@@ -108,7 +106,8 @@ impl App {
 
     /// Serves until SIGINT/SIGTERM.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(auth::shutdown::shutdown_signal()).await
+        self.run_until(server_kit::shutdown::shutdown_signal())
+            .await
     }
 
     /// Serves until `stop` resolves, then drains in-flight requests.

@@ -1,54 +1,67 @@
-//! Audit events (DESIGN.md §8): stable names, never a secret or a token.
-//!
-//! Emitted on `target: "audit"` so they can be routed or filtered apart from
-//! operational logs (`RUST_LOG=audit=info`).
+//! Audit events of the authorization server, in the one schema both servers
+//! share ([`auth::audit`]): stable names, only the fields that apply, never a
+//! secret or a token.
 
 use std::net::IpAddr;
 
-/// Trims attacker-supplied identifiers before they reach the log.
-fn short(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
+use auth::audit::{AuditEvent, names, outcome};
 
 /// `auth.token_issued`
 pub fn token_issued(
     client_id: &str,
-    method: &str,
+    method: &'static str,
     scope: &str,
     aud: &str,
     jti: &str,
     peer: IpAddr,
 ) {
-    tracing::info!(
-        target: "audit",
-        event = "auth.token_issued",
-        client_id,
-        auth_method = method,
-        scope,
-        aud,
-        jti,
-        peer = %peer,
-        outcome = "success",
-    );
+    AuditEvent::new(names::TOKEN_ISSUED, outcome::SUCCESS)
+        .client(client_id)
+        .endpoint("token")
+        .auth_method(method)
+        .scope(scope)
+        .aud(aud)
+        .jti(jti)
+        .peer(peer)
+        .emit();
 }
 
 /// `auth.client_rejected`: authentication failed or the request was refused.
-pub fn client_rejected(client_id: Option<&str>, reason: &str, endpoint: &str, peer: IpAddr) {
-    tracing::warn!(
-        target: "audit",
-        event = "auth.client_rejected",
-        client_id = client_id.map(short).unwrap_or("-"),
-        reason,
-        endpoint,
-        peer = %peer,
-        outcome = "denied",
-    );
+pub fn client_rejected(
+    client_id: Option<&str>,
+    reason: &'static str,
+    endpoint: &'static str,
+    peer: IpAddr,
+) {
+    AuditEvent::new(names::CLIENT_REJECTED, outcome::DENIED)
+        .client_opt(client_id)
+        .reason(reason)
+        .endpoint(endpoint)
+        .peer(peer)
+        .emit();
 }
 
 /// `auth.token_revoked`
 pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
-    tracing::info!(target: "audit", event = "auth.token_revoked", client_id, jti, peer = %peer);
+    AuditEvent::new(names::TOKEN_REVOKED, outcome::SUCCESS)
+        .client(client_id)
+        .endpoint("revoke")
+        .jti(jti)
+        .peer(peer)
+        .emit();
+}
+
+/// `ratelimit.limited` on the token endpoints.
+pub fn rate_limited(
+    limiter: &'static str,
+    client_id: Option<&str>,
+    peer: IpAddr,
+    retry_after: std::time::Duration,
+) {
+    AuditEvent::new(names::RATE_LIMITED, outcome::DENIED)
+        .limiter(limiter)
+        .client_opt(client_id)
+        .peer(peer)
+        .retry_after(retry_after)
+        .emit();
 }

@@ -17,8 +17,8 @@ use crate::keystore;
 #[command(
     name = "oauth-server",
     version,
-    after_long_help = auth::cli::server_long_help(ENV_VARS),
-    after_help = auth::cli::SERVER_SHORT_HELP,
+    after_long_help = server_kit::cli::server_long_help(ENV_VARS),
+    after_help = server_kit::cli::SERVER_SHORT_HELP,
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -172,26 +172,14 @@ pub fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `healthcheck`: for container HEALTHCHECKs without curl.
+/// `healthcheck`: for container HEALTHCHECKs without curl (the probe both
+/// servers share).
 pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut addr = config.bind;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let check = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf.starts_with(b"HTTP/1.1 200"))
-    };
-    match tokio::time::timeout(Duration::from_secs(3), check).await {
-        Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => bail!("{addr}/health did not answer 200"),
-        Ok(Err(e)) => bail!("{addr}: {e}"),
-        Err(_) => bail!("{addr}: timed out"),
+    let addr = server_kit::healthcheck::probe_addr(config.bind);
+    if server_kit::healthcheck::check(config.bind, Duration::from_secs(3)).await {
+        Ok(())
+    } else {
+        bail!("http://{addr}/health did not answer 200 within 3 s")
     }
 }
 

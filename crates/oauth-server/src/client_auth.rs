@@ -40,7 +40,7 @@ pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-    endpoint: &str,
+    endpoint: &'static str,
     peer: IpAddr,
 ) -> Result<Authenticated, OAuthError> {
     match authenticate_inner(state, headers, params).await {

@@ -4,13 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use auth::cli::EnvVar;
-use auth::config::{ConfigError, var, var_list, var_or, var_parsed};
 use auth::keys::Algorithm;
-use auth::telemetry::LogFormat;
-use auth::uri::{canonical_resource, is_loopback_host};
+use auth::uri::{canonical_resource, normalize_issuer};
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
+use server_kit::cli::EnvVar;
+use server_kit::config::{ConfigError, var_list, var_or, var_parsed};
+use server_kit::limits::rate_limit_from_env;
+use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
+use server_kit::telemetry::LogFormat;
 
 /// Local MCP resource URI (DESIGN.md §2).
 pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
@@ -20,7 +22,7 @@ pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
 /// | variable | meaning |
 /// |---|---|
 /// | `OAUTH_BIND` [127.0.0.1:8080] | listen address |
-/// | `OAUTH_ISSUER` [http://localhost:8080] | public issuer URL; https, or http on loopback |
+/// | `OAUTH_ISSUER` [http://localhost:8080] | public issuer URL; https, or http on loopback; normalised (`auth::uri::normalize_issuer`) before it goes into `iss` and the metadata |
 /// | `OAUTH_KEYS_DIR` [keys] | signing keys (PEM); generated 0600 when empty |
 /// | `OAUTH_CLIENTS_FILE` [config/clients.toml] | client registry |
 /// | `OAUTH_TOKEN_TTL_SECS` [900] | access-token lifetime, 60..=3600 |
@@ -76,8 +78,8 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reload: u64 = var_parsed("OAUTH_KEYS_RELOAD_SECS", 30)?;
-        let rate_limit =
-            RateLimitConfig::from_env().map_err(|e| ConfigError::new(e.var, e.message))?;
+        let rate_limit = rate_limit_from_env()?;
+        let redis = RedisSettings::from_env()?;
         let per_minute: u32 = var_parsed("OAUTH_RATE_LIMIT_PER_MINUTE", 120)?;
         let burst: u32 = var_parsed("OAUTH_RATE_LIMIT_BURST", 20)?;
         let oauth_policy = Policy::new(per_minute, burst).map_err(|e| {
@@ -102,8 +104,8 @@ impl Config {
             signing_alg: var_parsed("OAUTH_SIGNING_ALG", Algorithm::RS256)?,
             resources,
             keys_reload_interval: Duration::from_secs(reload.max(1)),
-            redis_url: var("REDIS_URL").map(SecretString::from),
-            redis_timeout: Duration::from_millis(var_parsed("REDIS_TIMEOUT_MS", 250)?),
+            redis_url: redis.url,
+            redis_timeout: redis.timeout,
             rate_limit,
             oauth_policy,
             failed_auth_cost,
@@ -128,7 +130,7 @@ impl Config {
             resources: vec![DEFAULT_RESOURCE.to_owned()],
             keys_reload_interval: Duration::from_secs(30),
             redis_url: None,
-            redis_timeout: Duration::from_millis(250),
+            redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
             oauth_policy: Policy::new(120, 20)
                 .map_err(|e| ConfigError::new("OAUTH_RATE_LIMIT_BURST", e.to_string()))?,
@@ -143,20 +145,11 @@ impl Config {
     }
 }
 
-/// RFC 8414 §2: the issuer is an https URL without query or fragment; plain
-/// http is allowed only for loopback hosts (local development).
+/// RFC 8414 §2 through the one issuer rule both servers and the clients
+/// share ([`normalize_issuer`]): https (http only on loopback), no query or
+/// fragment, one canonical spelling.
 pub fn validate_issuer(raw: &str) -> Result<String, String> {
-    let url = url::Url::parse(raw).map_err(|_| format!("{raw:?} is not an absolute URL"))?;
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("must not contain a query or fragment".into());
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback_host(&url) => {}
-        "http" => return Err("must use https (http is only allowed for localhost)".into()),
-        _ => return Err("must be an https URL".into()),
-    }
-    canonical_resource(raw).map_err(|e| e.to_string())
+    normalize_issuer(raw).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -177,6 +170,10 @@ mod tests {
         assert!(validate_issuer("https://a.example?x=1").is_err());
         assert!(validate_issuer("https://a.example#f").is_err());
         assert!(validate_issuer("localhost:8080").is_err());
+        assert_eq!(
+            validate_issuer("http://LOCALHOST:8080").unwrap(),
+            "http://localhost:8080"
+        );
     }
 }
 
@@ -188,7 +185,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new(
         "OAUTH_ISSUER",
         "http://localhost:8080",
-        "public issuer URL (the `iss` of every token); https, or http on loopback",
+        "public issuer URL; https, or http on loopback; normalised (lower-case host, no \
+         trailing slash) before it goes into `iss` and the metadata",
     ),
     EnvVar::new(
         "OAUTH_KEYS_DIR",
@@ -224,7 +222,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new(
         "REDIS_TIMEOUT_MS",
         "250",
-        "connect/command timeout of the Redis stores in ms",
+        "connect/command timeout of the Redis connection in ms, 1 to 60000",
     ),
     EnvVar::new(
         "OAUTH_RATE_LIMIT_PER_MINUTE",
@@ -281,14 +279,16 @@ pub const ENV_VARS: &[EnvVar] = &[
 mod env_vars_tests {
     use super::*;
 
-    /// Read outside this file: `auth::telemetry` (`RUST_LOG`, `NO_COLOR`).
+    /// Read outside this file: `server_kit::telemetry` (`RUST_LOG`, `NO_COLOR`).
     const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "NO_COLOR"];
 
     #[test]
     fn every_variable_read_is_in_the_table_and_nothing_else() {
         let table: Vec<&str> = ENV_VARS.iter().map(|v| v.name).collect();
-        let mut read = auth::cli::vars_read_in(include_str!("config.rs"));
-        read.extend(ratelimit::config::ENV_VARS.iter().map(|v| (*v).to_owned()));
+        let mut read = server_kit::cli::vars_read_in(include_str!("config.rs"));
+        for shared in [server_kit::limits::ENV_VARS, server_kit::redis::ENV_VARS] {
+            read.extend(shared.iter().map(|v| (*v).to_owned()));
+        }
         read.extend(READ_ELSEWHERE.iter().map(|v| (*v).to_owned()));
         for name in &read {
             assert!(

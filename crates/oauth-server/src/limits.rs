@@ -91,16 +91,8 @@ fn unavailable(e: &LimiterError) -> OAuthError {
     .with_headers(h)
 }
 
-fn limited(scope: &str, client_id: Option<&str>, ip: IpAddr, d: &Decision) {
-    tracing::warn!(
-        target: "audit",
-        event = "ratelimit.limited",
-        key = scope,
-        client_id = client_id.unwrap_or("-"),
-        peer = %ip,
-        retry_after_ms = u64::try_from(d.retry_after.as_millis()).unwrap_or(u64::MAX),
-        outcome = "denied",
-    );
+fn limited(limiter: &'static str, client_id: Option<&str>, ip: IpAddr, d: &Decision) {
+    crate::audit::rate_limited(limiter, client_id, ip, d.retry_after);
 }
 
 /// Middleware: resolve the client address, apply the per-IP budget, and add

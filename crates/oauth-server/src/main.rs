@@ -5,11 +5,11 @@
 
 use std::process::ExitCode;
 
-use auth::cli::{EXIT_CONFIG, EXIT_RUNTIME, config_error_line};
-use auth::config::ConfigError;
 use clap::Parser as _;
 use oauth_server::cli::{self, Cli, Command};
 use oauth_server::{App, Config};
+use server_kit::cli::{EXIT_CONFIG, EXIT_RUNTIME, config_error_line};
+use server_kit::config::ConfigError;
 
 const BIN: &str = "oauth-server";
 
@@ -46,11 +46,11 @@ async fn main() -> ExitCode {
 }
 
 fn load_config() -> Result<Config, ConfigError> {
-    auth::config::load_dotenv()?;
+    server_kit::config::load_dotenv()?;
     Config::from_env()
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    auth::telemetry::init_tracing(config.log_format);
+    server_kit::telemetry::init_tracing(config.log_format);
     App::build(config).await?.run_until_stopped().await
 }

@@ -3,9 +3,9 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use auth::store::{ReplayStore, RevocationStore};
 use auth::verify::Verifier;
 use bytes::Bytes;
+use server_kit::store::{ReplayStore, RevocationStore};
 use tokio::sync::Semaphore;
 
 use crate::clients::Registry;

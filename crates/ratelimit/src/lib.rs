@@ -20,7 +20,7 @@
 //! - [`headers`]: `Retry-After`, `RateLimit-Policy`, `RateLimit` values.
 //! - [`mod@client_ip`]: [`TrustedProxies`] and [`client_ip()`]: the socket peer,
 //!   or the `X-Forwarded-For` hop added by a trusted proxy.
-//! - [`config`]: [`RateLimitConfig`] from `RATE_LIMIT_*` and `TRUSTED_PROXIES`.
+//! - [`config`]: [`RateLimitConfig`] (read from `RATE_LIMIT_*` and `TRUSTED_PROXIES` by `server-kit`) and the limiter it builds.
 //! - [`clock`]: the time seam ([`Clock`], [`ManualClock`] for tests).
 //!
 //! # Flow of a request (as the servers wire it)
@@ -58,7 +58,7 @@ pub mod resilient;
 
 pub use client_ip::{Cidr, CidrError, TrustedProxies, client_ip};
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use config::{ConfigError, RateLimitConfig};
+pub use config::RateLimitConfig;
 pub use limiter::{Limiter, LimiterError};
 pub use memory::MemoryLimiter;
 pub use policy::{Decision, Policy, PolicyError};

@@ -72,6 +72,17 @@ impl RedisLimiter {
         })
     }
 
+    /// The limiter on an existing connection (the server's one Redis
+    /// connection, shared with its stores). Each check is bounded by `timeout`.
+    pub fn from_connection(conn: ConnectionManager, timeout: Duration) -> Self {
+        Self {
+            conn,
+            script: Arc::new(Script::new(GCRA_LUA)),
+            timeout,
+            clock: None,
+        }
+    }
+
     /// Replaces the Redis server clock with `clock`, passed to the script on
     /// every call. For deterministic tests only: replicas with different
     /// clocks would disagree.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use auth::audit::{AuditEvent, names, outcome};
 
 use crate::clock::{Clock, MonotonicClock, micros};
 use crate::{Decision, Limiter, LimiterError, MemoryLimiter, Policy};
@@ -144,23 +145,23 @@ impl ResilientLimiter {
         );
         if !self.degraded.swap(true, Ordering::SeqCst) {
             tracing::warn!(
-                target: "audit",
-                event = "ratelimit.degraded",
                 failure_mode = %self.mode,
                 error = %error,
                 "rate-limit back end unavailable; answering per RATE_LIMIT_FAILURE_MODE"
             );
+            AuditEvent::new(names::RATE_LIMIT_DEGRADED, outcome::DEGRADED)
+                .reason("backend_unavailable")
+                .failure_mode(self.mode.as_str())
+                .emit();
         }
     }
 
     fn mark_healthy(&self) {
         if self.degraded.swap(false, Ordering::SeqCst) {
-            tracing::info!(
-                target: "audit",
-                event = "ratelimit.recovered",
-                failure_mode = %self.mode,
-                "rate-limit back end answers again"
-            );
+            tracing::info!(failure_mode = %self.mode, "rate-limit back end answers again");
+            AuditEvent::new(names::RATE_LIMIT_RECOVERED, outcome::OK)
+                .failure_mode(self.mode.as_str())
+                .emit();
         }
     }
 

@@ -1,4 +1,8 @@
-//! Second wall: the bearer access token (RFC 6750 header method only).
+//! Second layer on `/mcp`: the bearer access token (RFC 6750 header method
+//! only).
+//!
+//! An address whose failed-authentication budget is spent
+//! ([`Limits::auth_failures_exhausted`]) gets 429 before its token is parsed.
 //!
 //! The token goes through `auth::Verifier` (signature with a pre-parsed key
 //! from the cached JWKS, `typ`, `iss`, `aud`, `exp`/`nbf`, `scope`; a token
@@ -6,21 +10,52 @@
 //! checked again) and the revocation denylist, which is asked on every
 //! request. On success the [`Caller`] is put in the request
 //! extensions, where rmcp hands it to the tool handlers inside
-//! `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge;
-//! the precise reason goes to the audit log only.
+//! `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge
+//! (a malformed or refused token is charged to the address); the precise reason goes to the audit log
+//! only.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use auth::Verifier;
+use axum::extract::{ConnectInfo, FromRef, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use http::HeaderMap;
+use server_kit::store::RevocationStore;
 
-use crate::audit::{AuditEvent, names};
-use crate::middleware::challenge;
+use crate::audit::{AuditEvent, AuditLog, names};
+use crate::challenge::Challenges;
+use crate::error::{Budget, McpHttpError};
+use crate::limits::Limits;
 use crate::policy::Caller;
 use crate::state::AppState;
+
+/// What this layer needs.
+#[derive(Clone)]
+pub struct BearerState {
+    verifier: Arc<Verifier>,
+    revocations: Arc<dyn RevocationStore>,
+    /// `REVOCATION_FAILURE_MODE=open`.
+    revocation_fail_open: bool,
+    challenges: Arc<Challenges>,
+    limits: Arc<Limits>,
+    audit: Arc<AuditLog>,
+}
+
+impl FromRef<AppState> for BearerState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            verifier: state.verifier().clone(),
+            revocations: state.revocations().clone(),
+            revocation_fail_open: state.revocation_fail_open(),
+            challenges: state.challenges().clone(),
+            limits: state.limits().clone(),
+            audit: state.audit().clone(),
+        }
+    }
+}
 
 /// Longest `Authorization` value looked at (a JWT we issue is well under this).
 const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
@@ -71,30 +106,41 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
 
 /// Middleware: authenticates the request or answers 401 (503 when the
 /// revocation store cannot be asked: refusing is safer than guessing).
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<BearerState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, McpHttpError> {
     let started = Instant::now();
     let reject = |reason: &'static str, token_sent: bool| {
-        state.audit().record(
+        state.audit.record(
             AuditEvent::new(names::TOKEN_REJECTED, "rejected")
                 .reason(reason)
                 .latency(started.elapsed()),
         );
-        challenge::unauthorized(&state, token_sent)
+        state.challenges.unauthorized(token_sent)
     };
     // Addresses that keep sending bad tokens are refused before any
-    // signature is checked (rate_limit.rs).
-    let limits = state.limits();
+    // signature is checked (crate::limits).
+    let limits = &state.limits;
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| limits.client_ip(c.0, req.headers()));
     if let Some(ip) = ip
-        && let Some(d) = limits.auth_failures_exhausted(ip).await
+        && let Some(decision) = limits.auth_failures_exhausted(ip).await
     {
         state
-            .audit()
+            .audit
             .record(AuditEvent::new(names::RATE_LIMITED, "denied").reason("auth_failures"));
-        return limits.auth_failures_response(&d);
+        // The id stays unknown (null): reading an unauthenticated body would
+        // spend on the flood what this budget exists to save.
+        return Err(McpHttpError::RateLimited {
+            budget: Budget::AuthFailures,
+            policy: *limits.auth_failure_policy(),
+            decision,
+            id: None,
+        });
     }
     let charge = || async {
         if let Some(ip) = ip {
@@ -103,35 +149,35 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     };
     let token = match presented(req.headers()) {
         // Not a failure: a bare request is how discovery starts.
-        Presented::Nothing => return reject("missing_token", false),
+        Presented::Nothing => return Err(reject("missing_token", false)),
         Presented::Malformed => {
             charge().await;
-            return reject("malformed_authorization", true);
+            return Err(reject("malformed_authorization", true));
         }
         Presented::Token(t) => t,
     };
-    let claims = match state.verifier().verify_shared(token).await {
+    let claims = match state.verifier.verify_shared(token).await {
         Ok(claims) => claims,
         Err(e) => {
             charge().await;
-            return reject(e.reason(), true);
+            return Err(reject(e.reason(), true));
         }
     };
-    match state.revocations().is_revoked(&claims.jti).await {
+    match state.revocations.is_revoked(&claims.jti).await {
         Ok(false) => {}
         Ok(true) => {
             charge().await;
-            state.audit().record(
+            state.audit.record(
                 AuditEvent::new(names::TOKEN_REJECTED, "rejected")
                     .client(&claims.client_id)
                     .reason("revoked")
                     .latency(started.elapsed()),
             );
-            return challenge::unauthorized(&state, true);
+            return Err(state.challenges.unauthorized(true));
         }
-        Err(e) if state.revocation_fail_open() => {
+        Err(e) if state.revocation_fail_open => {
             tracing::warn!(error = %e, "revocation check failed; accepting the token (REVOCATION_FAILURE_MODE=open)");
-            state.audit().record(
+            state.audit.record(
                 AuditEvent::new(names::REVOCATION_UNCHECKED, "accepted")
                     .client(&claims.client_id)
                     .reason("revocation_store_unavailable"),
@@ -139,29 +185,18 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         Err(e) => {
             tracing::error!(error = %e, "revocation check failed; refusing the request");
-            state.audit().record(
+            state.audit.record(
                 AuditEvent::new(names::TOKEN_REJECTED, "unavailable")
                     .client(&claims.client_id)
                     .reason("revocation_store_unavailable")
                     .latency(started.elapsed()),
             );
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [
-                    (http::header::RETRY_AFTER, "5"),
-                    (http::header::CACHE_CONTROL, "no-store"),
-                ],
-                axum::Json(serde_json::json!({
-                    "error": "temporarily_unavailable",
-                    "error_description": "The token could not be checked; retry shortly",
-                })),
-            )
-                .into_response();
+            return Err(McpHttpError::RevocationUnavailable);
         }
     }
     tracing::Span::current().record("client_id", claims.client_id.as_str());
     req.extensions_mut().insert(Caller::from_shared(claims));
-    next.run(req).await
+    Ok(next.run(req).await)
 }
 
 #[cfg(test)]

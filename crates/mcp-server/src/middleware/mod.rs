@@ -1,16 +1,22 @@
-//! The `/mcp` middleware stack, outermost first (wired in `router.rs`):
+//! The `/mcp` middleware stack, outermost first (wired in `router.rs`). Each
+//! layer takes only the state it needs (`State<XState>`, built from the
+//! [`AppState`](crate::state::AppState) by `FromRef`) and answers every
+//! refusal with a [`McpHttpError`](crate::error::McpHttpError):
 //!
 //! 1. [`host_origin`]: `Host` / `Origin` allow-lists (400/403).
-//! 2. [`bearer`]: access-token verification and revocation (401/503).
-//! 3. [`scope`]: the scope of the requested tool or resource (403).
-//! 4. [`rate_limit`]: the seam where the distributed rate limiter goes (429).
+//! 2. [`bearer`]: failed-authentication budget of the address (429), access
+//!    token and revocation (401/503).
+//! 3. [`scope`]: reads the operation (415/413/400 for a body it cannot read),
+//!    then the scope of the requested tool or resource (403).
+//! 4. [`rate_limit`]: the per-client budget (429, 503 when the limiter fails
+//!    in `closed` mode).
 //! 5. [`session_binding`]: a 2025-11-25 session only serves the client that
 //!    opened it (404 otherwise).
 //!
-//! [`challenge`] builds the 401/403 responses.
+//! [`body`] holds the bounded body reads that `scope` and `rate_limit` share.
 
 pub mod bearer;
-pub mod challenge;
+pub mod body;
 pub mod host_origin;
 pub mod rate_limit;
 pub mod scope;

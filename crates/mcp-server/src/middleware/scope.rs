@@ -1,4 +1,4 @@
-//! Third wall: the scope of the requested operation.
+//! Third layer on `/mcp`: the scope of the requested operation.
 //!
 //! Which operation? For requests on the 2026-07-28 protocol
 //! (`MCP-Protocol-Version` ≥ 2026-07-28) the SEP-2243 headers say it:
@@ -6,29 +6,51 @@
 //! 400/-32020 and before dispatch, any such request whose headers disagree
 //! with its body, so the body is streamed to rmcp untouched. Older requests
 //! carry no such headers: their body is read (at most
-//! [`MAX_BODY_BYTES`](crate::state::MAX_BODY_BYTES)) and peeked
+//! [`MAX_BODY_BYTES`]) and peeked
 //! ([`crate::jsonrpc::peek`]) for `method`, `params.name`, `params.uri`.
+//!
+//! A body that cannot be classified is answered here: 415 for a
+//! `Content-Type` other than JSON (rmcp's own answer, before any byte is
+//! read), 413 over the limit, 400 for a body that is not one JSON-RPC message.
 //!
 //! A `tools/call` or `resources/read` whose scope the caller lacks gets a 403
 //! challenge and a `mcp.scope_denied` audit event. The handler checks again
-//! (second wall). The classified [`Operation`] is left in the request
-//! extensions for the rate limiter.
+//! (the "second wall", DESIGN.md §5). The classified [`Operation`] is left in
+//! the request extensions for the rate limiter.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
-use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::{HeaderMap, Method};
 
-use crate::audit::{AuditEvent, names};
-use crate::jsonrpc::{self, PeekError};
-use crate::middleware::challenge;
+use crate::audit::{AuditEvent, AuditLog, names};
+use crate::challenge::Challenges;
+use crate::error::McpHttpError;
+use crate::jsonrpc;
+use crate::middleware::body::{self, Bounded};
 use crate::policy::{Caller, Operation};
 use crate::state::{AppState, MAX_BODY_BYTES};
+
+/// What this layer needs.
+#[derive(Clone)]
+pub struct ScopeState {
+    challenges: Arc<Challenges>,
+    audit: Arc<AuditLog>,
+}
+
+impl FromRef<AppState> for ScopeState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            challenges: state.challenges().clone(),
+            audit: state.audit().clone(),
+        }
+    }
+}
 
 /// The first protocol revision with standard request headers (SEP-2243).
 pub const STANDARD_HEADERS_VERSION: &str = "2026-07-28";
@@ -81,23 +103,24 @@ pub fn operation_from_headers(headers: &HeaderMap) -> Option<Operation> {
 }
 
 /// Middleware: classify, then allow or 403.
-pub async fn require_scope(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_scope(
+    State(state): State<ScopeState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, McpHttpError> {
     let started = Instant::now();
     let (mut req, op) = if req.method() != Method::POST {
         (req, Operation::NoMethod)
     } else if let Some(op) = operation_from_headers(req.headers()) {
         (req, op)
     } else {
-        match read_and_peek(req).await {
-            Ok(x) => x,
-            Err(resp) => return resp,
-        }
+        read_and_peek(req).await?
     };
     if let Some(required) = op.required_scope() {
         // The bearer layer runs first; a missing caller cannot reach here, but
         // if it ever did, refusing is the only safe answer.
         let Some(caller) = req.extensions().get::<Caller>() else {
-            return challenge::unauthorized(&state, false);
+            return Err(state.challenges.unauthorized(false));
         };
         if !caller.has_scope(required) {
             let target = op.target().unwrap_or_default();
@@ -116,46 +139,61 @@ pub async fn require_scope(State(state): State<AppState>, req: Request, next: Ne
                     format!("The resource {target} requires the scope {required}")
                 }
             };
-            state.audit().record(event);
-            return challenge::forbidden(&state, required, &description);
+            state.audit.record(event);
+            return Err(state.challenges.forbidden(required, description));
         }
     }
     req.extensions_mut().insert(op);
-    next.run(req).await
+    Ok(next.run(req).await)
 }
 
-/// Buffers the body (bounded) and peeks it; errors are final responses.
-async fn read_and_peek(req: Request) -> Result<(Request, Operation), Response> {
-    let too_large = || {
-        jsonrpc::error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            jsonrpc::INVALID_REQUEST,
-            &format!("Invalid Request: request body exceeds {MAX_BODY_BYTES} bytes"),
-        )
-    };
+/// rmcp's rule for a POST's `Content-Type`: the media type, parameters
+/// ignored, is `application/json`.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split_once(';').map_or(v, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// Buffers the body (bounded) and peeks it. A body rmcp would refuse for its
+/// `Content-Type` (415) is not read at all.
+async fn read_and_peek(req: Request) -> Result<(Request, Operation), McpHttpError> {
+    if !is_json(req.headers()) {
+        return Err(McpHttpError::UnsupportedMediaType);
+    }
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        // Only the start is read, for the id the answer echoes.
+        let id = body::request_id(body).await;
+        return Err(McpHttpError::PayloadTooLarge { id });
+    }
+    let bytes = match body::read_bounded(body, MAX_BODY_BYTES).await {
+        Ok(Bounded::Whole(bytes)) => bytes,
+        Ok(Bounded::TooLarge(prefix)) => {
+            let id = body::buffered_request_id(&prefix);
+            return Err(McpHttpError::PayloadTooLarge { id });
+        }
         Err(e) => {
             tracing::debug!(error = %e, "failed to read request body");
-            return Err(jsonrpc::error_response(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::INVALID_REQUEST,
-                "Invalid Request: the request body could not be read",
-            ));
+            return Err(McpHttpError::UnreadableBody);
         }
     };
-    let op = jsonrpc::peek(&bytes).map_err(|e: PeekError| {
-        jsonrpc::error_response(StatusCode::BAD_REQUEST, e.code(), &e.to_string())
+    let op = jsonrpc::peek(&bytes).map_err(|error| {
+        // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
+        let id = match error {
+            jsonrpc::PeekError::Parse => None,
+            _ => body::buffered_request_id(&bytes),
+        };
+        McpHttpError::InvalidMessage { error, id }
     })?;
     Ok((Request::from_parts(parts, Body::from(bytes)), op))
 }
@@ -206,6 +244,18 @@ mod tests {
             operation_from_headers(&headers(&[("MCP-Protocol-Version", "2026-07-28")])),
             None
         );
+    }
+
+    #[test]
+    fn content_type_is_json_by_rmcps_rule() {
+        let ct = |v: &str| is_json(&headers(&[("content-type", v)]));
+        assert!(ct("application/json"));
+        assert!(ct("Application/JSON; charset=utf-8"));
+        assert!(ct(" application/json ;x=y"));
+        assert!(!ct("text/plain"));
+        assert!(!ct("application/json-seq"));
+        assert!(!ct("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
     }
 
     #[test]

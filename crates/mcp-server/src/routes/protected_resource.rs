@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::state::AppState;
 
-pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+pub const WELL_KNOWN: &str = auth::well_known::PROTECTED_RESOURCE;
 
 /// The metadata document (computed once).
 #[derive(Debug, Clone, Serialize)]
@@ -38,16 +38,13 @@ impl ProtectedResourceMetadata {
 /// The path-specific route for `resource` (RFC 9728 §3.1: the well-known
 /// segment goes between the host and the resource's path).
 pub fn path_for(resource: &str) -> String {
-    let path = url::Url::parse(resource)
-        .map(|u| u.path().trim_end_matches('/').to_owned())
-        .unwrap_or_default();
-    format!("{WELL_KNOWN}{path}")
+    auth::well_known::protected_resource_metadata_path(resource)
 }
 
 /// The absolute metadata URL that 401 challenges point to.
 pub fn url_for(resource: &str) -> String {
     match url::Url::parse(resource) {
-        Ok(u) => format!("{}{}", u.origin().ascii_serialization(), path_for(resource)),
+        Ok(u) => auth::well_known::protected_resource_metadata_url(&u).to_string(),
         Err(_) => format!("{resource}{WELL_KNOWN}"),
     }
 }

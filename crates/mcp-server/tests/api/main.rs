@@ -10,6 +10,7 @@ mod helpers;
 mod audit_events;
 mod bad_input;
 mod binary;
+mod error_answers;
 mod jwks_rotation;
 mod metadata;
 mod protocols;

@@ -35,7 +35,7 @@ async fn health_needs_no_token_and_says_nothing() {
     let r = app.get("/health").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json(), json!({"status": "ok"}));
-    assert!(mcp_server::healthcheck::check(app.mcp_addr, std::time::Duration::from_secs(2)).await);
+    assert!(server_kit::healthcheck::check(app.mcp_addr, std::time::Duration::from_secs(2)).await);
     let closed = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
-    assert!(!mcp_server::healthcheck::check(closed, std::time::Duration::from_secs(2)).await);
+    assert!(!server_kit::healthcheck::check(closed, std::time::Duration::from_secs(2)).await);
 }

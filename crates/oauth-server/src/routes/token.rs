@@ -53,7 +53,7 @@ async fn handle(
     };
     let Authenticated { client, method } =
         authenticate(state, headers, &params, "token", peer).await?;
-    let refuse = |e: OAuthError, reason: &str| {
+    let refuse = |e: OAuthError, reason: &'static str| {
         audit::client_rejected(Some(&client.client_id), reason, "token", peer);
         e
     };

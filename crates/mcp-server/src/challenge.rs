@@ -1,4 +1,6 @@
-//! RFC 6750 / RFC 9728 challenges: the 401 and 403 responses of `/mcp`.
+//! RFC 6750 / RFC 9728 challenges: the `WWW-Authenticate` values of the 401
+//! and 403 answers of `/mcp` (the answers themselves are
+//! [`McpHttpError::Unauthorized`] and [`McpHttpError::InsufficientScope`]).
 //!
 //! The header values are computed once at start-up ([`Challenges::new`]);
 //! only the 403's required scope and description vary per request.
@@ -10,11 +12,9 @@
 //! Bodies are the OAuth error JSON (`{"error": …, "error_description": …}`);
 //! none says why a token was refused (that is in the audit log).
 
-use axum::Json;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::HeaderValue;
 
-use crate::state::AppState;
+use crate::error::McpHttpError;
 
 /// Pre-built challenge header values.
 #[derive(Debug, Clone)]
@@ -44,6 +44,27 @@ impl Challenges {
         })
     }
 
+    /// The 401 answer (`error="invalid_token"` when a token was sent).
+    pub fn unauthorized(&self, token_sent: bool) -> McpHttpError {
+        McpHttpError::Unauthorized {
+            challenge: if token_sent {
+                self.invalid.clone()
+            } else {
+                self.missing.clone()
+            },
+            token_sent,
+        }
+    }
+
+    /// The 403 answer for an operation needing `scope`.
+    pub fn forbidden(&self, scope: &'static str, description: String) -> McpHttpError {
+        McpHttpError::InsufficientScope {
+            challenge: self.insufficient_scope(&[scope], &description),
+            scope,
+            description,
+        }
+    }
+
     /// The 403 challenge for an operation needing `scopes`.
     pub fn insufficient_scope(&self, scopes: &[&str], description: &str) -> HeaderValue {
         // Our scopes and descriptions never contain `"` or `\`; strip them anyway
@@ -62,49 +83,6 @@ impl Challenges {
         HeaderValue::from_str(&value)
             .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer error="insufficient_scope""#))
     }
-}
-
-/// 401 with the challenge (`error="invalid_token"` when a token was sent).
-pub fn unauthorized(state: &AppState, token_sent: bool) -> Response {
-    let c = state.challenges();
-    let (header_value, body) = if token_sent {
-        (
-            c.invalid.clone(),
-            serde_json::json!({"error": "invalid_token", "error_description": "The access token is invalid, expired or not meant for this resource"}),
-        )
-    } else {
-        (
-            c.missing.clone(),
-            serde_json::json!({"error": "unauthorized", "error_description": "A bearer access token is required"}),
-        )
-    };
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, header_value),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        Json(body),
-    )
-        .into_response()
-}
-
-/// 403 insufficient_scope for an operation needing `scope`.
-pub fn forbidden(state: &AppState, scope: &str, description: &str) -> Response {
-    let header_value = state.challenges().insufficient_scope(&[scope], description);
-    (
-        StatusCode::FORBIDDEN,
-        [
-            (header::WWW_AUTHENTICATE, header_value),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        Json(serde_json::json!({
-            "error": "insufficient_scope",
-            "error_description": description,
-            "scope": scope,
-        })),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -1,0 +1,106 @@
+//! Well-known metadata URLs, built once for every party: RFC 8414 §3.1
+//! (authorization-server metadata) and RFC 9728 §3.1 (protected-resource
+//! metadata). Both insert the well-known segment between the host and the
+//! path of the identifier, so `https://as.example/tenant` has its metadata at
+//! `https://as.example/.well-known/oauth-authorization-server/tenant`.
+
+use url::Url;
+
+/// RFC 8414 well-known path segment.
+pub const AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+/// RFC 9728 well-known path segment.
+pub const PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";
+
+/// `segment` inserted before `id`'s path (trailing slash dropped), without
+/// query or fragment.
+fn inserted(id: &Url, segment: &str) -> Url {
+    let mut u = id.clone();
+    let path = id.path().trim_end_matches('/').to_owned();
+    u.set_path(&format!("{segment}{path}"));
+    u.set_query(None);
+    u.set_fragment(None);
+    u
+}
+
+/// RFC 8414 §3.1: where the metadata of `issuer` lives.
+pub fn authorization_server_metadata_url(issuer: &Url) -> Url {
+    inserted(issuer, AUTHORIZATION_SERVER)
+}
+
+/// RFC 9728 §3.1: the path (on the resource's origin) of its metadata, e.g.
+/// `/.well-known/oauth-protected-resource/mcp`. Unparseable input gets the root form.
+pub fn protected_resource_metadata_path(resource: &str) -> String {
+    match Url::parse(resource) {
+        Ok(u) => inserted(&u, PROTECTED_RESOURCE).path().to_owned(),
+        Err(_) => PROTECTED_RESOURCE.to_owned(),
+    }
+}
+
+/// RFC 9728 §3.1: the absolute metadata URL of `resource` (the one a 401
+/// challenge names).
+pub fn protected_resource_metadata_url(resource: &Url) -> Url {
+    inserted(resource, PROTECTED_RESOURCE)
+}
+
+/// Where a client looks for `resource`'s metadata without a challenge to
+/// point it: the path-inserted URL, then the root form (MCP authorization
+/// spec). One entry when the resource has no path.
+pub fn protected_resource_metadata_candidates(resource: &Url) -> Vec<Url> {
+    let first = protected_resource_metadata_url(resource);
+    let mut root = first.clone();
+    root.set_path(PROTECTED_RESOURCE);
+    if first == root {
+        vec![root]
+    } else {
+        vec![first, root]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn authorization_server_paths() {
+        assert_eq!(
+            authorization_server_metadata_url(&url("http://localhost:8080")).as_str(),
+            "http://localhost:8080/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            authorization_server_metadata_url(&url("https://as.example/tenant/")).as_str(),
+            "https://as.example/.well-known/oauth-authorization-server/tenant"
+        );
+    }
+
+    #[test]
+    fn protected_resource_paths() {
+        assert_eq!(
+            protected_resource_metadata_path("http://localhost:8000/mcp"),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            protected_resource_metadata_path("https://mcp.example"),
+            "/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(
+            protected_resource_metadata_url(&url("https://localhost:8001/mcp?x=1")).as_str(),
+            "https://localhost:8001/.well-known/oauth-protected-resource/mcp"
+        );
+        let c = protected_resource_metadata_candidates(&url("http://localhost:8000/mcp/"));
+        assert_eq!(
+            c.iter().map(Url::as_str).collect::<Vec<_>>(),
+            [
+                "http://localhost:8000/.well-known/oauth-protected-resource/mcp",
+                "http://localhost:8000/.well-known/oauth-protected-resource"
+            ]
+        );
+        assert_eq!(
+            protected_resource_metadata_candidates(&url("https://mcp.example")).len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! What the oauth-server and the mcp-server do the same way, written once.
+//!
+//! `auth` holds the protocol rules and stays free of I/O; this crate is the
+//! server plumbing around them. Neither client binary links it.
+//!
+//! # Layout
+//! - [`cli`]: exit codes and the `--help` table of environment variables.
+//! - [`config`]: `.env` loading, the env helpers and the one [`ConfigError`]
+//!   every server variable is reported with (`VAR: what is wrong`).
+//! - [`limits`]: the shared `RATE_LIMIT_*` / `TRUSTED_PROXIES` settings.
+//! - [`redis`]: `REDIS_URL` / `REDIS_TIMEOUT_MS` and the one connection
+//!   manager per process that the stores and the rate limiter share.
+//! - [`store`]: revocation and replay stores (in memory and Redis).
+//! - [`jwks`]: the remote JWKS cache a resource server verifies with
+//!   (discovery through RFC 8414, rate-limited refetch on unknown `kid`).
+//! - [`telemetry`]: `LOG_FORMAT` / `RUST_LOG` tracing set-up.
+//! - [`shutdown`]: the one SIGINT/SIGTERM future.
+//! - [`healthcheck`]: the `healthcheck` subcommand's probe of `GET /health`.
+//!
+//! # Start-up of a server
+//! `config::load_dotenv()` → the server's `Config::from_env()` (built from
+//! these helpers, [`limits::rate_limit_from_env`] and
+//! [`redis::RedisSettings::from_env`]) → `telemetry::init_tracing` →
+//! `App::build` (one [`redis::connect`] shared by every store and the
+//! limiter) → serve until [`shutdown::shutdown_signal`].
+
+pub mod cli;
+pub mod config;
+pub mod healthcheck;
+pub mod jwks;
+pub mod limits;
+pub mod redis;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+
+pub use config::ConfigError;
