@@ -20,7 +20,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::jwk::Jwk;
-use crate::pem;
 
 /// Errors building or using keys. Messages never contain key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,23 +139,24 @@ impl SigningKey {
     /// Loads a PKCS#8 (`PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) PEM; the
     /// algorithm follows from the key type.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
-        let (label, der) = pem::decode(text).ok_or(KeyError::BadPem)?;
-        let signer = match label.as_str() {
+        let block = pem::parse(text).map_err(|_| KeyError::BadPem)?;
+        let der = block.contents();
+        let signer = match block.tag() {
             "PRIVATE KEY" => {
-                if let Ok(k) = Ed25519KeyPair::from_pkcs8(&der) {
+                if let Ok(k) = Ed25519KeyPair::from_pkcs8(der) {
                     Signer::Ed(k)
                 } else if let Ok(k) =
-                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
                 {
                     Signer::Ec(k)
                 } else {
                     Signer::Rsa(
-                        RsaKeyPair::from_pkcs8(&der).map_err(|_| KeyError::UnsupportedKeyType)?,
+                        RsaKeyPair::from_pkcs8(der).map_err(|_| KeyError::UnsupportedKeyType)?,
                     )
                 }
             }
             "RSA PRIVATE KEY" => {
-                Signer::Rsa(RsaKeyPair::from_der(&der).map_err(|_| KeyError::Malformed)?)
+                Signer::Rsa(RsaKeyPair::from_der(der).map_err(|_| KeyError::Malformed)?)
             }
             _ => return Err(KeyError::BadPem),
         };
@@ -235,7 +235,7 @@ impl SigningKey {
                 .as_ref()
                 .to_vec(),
         };
-        Ok(pem::encode("PRIVATE KEY", &der))
+        Ok(to_pem("PRIVATE KEY", &der))
     }
 
     /// SubjectPublicKeyInfo PEM (`PUBLIC KEY`) of the public half, e.g. to
@@ -247,7 +247,7 @@ impl SigningKey {
             Signer::Ed(k) => k.public_key().as_der(),
         }
         .map_err(|_| KeyError::Malformed)?;
-        Ok(pem::encode("PUBLIC KEY", der.as_ref()))
+        Ok(to_pem("PUBLIC KEY", der.as_ref()))
     }
 
     pub fn alg(&self) -> Algorithm {
@@ -384,15 +384,16 @@ impl VerifyingKey {
 
     /// Builds a key from a SubjectPublicKeyInfo PEM (`PUBLIC KEY`).
     pub fn from_public_pem(text: &str) -> Result<Self, KeyError> {
-        let (label, der) = pem::decode(text).ok_or(KeyError::BadPem)?;
-        if label != "PUBLIC KEY" {
+        let block = pem::parse(text).map_err(|_| KeyError::BadPem)?;
+        if block.tag() != "PUBLIC KEY" {
             return Err(KeyError::BadPem);
         }
-        let (alg, key) = if let Ok(k) = ParsedPublicKey::new(&ED25519, &der) {
+        let der = block.contents();
+        let (alg, key) = if let Ok(k) = ParsedPublicKey::new(&ED25519, der) {
             (Algorithm::EdDSA, k)
-        } else if let Ok(k) = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &der) {
+        } else if let Ok(k) = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, der) {
             (Algorithm::ES256, k)
-        } else if let Ok(k) = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der) {
+        } else if let Ok(k) = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der) {
             (Algorithm::RS256, k)
         } else {
             return Err(KeyError::UnsupportedKeyType);
@@ -426,6 +427,13 @@ fn member<'a>(v: &'a Option<String>, name: &'static str) -> Result<&'a str, KeyE
 fn trim_leading_zeros(b: &[u8]) -> &[u8] {
     let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
     &b[first..]
+}
+
+/// PEM (RFC 7468) with `\n` line ends (the `pem` crate defaults to `\r\n`),
+/// as key files have always been written.
+fn to_pem(label: &str, der: &[u8]) -> String {
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(label, der), config)
 }
 
 #[cfg(test)]
@@ -483,5 +491,29 @@ mod tests {
             KeyError::UnsupportedKeyType
         );
         assert_eq!(SigningKey::from_pem("nope").unwrap_err(), KeyError::BadPem);
+    }
+
+    #[test]
+    fn pem_files_keep_their_shape() {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let text = key.to_pkcs8_pem().unwrap();
+        // `\n` line ends, 64 columns, one block: what the keys folder always held.
+        assert!(!text.contains('\r'));
+        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert!(text.ends_with("\n-----END PRIVATE KEY-----\n"));
+        assert!(text.lines().all(|l| l.len() <= 64));
+        // Text around the block is ignored; a block whose END label differs is not PEM.
+        let framed = format!("comment\n{text}trailer\n");
+        assert_eq!(SigningKey::from_pem(&framed).unwrap().kid(), key.kid());
+        let mismatched = text.replace("END PRIVATE KEY", "END PUBLIC KEY");
+        assert_eq!(
+            SigningKey::from_pem(&mismatched).unwrap_err(),
+            KeyError::BadPem
+        );
+        // A private key is not a public one.
+        assert_eq!(
+            VerifyingKey::from_public_pem(&text).unwrap_err(),
+            KeyError::BadPem
+        );
     }
 }

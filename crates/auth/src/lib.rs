@@ -32,7 +32,6 @@ pub mod claims;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
-mod pem;
 pub mod scope;
 pub mod uri;
 pub mod verify;

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo build --release --workspace
 //! target/release/secure-mcp-bench [--connections 32] [--duration 10] [--warmup 2] [SCENARIO...]
+//! target/release/secure-mcp-bench --help   # scenarios and environment variables
 //! ```
 //! Scenarios: `ceiling` (JWT sign/verify in process, a bare axum handler, and
 //! rmcp alone — the MCP framework with a trivial tool and none of our layers —
@@ -25,8 +26,11 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use auth::keys::Algorithm;
 use bytes::Bytes;
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use server_kit::cli::EnvVar;
 
 /// Every scenario name the command line accepts (`tls` = both `tls-*`).
 const SCENARIOS: &[&str] = &[
@@ -41,64 +45,81 @@ const SCENARIOS: &[&str] = &[
     "tls",
 ];
 
+/// What runs without scenario arguments: all of them.
+const DEFAULT_SCENARIOS: &[&str] = &[
+    "ceiling",
+    "token-rs256",
+    "token-es256",
+    "tools-call",
+    "tools-call-session",
+    "tools-call-redis",
+    "tls",
+];
+
+/// Every environment variable the bench reads (its own and testkit's, for
+/// the Redis and nginx it starts), rendered by `--help`.
+const ENV_VARS: &[EnvVar] = &[
+    EnvVar::new(
+        "BENCH_SERVER_LOG",
+        "info",
+        "RUST_LOG of the server processes (the servers' default); warn measures them \
+         without their per-request audit lines (to price logging, not to publish)",
+    ),
+    EnvVar::new(
+        testkit::redis::REDIS_SERVER_BIN_VAR,
+        "redis-server on PATH",
+        "the redis-server binary for tools-call-redis",
+    ),
+    EnvVar::new(
+        testkit::nginx::NGINX_BIN_VAR,
+        "nginx on PATH, else /usr/sbin/nginx",
+        "the nginx binary for the tls scenarios",
+    ),
+];
+
+/// Measures the stack against its own physical ceilings on the same machine,
+/// in the same run, and prints one table. Every response is checked; any
+/// error makes the run exit non-zero.
+#[derive(Debug, Parser)]
+#[command(
+    name = "secure-mcp-bench",
+    after_help = SCENARIO_HELP,
+    after_long_help = format!("{SCENARIO_HELP}\n\n{}", server_kit::cli::env_help("Environment:", ENV_VARS)),
+)]
 struct Opts {
+    /// Concurrent keep-alive connections.
+    #[arg(short, long, default_value_t = 32)]
     connections: usize,
+    /// Seconds measured per scenario.
+    #[arg(short, long = "duration", value_name = "SECS", default_value = "10", value_parser = secs)]
     duration: Duration,
+    /// Seconds of load before measuring.
+    #[arg(short, long = "warmup", value_name = "SECS", default_value = "2", value_parser = secs)]
     warmup: Duration,
+    /// Scenarios to run (default: all).
+    #[arg(value_name = "SCENARIO", value_parser = PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
 }
 
-fn parse_args() -> anyhow::Result<Opts> {
-    let mut o = Opts {
-        connections: 32,
-        duration: Duration::from_secs(10),
-        warmup: Duration::from_secs(2),
-        scenarios: vec![],
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut num = |name: &str| -> anyhow::Result<u64> {
-            args.next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "--connections" | "-c" => o.connections = usize::try_from(num("--connections")?)?,
-            "--duration" | "-d" => o.duration = Duration::from_secs(num("--duration")?),
-            "--warmup" | "-w" => o.warmup = Duration::from_secs(num("--warmup")?),
-            "-h" | "--help" => {
-                println!(
-                    "usage: secure-mcp-bench [--connections N] [--duration SECS] [--warmup SECS] [ceiling|token-rs256|token-es256|tools-call|tools-call-session|tools-call-redis|tls-token|tls-tools-call|tls ...]\n\
-                     tls = tls-token + tls-tools-call: through nginx with TLS (needs nginx: apt-get install -y nginx)"
-                );
-                std::process::exit(0);
-            }
-            s if s.starts_with('-') => bail!("unknown option {s}"),
-            s => o.scenarios.push(s.to_owned()),
-        }
-    }
-    if let Some(s) = o
-        .scenarios
-        .iter()
-        .find(|s| !SCENARIOS.contains(&s.as_str()))
-    {
-        bail!("unknown scenario {s} (known: {})", SCENARIOS.join(", "));
-    }
+const SCENARIO_HELP: &str = "\
+Scenarios: ceiling (JWT sign/verify in process, a bare axum handler, and rmcp alone
+under the same tools/call requests), token-rs256, token-es256, tools-call (2026-07-28
+stateless), tools-call-session (2025-11-25), tools-call-redis, and tls-token /
+tls-tools-call (tls = both): through nginx with TLS in the deployment's shape
+(needs nginx: apt-get install -y nginx). Build first: cargo build --release --workspace";
+
+fn secs(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("expected whole seconds: {e}"))
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts::parse();
     if o.scenarios.is_empty() {
-        o.scenarios = [
-            "ceiling",
-            "token-rs256",
-            "token-es256",
-            "tools-call",
-            "tools-call-session",
-            "tools-call-redis",
-            "tls",
-        ]
-        .map(String::from)
-        .to_vec();
+        o.scenarios = DEFAULT_SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
     }
-    Ok(o)
+    o
 }
 
 /// One row of the report.
@@ -421,7 +442,7 @@ async fn first_call(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let o = parse_args()?;
+    let o = parse_args();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
         "secure-mcp-bench: {} connections, {}s warm-up, {}s per scenario, {cores} cores",
@@ -532,4 +553,43 @@ async fn main() -> anyhow::Result<()> {
         bail!("{errors} requests failed: the figures above are not valid");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn keeps_its_options_and_scenarios() {
+        let o = Opts::try_parse_from([
+            "b",
+            "-c",
+            "8",
+            "--duration",
+            "3",
+            "-w",
+            "1",
+            "tls",
+            "ceiling",
+        ])
+        .unwrap();
+        assert_eq!(o.connections, 8);
+        assert_eq!(o.duration, Duration::from_secs(3));
+        assert_eq!(o.warmup, Duration::from_secs(1));
+        assert_eq!(o.scenarios, ["tls", "ceiling"]);
+        let o = Opts::try_parse_from(["b"]).unwrap();
+        assert_eq!(
+            (o.connections, o.duration.as_secs(), o.warmup.as_secs()),
+            (32, 10, 2)
+        );
+        assert!(Opts::try_parse_from(["b", "nope"]).is_err());
+        assert!(Opts::try_parse_from(["b", "-d", "x"]).is_err());
+        assert!(DEFAULT_SCENARIOS.iter().all(|s| SCENARIOS.contains(s)));
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use auth::uri::normalize_issuer;
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
+use server_kit::cli::EnvVar;
 use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
@@ -244,5 +245,137 @@ mod tests {
         assert_eq!(e.var, "OAUTH_ISSUER");
         let e = Config::new("not a url", "http://localhost:8080").unwrap_err();
         assert_eq!(e.var, "MCP_RESOURCE_URL");
+    }
+}
+
+/// Every environment variable `mcp-server` reads, with its default and
+/// meaning: the single source of `mcp-server --help` (the test below keeps it
+/// in step with [`Config::from_env`]).
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar::new("MCP_BIND", "127.0.0.1:8000", "listen address"),
+    EnvVar::new(
+        "MCP_RESOURCE_URL",
+        "http://localhost:8000/mcp",
+        "public canonical URI of this resource: the required `aud`, the RFC 9728 `resource`",
+    ),
+    EnvVar::new(
+        "OAUTH_ISSUER",
+        "http://localhost:8080",
+        "the authorization server, the required `iss`: https (http only on loopback), \
+         normalised as the oauth-server writes it (http://LOCALHOST:8080/ = http://localhost:8080)",
+    ),
+    EnvVar::new(
+        "OAUTH_JWKS_URL",
+        "discovered from the issuer's RFC 8414 metadata",
+        "where verification keys come from",
+    ),
+    EnvVar::new(
+        "MCP_ALLOWED_HOSTS",
+        "localhost,127.0.0.1,::1 and the host of MCP_RESOURCE_URL",
+        "Host allow-list (`host` = any port, `host:port` = that port)",
+    ),
+    EnvVar::new(
+        "MCP_ALLOWED_ORIGINS",
+        "http(s)://localhost:*, 127.0.0.1:*, [::1]:*",
+        "Origin allow-list for browsers (`:*` = any port); requests without Origin pass",
+    ),
+    EnvVar::new(
+        "REDIS_URL",
+        "",
+        "shared revocation denylist (written by oauth-server) and rate limiter; \
+         unset = no shared denylist, in-memory limiter",
+    ),
+    EnvVar::new(
+        "REDIS_TIMEOUT_MS",
+        "250",
+        "connect/command timeout of the Redis connection in ms, 1 to 60000",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_PER_MINUTE",
+        "60",
+        "per-client budget `rl:{client_id}` (shared by replicas through Redis), 1 to 60000000",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_BURST",
+        "10",
+        "units a client may spend at once, 1 to 1000000",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_TOOL_CALL_COST",
+        "2",
+        "units a tools/call costs (other requests cost 1), 1 to RATE_LIMIT_BURST",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_FAILURE_MODE",
+        "local",
+        "when Redis fails: local (in-memory limiter), open (allow) or closed (503)",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_REDIS_TIMEOUT_MS",
+        "100",
+        "limiter timeout on Redis in ms, 1 to 10000",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_AUTH_FAILURES_PER_MINUTE",
+        "30",
+        "failed authentications per IP (`rl:ip:{addr}`, in-process) before that address \
+         gets 429 without its token being looked at",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_AUTH_FAILURES_BURST",
+        "10",
+        "burst of that budget",
+    ),
+    EnvVar::new(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs/addresses whose X-Forwarded-For is believed (nginx)",
+    ),
+    EnvVar::new(
+        "REVOCATION_FAILURE_MODE",
+        "closed",
+        "when the revocation denylist (Redis) cannot be read: closed answers 503, open \
+         accepts the (signature-checked, short-lived) token and audits mcp.revocation_unchecked",
+    ),
+    EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
+    EnvVar::new(
+        "RUST_LOG",
+        "info",
+        "tracing filter (rmcp=warn is added unless it names rmcp)",
+    ),
+    EnvVar::new("NO_COLOR", "", "set: no colours in text logs on a terminal"),
+];
+
+#[cfg(test)]
+mod env_vars_tests {
+    use super::*;
+
+    /// Read outside this file: `server_kit::telemetry` (`RUST_LOG`, `NO_COLOR`).
+    const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "NO_COLOR"];
+
+    #[test]
+    fn every_variable_read_is_in_the_table_and_nothing_else() {
+        let table: Vec<&str> = ENV_VARS.iter().map(|v| v.name).collect();
+        let mut read = server_kit::cli::vars_read_in(include_str!("config.rs"));
+        for shared in [server_kit::limits::ENV_VARS, server_kit::redis::ENV_VARS] {
+            read.extend(shared.iter().map(|v| (*v).to_owned()));
+        }
+        read.extend(READ_ELSEWHERE.iter().map(|v| (*v).to_owned()));
+        for name in &read {
+            assert!(
+                table.contains(&name.as_str()),
+                "{name} is missing from ENV_VARS"
+            );
+        }
+        for name in &table {
+            assert!(
+                read.iter().any(|r| r == name),
+                "{name} is in ENV_VARS but never read"
+            );
+        }
+        let mut unique = table.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), table.len(), "a variable is listed twice");
     }
 }

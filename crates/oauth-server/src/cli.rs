@@ -1,38 +1,68 @@
-//! Subcommands of the `oauth-server` binary other than serving.
+//! The `oauth-server` command line ([`Cli`]) and its subcommands other than serving.
 
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use auth::verify::DEFAULT_LEEWAY_SECS;
+use clap::{Parser, Subcommand};
 
 use crate::clients::{hash_argon2id, hash_sha256};
-use crate::config::Config;
+use crate::config::{Config, ENV_VARS};
 use crate::keystore;
 
-pub const USAGE: &str = "\
-Usage: oauth-server [COMMAND]
+/// OAuth 2.1 authorization server: short-lived, audience-bound, scoped JWT
+/// access tokens. Without a command it serves.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oauth-server",
+    version,
+    after_long_help = server_kit::cli::server_long_help(ENV_VARS),
+    after_help = server_kit::cli::SERVER_SHORT_HELP,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
 
-Commands:
-  serve                     run the authorization server (default)
-  hash-secret [--sha256]    read a client secret on stdin, print its hash
-                            (argon2id by default; --sha256 only for generated secrets)
-  generate-secret           print a new random secret and its sha256: hash
-  keys generate             add a signing key (OAUTH_SIGNING_ALG) if none exists
-  keys rotate               add a new signing key; retire keys no live token needs
-  keys list                 list keys (created, alg, kid, signing)
-  healthcheck               GET /health on OAUTH_BIND; exit 0 when healthy
+/// The subcommands; [`Command::Serve`] is the default.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server (the default).
+    Serve,
+    /// Read a client secret on stdin and print its hash (argon2id by default).
+    HashSecret {
+        /// sha256: hash, only for generated secrets of 32+ characters.
+        #[arg(long, conflicts_with = "argon2id")]
+        sha256: bool,
+        /// argon2id hash (the default; for secrets people chose).
+        #[arg(long)]
+        argon2id: bool,
+    },
+    /// Print a new random secret and its sha256: hash.
+    GenerateSecret,
+    /// Manage the signing keys in OAUTH_KEYS_DIR.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// GET /health on OAUTH_BIND; exit 0 when healthy, 1 otherwise.
+    Healthcheck,
+}
 
-Configuration comes from the environment and .env (see README).";
+/// `oauth-server keys …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum KeysCommand {
+    /// Add a signing key (OAUTH_SIGNING_ALG) if none exists.
+    Generate,
+    /// Add a new signing key; retire keys no live token needs.
+    Rotate,
+    /// List keys (created, alg, kid, signing).
+    List,
+}
 
 /// `hash-secret`: the secret comes from stdin so it never shows in `ps`.
-pub fn hash_secret(args: &[String]) -> anyhow::Result<()> {
-    let sha = match args {
-        [] => false,
-        [flag] if flag == "--sha256" => true,
-        [flag] if flag == "--argon2id" => false,
-        _ => bail!("usage: oauth-server hash-secret [--sha256|--argon2id] < secret"),
-    };
+pub fn hash_secret(sha: bool) -> anyhow::Result<()> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -69,10 +99,10 @@ pub fn generate_secret() -> anyhow::Result<()> {
 }
 
 /// `keys generate|rotate|list`.
-pub fn keys(config: &Config, args: &[String]) -> anyhow::Result<()> {
+pub fn keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
     let dir = &config.keys_dir;
-    match args.first().map(String::as_str) {
-        Some("generate") => {
+    match action {
+        KeysCommand::Generate => {
             let existing = keystore::load_dir(dir).map_err(anyhow::Error::msg)?;
             if let Some(k) = existing
                 .iter()
@@ -94,7 +124,7 @@ pub fn keys(config: &Config, args: &[String]) -> anyhow::Result<()> {
                 k.path.display()
             );
         }
-        Some("rotate") => {
+        KeysCommand::Rotate => {
             let retire_after =
                 config.token_ttl + Duration::from_secs(DEFAULT_LEEWAY_SECS.unsigned_abs());
             let (new, retired) = keystore::rotate(dir, config.signing_alg, retire_after)
@@ -108,7 +138,7 @@ pub fn keys(config: &Config, args: &[String]) -> anyhow::Result<()> {
                 println!("retired {}", p.display());
             }
         }
-        Some("list") => {
+        KeysCommand::List => {
             let keys = keystore::load_dir(dir).map_err(anyhow::Error::msg)?;
             let signing = keys
                 .iter()
@@ -138,7 +168,6 @@ pub fn keys(config: &Config, args: &[String]) -> anyhow::Result<()> {
                 )?;
             }
         }
-        _ => bail!("usage: oauth-server keys generate|rotate|list"),
     }
     Ok(())
 }
@@ -151,5 +180,39 @@ pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
         Ok(())
     } else {
         bail!("http://{addr}/health did not answer 200 within 3 s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn keeps_the_old_spellings() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["oauth-server"], args].concat());
+        assert!(parse(&[]).unwrap().command.is_none());
+        assert!(matches!(
+            parse(&["hash-secret", "--sha256"]).unwrap().command,
+            Some(Command::HashSecret { sha256: true, .. })
+        ));
+        assert!(matches!(
+            parse(&["hash-secret", "--argon2id"]).unwrap().command,
+            Some(Command::HashSecret { sha256: false, .. })
+        ));
+        assert!(parse(&["hash-secret", "--sha256", "--argon2id"]).is_err());
+        assert!(matches!(
+            parse(&["keys", "rotate"]).unwrap().command,
+            Some(Command::Keys {
+                action: KeysCommand::Rotate
+            })
+        ));
+        assert!(parse(&["keys"]).is_err());
+        assert!(parse(&["bogus"]).is_err());
     }
 }

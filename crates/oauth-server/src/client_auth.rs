@@ -362,24 +362,21 @@ fn parse_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
     Ok((id, secret))
 }
 
-/// `application/x-www-form-urlencoded` decoding of one component.
+/// `application/x-www-form-urlencoded` decoding of one component: `+` is a
+/// space, then percent-decoding. percent-encoding passes a malformed escape
+/// (`%zz`, a trailing `%`) through as text; a credential with one is refused
+/// instead, so one client id has one spelling on the wire.
 fn form_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    let escapes_ok = s.split('%').skip(1).all(|rest| {
+        rest.get(..2)
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if !escapes_ok {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced = s.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8();
+    decoded.ok().map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -397,5 +394,15 @@ mod tests {
         assert!(parse_basic(b"Basic !!!").is_err());
         assert!(parse_basic(format!("Basic {}", STANDARD.encode("nocolon")).as_bytes()).is_err());
         assert!(parse_basic(format!("Basic {}", STANDARD.encode("a:%zz")).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn form_decoding_of_one_component() {
+        assert_eq!(form_decode("a+b%2Bc%3a%C3%A9").as_deref(), Some("a b+c:é"));
+        assert_eq!(form_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(form_decode("").as_deref(), Some(""));
+        for bad in ["%", "a%2", "%zz", "%%41", "%é1", "%ff"] {
+            assert_eq!(form_decode(bad), None, "{bad}");
+        }
     }
 }

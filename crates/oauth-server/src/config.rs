@@ -8,6 +8,7 @@ use auth::keys::Algorithm;
 use auth::uri::{canonical_resource, normalize_issuer};
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
+use server_kit::cli::EnvVar;
 use server_kit::config::{ConfigError, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
@@ -173,5 +174,137 @@ mod tests {
             validate_issuer("http://LOCALHOST:8080").unwrap(),
             "http://localhost:8080"
         );
+    }
+}
+
+/// Every environment variable `oauth-server` reads, with its default and
+/// meaning: the single source of `oauth-server --help` (the test below keeps
+/// it in step with [`Config::from_env`]).
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar::new("OAUTH_BIND", "127.0.0.1:8080", "listen address"),
+    EnvVar::new(
+        "OAUTH_ISSUER",
+        "http://localhost:8080",
+        "public issuer URL; https, or http on loopback; normalised (lower-case host, no \
+         trailing slash) before it goes into `iss` and the metadata",
+    ),
+    EnvVar::new(
+        "OAUTH_KEYS_DIR",
+        "keys",
+        "signing keys (PEM); one is generated (0600) when the folder is empty",
+    ),
+    EnvVar::new(
+        "OAUTH_CLIENTS_FILE",
+        "config/clients.toml",
+        "client registry",
+    ),
+    EnvVar::new(
+        "OAUTH_TOKEN_TTL_SECS",
+        "900",
+        "access-token lifetime in seconds, 60 to 3600",
+    ),
+    EnvVar::new("OAUTH_SIGNING_ALG", "RS256", "RS256, ES256 or EdDSA"),
+    EnvVar::new(
+        "OAUTH_RESOURCES",
+        DEFAULT_RESOURCE,
+        "audiences (MCP resource URIs) this server may issue tokens for, comma-separated",
+    ),
+    EnvVar::new(
+        "OAUTH_KEYS_RELOAD_SECS",
+        "30",
+        "how often the keys folder is re-read (picks up `keys rotate`)",
+    ),
+    EnvVar::new(
+        "REDIS_URL",
+        "",
+        "shared revocation/replay store and rate limiter; unset = in memory",
+    ),
+    EnvVar::new(
+        "REDIS_TIMEOUT_MS",
+        "250",
+        "connect/command timeout of the Redis connection in ms, 1 to 60000",
+    ),
+    EnvVar::new(
+        "OAUTH_RATE_LIMIT_PER_MINUTE",
+        "120",
+        "per-IP and per-client budget on /token, /revoke and /introspect",
+    ),
+    EnvVar::new("OAUTH_RATE_LIMIT_BURST", "20", "burst of that budget"),
+    EnvVar::new(
+        "OAUTH_FAILED_AUTH_COST",
+        "5",
+        "units a failed client authentication costs its IP, 1 to OAUTH_RATE_LIMIT_BURST",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_FAILURE_MODE",
+        "local",
+        "when Redis fails: local (in-memory limiter), open (allow) or closed (503)",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_REDIS_TIMEOUT_MS",
+        "100",
+        "limiter timeout on Redis in ms, 1 to 10000",
+    ),
+    EnvVar::new(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated CIDRs/addresses whose X-Forwarded-For is believed (nginx)",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_PER_MINUTE",
+        "60",
+        "mcp-server's per-client budget; validated here too (both servers may share one \
+         .env) but unused: /token uses OAUTH_RATE_LIMIT_PER_MINUTE",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_BURST",
+        "10",
+        "mcp-server's burst; validated here too, unused",
+    ),
+    EnvVar::new(
+        "RATE_LIMIT_TOOL_CALL_COST",
+        "2",
+        "mcp-server's tools/call cost; validated here too, unused",
+    ),
+    EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
+    EnvVar::new(
+        "RUST_LOG",
+        "info",
+        "tracing filter (rmcp=warn is added unless it names rmcp)",
+    ),
+    EnvVar::new("NO_COLOR", "", "set: no colours in text logs on a terminal"),
+];
+
+#[cfg(test)]
+mod env_vars_tests {
+    use super::*;
+
+    /// Read outside this file: `server_kit::telemetry` (`RUST_LOG`, `NO_COLOR`).
+    const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "NO_COLOR"];
+
+    #[test]
+    fn every_variable_read_is_in_the_table_and_nothing_else() {
+        let table: Vec<&str> = ENV_VARS.iter().map(|v| v.name).collect();
+        let mut read = server_kit::cli::vars_read_in(include_str!("config.rs"));
+        for shared in [server_kit::limits::ENV_VARS, server_kit::redis::ENV_VARS] {
+            read.extend(shared.iter().map(|v| (*v).to_owned()));
+        }
+        read.extend(READ_ELSEWHERE.iter().map(|v| (*v).to_owned()));
+        for name in &read {
+            assert!(
+                table.contains(&name.as_str()),
+                "{name} is missing from ENV_VARS"
+            );
+        }
+        for name in &table {
+            assert!(
+                read.iter().any(|r| r == name),
+                "{name} is in ENV_VARS but never read"
+            );
+        }
+        let mut unique = table.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), table.len(), "a variable is listed twice");
     }
 }

@@ -1,46 +1,56 @@
 //! `oauth-server`: see `oauth-server --help`.
+//!
+//! Exit status: 0 ok, 1 runtime failure, 2 configuration error (one stderr
+//! line naming the variable) or usage error (clap).
 
 use std::process::ExitCode;
 
-use oauth_server::{App, Config, cli};
+use clap::Parser as _;
+use oauth_server::cli::{self, Cli, Command};
+use oauth_server::{App, Config};
+use server_kit::cli::{EXIT_CONFIG, EXIT_RUNTIME, config_error_line};
+use server_kit::config::ConfigError;
+
+const BIN: &str = "oauth-server";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    // Arguments first: `--help` works whatever the environment holds.
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    let result = match command {
+        Command::HashSecret { sha256, .. } => cli::hash_secret(sha256),
+        Command::GenerateSecret => cli::generate_secret(),
+        Command::Keys { .. } | Command::Healthcheck | Command::Serve => {
+            let config = match load_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}", config_error_line(BIN, &e));
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match command {
+                Command::Keys { action } => cli::keys(&config, action),
+                Command::Healthcheck => cli::healthcheck(&config).await,
+                _ => serve(config).await,
+            }
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line naming what to fix; the cause chain follows on the same line.
-            eprintln!("oauth-server: {e:#}");
-            ExitCode::FAILURE
+            // One line naming what failed; the cause chain follows on the same line.
+            eprintln!("{BIN}: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = match args.split_first() {
-        Some((c, r)) => (c.as_str(), r),
-        None => ("serve", &[][..]),
-    };
-    match cmd {
-        "-h" | "--help" | "help" => {
-            println!("{}", cli::USAGE);
-            Ok(())
-        }
-        "hash-secret" => cli::hash_secret(rest),
-        "generate-secret" => cli::generate_secret(),
-        "keys" | "healthcheck" | "serve" => {
-            server_kit::config::load_dotenv()?;
-            let config = Config::from_env()?;
-            match cmd {
-                "keys" => cli::keys(&config, rest),
-                "healthcheck" => cli::healthcheck(&config).await,
-                _ => {
-                    server_kit::telemetry::init_tracing(config.log_format);
-                    App::build(config).await?.run_until_stopped().await
-                }
-            }
-        }
-        other => anyhow::bail!("unknown command {other:?}\n{}", cli::USAGE),
-    }
+fn load_config() -> Result<Config, ConfigError> {
+    server_kit::config::load_dotenv()?;
+    Config::from_env()
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    server_kit::telemetry::init_tracing(config.log_format);
+    App::build(config).await?.run_until_stopped().await
 }

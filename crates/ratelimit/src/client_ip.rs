@@ -6,16 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use http::HeaderMap;
+use ipnet::IpNet;
 
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
+/// An IP network (`10.0.0.0/8`, `::1/128`): an [`IpNet`] with its host bits
+/// cleared, parsed the way `TRUSTED_PROXIES` is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 /// Why a CIDR (or a `TRUSTED_PROXIES` entry) was rejected. The message
 /// names the offending entry.
@@ -40,7 +39,9 @@ pub enum CidrError {
 impl Cidr {
     /// Parses `addr/prefix` or a bare address (a single host: /32 or /128).
     /// Host bits set below the prefix are cleared (`10.1.2.3/8` is
-    /// `10.0.0.0/8`), as nginx and Go do.
+    /// `10.0.0.0/8`), as nginx and Go do. Parsed here rather than with
+    /// `IpNet::from_str`, which needs the prefix, keeps host bits and gives
+    /// one opaque error for both mistakes.
     pub fn parse(entry: &str) -> Result<Self, CidrError> {
         let text = entry.trim();
         let (addr, prefix) = match text.split_once('/') {
@@ -50,47 +51,42 @@ impl Cidr {
         let addr: IpAddr = addr.parse().map_err(|_| CidrError::BadAddress {
             entry: entry.to_owned(),
         })?;
-        let max = match addr {
-            IpAddr::V4(_) => 32,
-            IpAddr::V6(_) => 128,
-        };
-        let prefix = match prefix {
-            None => max,
+        let net = match prefix {
+            None => IpNet::from(addr),
             Some(p) => p
                 .parse::<u8>()
                 .ok()
                 // u8 parsing accepts a leading '+'; a CIDR does not.
-                .filter(|n| *n <= max && p.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|_| p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|len| IpNet::new(addr, len).ok())
                 .ok_or_else(|| CidrError::BadPrefix {
                     entry: entry.to_owned(),
-                    max,
+                    max: if addr.is_ipv4() { 32 } else { 128 },
                 })?,
         };
-        Ok(Self {
-            network: mask(addr, prefix),
-            prefix,
-        })
+        Ok(Self(net.trunc()))
+    }
+
+    /// The network as an [`IpNet`].
+    pub fn ip_net(&self) -> IpNet {
+        self.0
     }
 
     /// The network address (host bits cleared).
     pub fn network(&self) -> IpAddr {
-        self.network
+        self.0.network()
     }
 
     /// The prefix length.
     pub fn prefix(&self) -> u8 {
-        self.prefix
+        self.0.prefix_len()
     }
 
     /// Whether `ip` is inside this network. IPv4-mapped IPv6 addresses
     /// (`::ffff:10.0.0.1`, what a dual-stack socket reports) match IPv4
     /// networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.contains_same_family(ip) || self.contains_same_family(ip.to_canonical())
-    }
-
-    fn contains_same_family(&self, ip: IpAddr) -> bool {
-        self.network.is_ipv4() == ip.is_ipv4() && mask(ip, self.prefix) == self.network
+        self.0.contains(&ip) || self.0.contains(&ip.to_canonical())
     }
 }
 
@@ -103,22 +99,7 @@ impl FromStr for Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((bits & m).into())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((bits & m).into())
-        }
+        self.0.fmt(f)
     }
 }
 

@@ -4,6 +4,7 @@
 //! server plumbing around them. Neither client binary links it.
 //!
 //! # Layout
+//! - [`cli`]: exit codes and the `--help` table of environment variables.
 //! - [`config`]: `.env` loading, the env helpers and the one [`ConfigError`]
 //!   every server variable is reported with (`VAR: what is wrong`).
 //! - [`limits`]: the shared `RATE_LIMIT_*` / `TRUSTED_PROXIES` settings.
@@ -23,6 +24,7 @@
 //! `App::build` (one [`redis::connect`] shared by every store and the
 //! limiter) → serve until [`shutdown::shutdown_signal`].
 
+pub mod cli;
 pub mod config;
 pub mod healthcheck;
 pub mod jwks;

@@ -197,3 +197,34 @@ mod tests {
         assert_eq!(" OPEN ".parse::<FailureMode>().unwrap(), FailureMode::Open);
     }
 }
+
+/// The variables [`rate_limit_from_lookup`] reads (see the table above); each
+/// server's `--help` table must list them all.
+pub const ENV_VARS: &[&str] = &[
+    "RATE_LIMIT_PER_MINUTE",
+    "RATE_LIMIT_BURST",
+    "RATE_LIMIT_TOOL_CALL_COST",
+    "RATE_LIMIT_FAILURE_MODE",
+    "RATE_LIMIT_REDIS_TIMEOUT_MS",
+    "TRUSTED_PROXIES",
+];
+
+#[cfg(test)]
+mod env_vars_tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn env_vars_lists_what_from_lookup_reads() {
+        let asked = RefCell::new(Vec::new());
+        let _ = rate_limit_from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        });
+        let mut asked = asked.into_inner();
+        asked.sort();
+        let mut listed: Vec<&str> = ENV_VARS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(asked, listed);
+    }
+}

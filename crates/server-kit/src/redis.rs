@@ -104,3 +104,17 @@ pub async fn connect(
         .map(Some)
         .map_err(RedisConnectError::Connect)
 }
+
+/// The variables [`RedisSettings::from_env`] reads; each server's `--help`
+/// table must list them all.
+pub const ENV_VARS: &[&str] = &["REDIS_URL", "REDIS_TIMEOUT_MS"];
+
+#[cfg(test)]
+mod env_vars_tests {
+    #[test]
+    fn env_vars_lists_what_from_env_reads() {
+        let mut listed = super::ENV_VARS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(crate::cli::vars_read_in(include_str!("redis.rs")), listed);
+    }
+}

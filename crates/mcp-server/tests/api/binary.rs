@@ -13,8 +13,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcp-server");
 
 fn command(dir: &std::path::Path, vars: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(BIN);
-    // Empty environment and a folder without .env: only what the test sets.
-    cmd.env_clear().current_dir(dir);
+    // Empty environment (plus PATH/HOME) and a folder without .env: only what
+    // the test sets, so a developer's settings cannot leak in.
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .current_dir(dir);
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -37,9 +41,101 @@ async fn configuration_errors_name_the_variable() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(
-            stderr.starts_with(&format!("mcp-server: configuration error: {var}: ")),
+            stderr.starts_with(&format!("mcp-server: {var}: ")),
             "{stderr}"
         );
+    }
+}
+
+#[test]
+fn help_lists_every_variable_with_its_default() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bad environment does not stop `--help`: arguments are parsed first.
+    let out = command(dir.path(), &[("MCP_RESOURCE_URL", "notaurl".to_owned())])
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = help.lines().map(str::trim).collect();
+    for line in [
+        "MCP_BIND [default: 127.0.0.1:8000]",
+        "MCP_RESOURCE_URL [default: http://localhost:8000/mcp]",
+        "OAUTH_ISSUER [default: http://localhost:8080]",
+        "RATE_LIMIT_PER_MINUTE [default: 60]",
+        "RATE_LIMIT_BURST [default: 10]",
+        "REVOCATION_FAILURE_MODE [default: closed]",
+        "REDIS_URL [default: unset]",
+        "LOG_FORMAT [default: text]",
+    ] {
+        assert!(lines.contains(&line), "{line:?} not in:\n{help}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("healthcheck")), "{help}");
+    assert!(
+        help.contains("Exit status: 0 ok, 1 runtime failure, 2 configuration error"),
+        "{help}"
+    );
+}
+
+#[test]
+fn bad_values_exit_2_with_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, line) in [
+        (
+            "RATE_LIMIT_PER_MINUTE",
+            "abc",
+            "mcp-server: RATE_LIMIT_PER_MINUTE: expected a whole number from 1 to 60000000, got \"abc\"",
+        ),
+        (
+            "MCP_RESOURCE_URL",
+            "notaurl",
+            "mcp-server: MCP_RESOURCE_URL: not a URL (relative URL without a base)",
+        ),
+        (
+            "REVOCATION_FAILURE_MODE",
+            "maybe",
+            "mcp-server: REVOCATION_FAILURE_MODE: expected open or closed, got \"maybe\"",
+        ),
+    ] {
+        for args in [&[][..], &["serve"], &["healthcheck"]] {
+            let out = command(dir.path(), &[(var, value.to_owned())])
+                .args(args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{var} {args:?}: {stderr}");
+            assert_eq!(stderr, format!("{line}\n"), "{var} {args:?}");
+        }
+    }
+    // The same from ./.env.
+    std::fs::write(dir.path().join(".env"), "RATE_LIMIT_BURST=0\n").unwrap();
+    let out = command(dir.path(), &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("mcp-server: RATE_LIMIT_BURST: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["frobnicate"][..],
+        &["--no-such-flag"],
+        &["serve", "extra"],
+    ] {
+        let out = command(dir.path(), &[]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     }
 }
 
