@@ -9,7 +9,10 @@
 #
 # Binaries come from `cargo build` (done here; the dev profile already
 # optimises the crypto crates, and it shares the test build; STACK_RELEASE=1
-# for --release). nginx/redis-server are looked up on PATH and in /usr/sbin.
+# for --release), or from STACK_BIN_DIR when the caller built them already
+# (the Taskfile passes its one release build of the workspace, so `task up`
+# and the run-* tasks share it). nginx/redis-server are looked up on PATH and
+# in /usr/sbin.
 set -euo pipefail
 
 mode="${1:-http}"
@@ -59,10 +62,16 @@ wait_http() { # host:port
   die "nothing listens on $1"
 }
 
-if [ "${STACK_RELEASE:-0}" = 1 ]; then profile=release; else profile=debug; fi
-say "building the servers ($profile)"
-cargo build --quiet ${STACK_RELEASE:+--release} -p oauth-server -p mcp-server
-bin="${CARGO_TARGET_DIR:-$root/target}/$profile"
+if [ -n "${STACK_BIN_DIR:-}" ]; then
+  bin="$STACK_BIN_DIR"
+  [ -x "$bin/oauth-server" ] && [ -x "$bin/mcp-server" ] \
+    || die "STACK_BIN_DIR=$bin holds no oauth-server/mcp-server (task build makes them)"
+else
+  if [ "${STACK_RELEASE:-0}" = 1 ]; then profile=release; else profile=debug; fi
+  say "building the servers ($profile)"
+  cargo build --quiet ${STACK_RELEASE:+--release} -p oauth-server -p mcp-server
+  bin="${CARGO_TARGET_DIR:-$root/target}/$profile"
+fi
 
 case "$mode" in
   http)
