@@ -14,6 +14,7 @@ mod clients;
 mod deploy_files;
 mod forwarded;
 mod helpers;
+mod issuer_spelling;
 mod mcp;
 mod oauth;
 mod tls;
