@@ -378,4 +378,14 @@ mod env_vars_tests {
         unique.dedup();
         assert_eq!(unique.len(), table.len(), "a variable is listed twice");
     }
+
+    #[test]
+    fn the_configuration_reference_lists_every_variable() {
+        let reference = include_str!("../../../docs/configuration.md");
+        assert_eq!(
+            server_kit::cli::missing_from_reference(reference, "mcp-server", ENV_VARS),
+            Vec::<&str>::new(),
+            "docs/configuration.md, section mcp-server"
+        );
+    }
 }

@@ -122,6 +122,26 @@ pub fn vars_read_in(source: &str) -> Vec<String> {
     names
 }
 
+/// The variables of `vars` that the `## {section}` section of a Markdown
+/// reference (e.g. `docs/configuration.md`) does not name in backticks:
+/// lets each server test that its `--help` table and the written reference
+/// never drift apart.
+pub fn missing_from_reference<'a>(
+    reference: &str,
+    section: &str,
+    vars: &'a [EnvVar],
+) -> Vec<&'a str> {
+    let heading = format!("## {section}\n");
+    let body = reference
+        .split_once(&heading)
+        .map(|(_, rest)| rest.split("\n## ").next().unwrap_or(rest))
+        .unwrap_or("");
+    vars.iter()
+        .map(|v| v.name)
+        .filter(|name| !body.contains(&format!("`{name}`")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
