@@ -122,6 +122,35 @@ pub fn vars_read_in(source: &str) -> Vec<String> {
     names
 }
 
+/// How a server's `ENV_VARS` table and what it reads disagree: the
+/// variables read in `config_source` (plus the shared `RATE_LIMIT_*` and
+/// Redis variables and `read_elsewhere`) that the table lacks, those the
+/// table lists but nothing reads, and names listed twice. Empty when they agree.
+pub fn table_drift(config_source: &str, table: &[EnvVar], read_elsewhere: &[&str]) -> Vec<String> {
+    let listed: Vec<&str> = table.iter().map(|v| v.name).collect();
+    let mut read = vars_read_in(config_source);
+    read.extend(crate::limits::ENV_VARS.iter().map(|v| (*v).to_owned()));
+    read.extend(crate::redis::ENV_VARS.iter().map(|v| (*v).to_owned()));
+    read.extend(read_elsewhere.iter().map(|v| (*v).to_owned()));
+    let mut problems: Vec<String> = read
+        .iter()
+        .filter(|name| !listed.contains(&name.as_str()))
+        .map(|name| format!("{name} is read but missing from ENV_VARS"))
+        .collect();
+    problems.extend(
+        listed
+            .iter()
+            .filter(|name| !read.iter().any(|r| r == *name))
+            .map(|name| format!("{name} is in ENV_VARS but never read")),
+    );
+    for (i, name) in listed.iter().enumerate() {
+        if listed[..i].contains(name) {
+            problems.push(format!("{name} is listed twice"));
+        }
+    }
+    problems
+}
+
 /// The variables of `vars` that the `## {section}` section of a Markdown
 /// reference (e.g. `docs/configuration.md`) does not name in backticks:
 /// lets each server test that its `--help` table and the written reference
@@ -179,5 +208,30 @@ mod tests {
         let src = r#"let a = var_parsed("A", 1)?; var_or("B", "x"); var("C").map(f);
             required_var("D")?; var_list("A", &[]); other("E");"#;
         assert_eq!(vars_read_in(src), ["A", "B", "C", "D"]);
+    }
+
+    #[test]
+    fn table_drift_names_each_disagreement() {
+        let table = [
+            EnvVar::new("A_VAR", "1", "read"),
+            EnvVar::new("STALE_VAR", "", "never read"),
+            EnvVar::new("A_VAR", "1", "again"),
+        ];
+        let mut all = table.to_vec();
+        all.extend(
+            crate::limits::ENV_VARS
+                .iter()
+                .chain(crate::redis::ENV_VARS)
+                .map(|n| EnvVar::new(n, "", "")),
+        );
+        let problems = table_drift(r#"var_or("A_VAR", "1"); var("NEW_VAR")"#, &all, &[]);
+        assert_eq!(
+            problems,
+            [
+                "NEW_VAR is read but missing from ENV_VARS",
+                "STALE_VAR is in ENV_VARS but never read",
+                "A_VAR is listed twice"
+            ]
+        );
     }
 }
