@@ -19,7 +19,7 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// The bounded ring of recent events.
 #[derive(Debug)]
 pub struct AuditLog {
-    ring: Mutex<VecDeque<AuditEvent>>,
+    ring: Mutex<VecDeque<AuditEvent<'static>>>,
     capacity: usize,
 }
 
@@ -33,7 +33,7 @@ impl AuditLog {
     }
 
     /// Logs `event` and keeps it, dropping the oldest when full.
-    pub fn record(&self, event: AuditEvent) {
+    pub fn record(&self, event: AuditEvent<'_>) {
         event.emit();
         // The lock is never held across an await and never panics while held.
         let mut ring = self
@@ -43,11 +43,11 @@ impl AuditLog {
         if ring.len() == self.capacity {
             ring.pop_front();
         }
-        ring.push_back(event);
+        ring.push_back(event.into_owned());
     }
 
     /// The newest `limit` events, oldest first.
-    pub fn recent(&self, limit: usize) -> Vec<AuditEvent> {
+    pub fn recent(&self, limit: usize) -> Vec<AuditEvent<'static>> {
         let ring = self
             .ring
             .lock()

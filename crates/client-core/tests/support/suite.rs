@@ -113,7 +113,12 @@ pub async fn demo_queries(spec: Spec) {
         .recent(1000)
         .into_iter()
         .filter(|e| e.event == "mcp.tool_called")
-        .map(|e| (e.tool.unwrap_or_default(), e.client_id.unwrap_or_default()))
+        .map(|e| {
+            (
+                e.tool.unwrap_or_default().into_owned(),
+                e.client_id.unwrap_or_default().into_owned(),
+            )
+        })
         .collect();
     let who = spec.client.0.to_owned();
     assert_eq!(

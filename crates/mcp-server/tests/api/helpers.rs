@@ -274,7 +274,7 @@ impl TestApp {
     }
 
     /// Audit events of the mcp-server with this name.
-    pub fn events(&self, name: &str) -> Vec<mcp_server::audit::AuditEvent> {
+    pub fn events(&self, name: &str) -> Vec<mcp_server::audit::AuditEvent<'static>> {
         self.mcp
             .audit()
             .recent(10_000)
