@@ -122,6 +122,29 @@ pub fn vars_read_in(source: &str) -> Vec<String> {
     names
 }
 
+/// Variables read by the shared start-up code rather than a server's
+/// `config.rs` (`telemetry`: `RUST_LOG`, `NO_COLOR`).
+pub const READ_BY_TELEMETRY: &[&str] = &["RUST_LOG", "NO_COLOR"];
+
+/// Everything wrong with a server's `ENV_VARS` table: [`table_drift`]
+/// against its `config.rs` (plus [`READ_BY_TELEMETRY`]) and
+/// [`missing_from_reference`] against the `## {section}` of the written
+/// reference. Each server's one test asserts this is empty.
+pub fn env_table_problems(
+    config_source: &str,
+    table: &[EnvVar],
+    reference: &str,
+    section: &str,
+) -> Vec<String> {
+    let mut problems = table_drift(config_source, table, READ_BY_TELEMETRY);
+    problems.extend(
+        missing_from_reference(reference, section, table)
+            .into_iter()
+            .map(|name| format!("{name} is missing from docs/configuration.md, section {section}")),
+    );
+    problems
+}
+
 /// How a server's `ENV_VARS` table and what it reads disagree: the
 /// variables read in `config_source` (plus the shared `RATE_LIMIT_*` and
 /// Redis variables and `read_elsewhere`) that the table lacks, those the

@@ -2,7 +2,7 @@
 //! each function takes the provider's [`Spec`] and drives the real binary
 //! against the real oauth-server and mcp-server and the provider's fake API.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use testkit::llm::{Api, FakeLlm, Reply};
@@ -560,7 +560,6 @@ pub async fn a_long_conversation_renews_tokens(spec: Spec) {
         .collect();
     script.push(Reply::text("Done.").after(slow));
     let fake = spec.fake(script).await;
-    let started = Instant::now();
     let out = spec
         .run(
             &["ask", "Check customer 12345 six times", "--json"],
@@ -568,7 +567,6 @@ pub async fn a_long_conversation_renews_tokens(spec: Spec) {
         )
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(started.elapsed() > Duration::from_secs(4));
     let results: Vec<Value> = out
         .json_lines()
         .into_iter()
@@ -579,6 +577,8 @@ pub async fn a_long_conversation_renews_tokens(spec: Spec) {
         results.iter().all(|r| r["is_error"] == false),
         "{results:?}"
     );
+    // The conversation outlived its tokens: the client renewed them itself
+    // (shown by the token requests, not by a wall-clock bound).
     let token_requests = stack.oauth_faults.seen("/token");
     assert!(
         token_requests.len() >= 3 && token_requests.iter().all(|(_, s)| *s == 200),

@@ -2,9 +2,7 @@
 //! (as `cargo test --workspace` leaves them in the target folder), sharing a
 //! real Redis, started and stopped by `stack`.
 
-use serde_json::json;
-
-use crate::helpers::{CLIENT, V2026, reply};
+use crate::helpers::{CLIENT, list_tools_2026};
 
 #[tokio::test]
 async fn the_built_binaries_serve_tokens_and_tools_as_children() {
@@ -37,24 +35,7 @@ async fn the_built_binaries_serve_tokens_and_tools_as_children() {
     let token = stack.token(CLIENT, None, None).await.unwrap();
     for i in 0..2 {
         let url = stack.replica_url(i).unwrap();
-        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": {
-            "io.modelcontextprotocol/protocolVersion": V2026,
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1.0.0"},
-        }}});
-        let resp = stack
-            .http()
-            .post(&url)
-            .bearer_auth(&token)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", V2026)
-            .header("mcp-method", "tools/list")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let r = reply(resp).await;
+        let r = list_tools_2026(stack.http(), &url, &token).await;
         assert_eq!(r.status, 200, "replica {i}: {}", r.text);
         // customer:read sees its two tools only.
         assert_eq!(

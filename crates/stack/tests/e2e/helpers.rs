@@ -290,6 +290,28 @@ impl Reply {
     }
 }
 
+/// A stateless (2026-07-28) `tools/list` with `token` to `url`, as a client
+/// sends it (per-request `_meta`, `Mcp-Method`).
+pub async fn list_tools_2026(http: &reqwest::Client, url: &str, token: &str) -> Reply {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": V2026,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1.0.0"},
+    }}});
+    let resp = http
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", "tools/list")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    reply(resp).await
+}
+
 pub async fn reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();

@@ -7,9 +7,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::helpers::{CLIENT, V2026, reply};
+use crate::helpers::{CLIENT, list_tools_2026};
 
 fn payload(token: &str) -> Value {
     let part = token.split('.').nth(1).expect("a JWS payload");
@@ -66,26 +66,7 @@ async fn accepted_with_issuer_spelled(spelling: impl Fn(u16) -> String) {
     let token = stack.token(CLIENT, None, None).await.unwrap();
     assert_eq!(payload(&token)["iss"], metadata["issuer"], "{issuer:?}");
 
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
-        "io.modelcontextprotocol/protocolVersion": V2026,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1.0.0"},
-    }}});
-    let r = reply(
-        stack
-            .http()
-            .post(stack.mcp_url())
-            .bearer_auth(&token)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", V2026)
-            .header("mcp-method", "tools/list")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let r = list_tools_2026(stack.http(), stack.mcp_url(), &token).await;
     assert_eq!(r.status, 200, "{issuer:?}: {}", r.text);
     let listed = r.json();
     let names: Vec<&str> = listed["result"]["tools"]
