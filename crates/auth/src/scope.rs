@@ -103,6 +103,11 @@ impl ScopeSet {
         Ok(())
     }
 
+    /// Scopes in both sets (the scope policy: what is asked ∩ what is allowed).
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn union(&self, other: &ScopeSet) -> ScopeSet {
         ScopeSet(self.0.union(&other.0).cloned().collect())
     }

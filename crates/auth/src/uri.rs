@@ -102,6 +102,83 @@ pub fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
+/// Why a redirect URI was refused at registration (RFC 6749 §3.1.2,
+/// OAuth 2.1 §2.3.1, RFC 8252 §7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriError {
+    #[error("not an absolute URI")]
+    NotAbsolute,
+    #[error("must not contain a fragment")]
+    Fragment,
+    #[error("must not contain user information")]
+    UserInfo,
+    #[error("must use https, or http on a loopback host (127.0.0.1, [::1], localhost)")]
+    PlainHttp,
+    #[error("scheme {0:?} is not allowed (javascript:, data: and file: never are)")]
+    Scheme(String),
+}
+
+/// Validates a redirect URI a client registers: absolute, no fragment, no
+/// user-info; https, http only on loopback (RFC 8252 §7.3), or a private-use
+/// scheme with a dot in it (RFC 8252 §7.1, `com.example.app:/cb`).
+pub fn validate_redirect_uri(raw: &str) -> Result<(), RedirectUriError> {
+    let url = Url::parse(raw).map_err(|_| RedirectUriError::NotAbsolute)?;
+    if url.fragment().is_some() || raw.contains('#') {
+        return Err(RedirectUriError::Fragment);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(RedirectUriError::UserInfo);
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&url) => Ok(()),
+        "http" => Err(RedirectUriError::PlainHttp),
+        s if s.contains('.') => Ok(()),
+        s => Err(RedirectUriError::Scheme(s.to_owned())),
+    }
+}
+
+/// Whether the `redirect_uri` of an authorization request matches one the
+/// client registered: an exact string match, except that for http loopback
+/// redirects the port is ignored (RFC 8252 §7.3: native apps listen on a
+/// port the OS picks). Scheme, host spelling, path and query must still match
+/// exactly, so `127.0.0.1` never matches `localhost`.
+pub fn redirect_uri_matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    let (Ok(r), Ok(p)) = (Url::parse(registered), Url::parse(presented)) else {
+        return false;
+    };
+    r.scheme() == "http"
+        && p.scheme() == "http"
+        && is_loopback_host(&r)
+        && r.host_str() == p.host_str()
+        && r.path() == p.path()
+        && r.query() == p.query()
+        && p.fragment().is_none()
+        && !presented.contains('#')
+        && p.username().is_empty()
+        && p.password().is_none()
+        // The URL parser normalises; the raw strings must not differ except
+        // in the port, or `http://127.0.0.1:1/cb/../x` would slip through.
+        && strip_port(registered) == strip_port(presented)
+}
+
+/// `scheme://host[:port]/rest` without `:port` (loopback URLs only).
+fn strip_port(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_owned();
+    };
+    let split = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(split);
+    let host = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
+    };
+    format!("{scheme}://{host}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +283,106 @@ mod tests {
             normalize_issuer("https://u:p@a.example"),
             Err(IssuerError::Uri(UriError::UserInfo))
         );
+    }
+
+    #[test]
+    fn redirect_uri_registration_rules() {
+        assert_eq!(validate_redirect_uri("https://app.example/cb"), Ok(()));
+        assert_eq!(validate_redirect_uri("http://127.0.0.1/callback"), Ok(()));
+        assert_eq!(validate_redirect_uri("http://[::1]:3000/cb"), Ok(()));
+        assert_eq!(validate_redirect_uri("http://localhost/cb"), Ok(()));
+        assert_eq!(validate_redirect_uri("com.example.app:/oauth"), Ok(()));
+        assert_eq!(
+            validate_redirect_uri("http://app.example/cb"),
+            Err(RedirectUriError::PlainHttp)
+        );
+        assert_eq!(
+            validate_redirect_uri("https://app.example/cb#x"),
+            Err(RedirectUriError::Fragment)
+        );
+        assert_eq!(
+            validate_redirect_uri("javascript:alert(1)"),
+            Err(RedirectUriError::Scheme("javascript".into()))
+        );
+        assert_eq!(
+            validate_redirect_uri("/cb"),
+            Err(RedirectUriError::NotAbsolute)
+        );
+        assert_eq!(
+            validate_redirect_uri("https://u:p@app.example/cb"),
+            Err(RedirectUriError::UserInfo)
+        );
+    }
+
+    #[test]
+    fn redirect_uri_matching() {
+        // Exact match for everything but loopback ports.
+        assert!(redirect_uri_matches(
+            "https://a.example/cb",
+            "https://a.example/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "https://a.example/cb",
+            "https://a.example/cb/"
+        ));
+        assert!(!redirect_uri_matches(
+            "https://a.example/cb",
+            "https://a.example:8443/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "https://a.example/cb",
+            "https://A.example/cb"
+        ));
+        // RFC 8252 §7.3: any port on loopback.
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:49152/callback"
+        ));
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1:3000/callback",
+            "http://127.0.0.1:51000/callback"
+        ));
+        assert!(redirect_uri_matches(
+            "http://[::1]/cb",
+            "http://[::1]:8123/cb"
+        ));
+        assert!(redirect_uri_matches(
+            "http://localhost/cb",
+            "http://localhost:8123/cb"
+        ));
+        // ...but the host, path and query must match as registered.
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://localhost:4000/callback"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:4000/other"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:4000/callback?x=1"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:4000/callback#f"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:1/x/../cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://u@127.0.0.1:1/cb"
+        ));
+        assert!(
+            !redirect_uri_matches("https://127.0.0.1/cb", "https://127.0.0.1:9/cb"),
+            "https keeps exact match"
+        );
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "https://127.0.0.1:9/cb"
+        ));
     }
 
     proptest! {

@@ -3,16 +3,20 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::verify::Verifier;
+use server_kit::kv::{KvStore, MemoryKv, RedisKv};
 use server_kit::redis::RedisSettings;
 use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::clients::Registry;
+use crate::codes::Codes;
 use crate::config::Config;
+use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
 use crate::router::router;
@@ -55,17 +59,26 @@ impl App {
             timeout: config.redis_timeout,
         })
         .await?;
-        let (revocations, replays): (Arc<dyn RevocationStore>, Arc<dyn ReplayStore>) = match &redis
-        {
+        let (revocations, replays, kv): (
+            Arc<dyn RevocationStore>,
+            Arc<dyn ReplayStore>,
+            Arc<dyn KvStore>,
+        ) = match &redis {
             Some(conn) => {
                 let store = Arc::new(RedisStore::from_connection(conn.clone()));
-                (store.clone(), store)
+                (
+                    store.clone(),
+                    store,
+                    Arc::new(RedisKv::from_connection(conn.clone())),
+                )
             }
             None => {
                 let store = Arc::new(MemoryStore::new());
-                (store.clone(), store)
+                (store.clone(), store, Arc::new(MemoryKv::new()))
             }
         };
+        // A redemption record outlives everything issued from its code.
+        let codes = Codes::new(kv.clone(), Duration::from_secs(24 * 3600));
         let limiter = config.rate_limit.build_limiter_on(redis);
         let limits = Limits {
             limiter,
@@ -78,7 +91,9 @@ impl App {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState::new(Inner {
             config,
-            registry,
+            clients: ClientDirectory::new(registry),
+            codes,
+            kv,
             keys,
             own_tokens,
             revocations,
@@ -123,7 +138,7 @@ impl App {
             issuer = %state.config.issuer,
             alg = %state.config.signing_alg,
             kid = state.keys.ring().signing.kid(),
-            clients = state.registry.len(),
+            clients = state.clients.registry().len(),
             store = if state.config.redis_url.is_some() { "redis" } else { "memory" },
             "oauth-server listening"
         );

@@ -146,7 +146,7 @@ async fn check_secret(
             Some(id),
         )
     };
-    let Some(client) = state.registry.get(id).cloned() else {
+    let Some(client) = find_client(state, id).await? else {
         return Err(deny("unknown_client"));
     };
     let Credential::Secret(hash) = &client.credential else {
@@ -250,7 +250,7 @@ async fn check_assertion(
         ));
     }
     let id = iss.as_str();
-    let Some(client) = state.registry.get(id).cloned() else {
+    let Some(client) = find_client(state, id).await? else {
         return Err(deny(GENERIC, "unknown_client", Some(id)));
     };
     let (Credential::PublicKey(key), true) = (
@@ -338,6 +338,22 @@ async fn check_assertion(
     Ok(Authenticated {
         client,
         method: AuthMethod::PrivateKeyJwt,
+    })
+}
+
+/// Resolves a client id through the directory; a store outage is a 503-ish
+/// `temporarily_unavailable`, not "unknown client".
+async fn find_client(state: &AppState, id: &str) -> Result<Option<Arc<Client>>, Failure> {
+    state.clients.find(id).await.map_err(|e| {
+        tracing::warn!(error = %e, "client lookup failed");
+        fail(
+            OAuthError::new(
+                crate::error::ErrorCode::TemporarilyUnavailable,
+                "try again later",
+            ),
+            "client_lookup_failed",
+            Some(id),
+        )
     })
 }
 

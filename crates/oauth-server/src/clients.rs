@@ -31,6 +31,10 @@ pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
     PrivateKeyJwt,
+    /// Public client (RFC 7591 `none`): identifies itself with `client_id`
+    /// only; allowed only for the authorization_code and refresh_token
+    /// grants, where PKCE and the bound redirect URI stand in for a secret.
+    None,
 }
 
 impl AuthMethod {
@@ -39,6 +43,7 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
         }
     }
 }
@@ -130,7 +135,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 pub enum Credential {
     Secret(SecretHash),
     PublicKey(Arc<VerifyingKey>),
-    /// Public client (interactive flows, later): cannot use client_credentials.
+    /// Public client (authorization code + PKCE): cannot use client_credentials.
     None,
 }
 
@@ -138,6 +143,11 @@ pub enum Credential {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub client_id: String,
+    /// Shown on the consent page (`client_name`; the client_id when unset).
+    pub client_name: String,
+    /// Registered redirect URIs (validated by `auth::uri::validate_redirect_uri`);
+    /// matched by `auth::uri::redirect_uri_matches`.
+    pub redirect_uris: Vec<String>,
     pub credential: Credential,
     pub auth_methods: Vec<AuthMethod>,
     pub grant_types: Vec<String>,
@@ -161,6 +171,10 @@ struct FileClient {
     client_id: String,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
     #[serde(default)]
     secret_hash: Option<String>,
     #[serde(default)]
@@ -260,7 +274,7 @@ fn build_client(fc: FileClient) -> Result<Client, String> {
     let auth_methods = fc.auth_methods.unwrap_or_else(|| match credential {
         Credential::Secret(_) => vec![AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost],
         Credential::PublicKey(_) => vec![AuthMethod::PrivateKeyJwt],
-        Credential::None => vec![],
+        Credential::None => vec![AuthMethod::None],
     });
     for m in &auth_methods {
         let ok = match m {
@@ -268,6 +282,7 @@ fn build_client(fc: FileClient) -> Result<Client, String> {
                 matches!(credential, Credential::Secret(_))
             }
             AuthMethod::PrivateKeyJwt => matches!(credential, Credential::PublicKey(_)),
+            AuthMethod::None => matches!(credential, Credential::None),
         };
         if !ok {
             return Err(format!(
@@ -288,7 +303,21 @@ fn build_client(fc: FileClient) -> Result<Client, String> {
         .iter()
         .map(|r| canonical_resource(r).map_err(|e| format!("allowed_resources {r:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    for uri in &fc.redirect_uris {
+        auth::uri::validate_redirect_uri(uri).map_err(|e| format!("redirect_uris {uri:?}: {e}"))?;
+    }
+    let uses_redirects = fc.grant_types.iter().any(|g| g == "authorization_code");
+    if uses_redirects && fc.redirect_uris.is_empty() {
+        return Err("the authorization_code grant needs at least one redirect_uris entry".into());
+    }
+    if matches!(credential, Credential::None)
+        && fc.grant_types.iter().any(|g| g == "client_credentials")
+    {
+        return Err("a public client (no secret or key) cannot use client_credentials".into());
+    }
     Ok(Client {
+        client_name: fc.client_name.unwrap_or_else(|| fc.client_id.clone()),
+        redirect_uris: fc.redirect_uris,
         client_id: fc.client_id,
         credential,
         auth_methods,

@@ -12,6 +12,9 @@
 //!   `metadata`, `jwks`, `health`).
 //! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
 //! - [`clients`]: the TOML client registry and secret hashes.
+//! - [`directory`]: resolves a `client_id` from every source (file, dynamic
+//!   registration, client ID metadata documents).
+//! - [`codes`]: authorization codes (single use, bound, replay-recorded).
 //! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
 //! - [`limits`]: per-IP and per-client rate limits (brute-force protection).
@@ -29,7 +32,9 @@ pub mod audit;
 pub mod cli;
 pub mod client_auth;
 pub mod clients;
+pub mod codes;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod form;
 pub mod keystore;

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use auth::verify::Verifier;
 use bytes::Bytes;
+use server_kit::kv::KvStore;
 use server_kit::store::{ReplayStore, RevocationStore};
 use tokio::sync::Semaphore;
 
-use crate::clients::Registry;
+use crate::codes::Codes;
 use crate::config::Config;
+use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
 
@@ -19,7 +21,13 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: Config,
-    pub registry: Registry,
+    /// Every registered client: file, dynamic registration, metadata documents.
+    pub clients: ClientDirectory,
+    /// Authorization codes (single use, 60 s).
+    pub codes: Codes,
+    /// Expiring state of the interactive flow (sessions, consents, refresh
+    /// tokens, registrations): memory, or Redis when `REDIS_URL` is set.
+    pub kv: Arc<dyn KvStore>,
     pub keys: KeyStore,
     /// Verifies our own tokens (any audience) for introspection/revocation.
     pub own_tokens: Verifier,

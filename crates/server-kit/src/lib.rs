@@ -11,6 +11,8 @@
 //! - [`redis`]: `REDIS_URL` / `REDIS_TIMEOUT_MS` and the one connection
 //!   manager per process that the stores and the rate limiter share.
 //! - [`store`]: revocation and replay stores (in memory and Redis).
+//! - [`kv`]: an expiring key/value store with atomic take (memory and Redis)
+//!   for the oauth-server's codes, refresh tokens, consents and registrations.
 //! - [`jwks`]: the remote JWKS cache a resource server verifies with
 //!   (discovery through RFC 8414, rate-limited refetch on unknown `kid`).
 //! - [`telemetry`]: `LOG_FORMAT` / `RUST_LOG` tracing set-up.
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod healthcheck;
 pub mod jwks;
+pub mod kv;
 pub mod limits;
 pub mod redis;
 pub mod shutdown;

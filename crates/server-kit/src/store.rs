@@ -20,6 +20,12 @@ use redis::aio::ConnectionManager;
 #[error("store unavailable: {0}")]
 pub struct StoreError(String);
 
+impl StoreError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
 /// Revoked access tokens, by `jti` (RFC 7009).
 #[async_trait]
 pub trait RevocationStore: Send + Sync {

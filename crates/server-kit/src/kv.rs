@@ -1,0 +1,242 @@
+//! A small expiring key/value store: what the oauth-server's interactive
+//! flow keeps between requests (authorization codes, refresh-token records,
+//! consents, login sessions, dynamic registrations).
+//!
+//! Every entry has a TTL, so nothing grows without bound, and [`KvStore::take`]
+//! is an atomic get-and-delete, so a single-use value (an authorization code,
+//! a refresh token) can be redeemed exactly once even across replicas.
+//! Values are opaque bytes; the typed layers above serialise them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use crate::store::StoreError;
+
+/// Expiring key/value entries (memory or Redis).
+#[async_trait]
+pub trait KvStore: Send + Sync {
+    /// Sets `key` to `value` for `ttl`, replacing any previous value.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    /// Sets `key` only if it holds no live value; returns whether it did.
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    /// The live value of `key`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Atomically returns and deletes the live value of `key` (single use).
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deletes `key` (no error when absent).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Sweep expired entries every this many writes.
+const SWEEP_EVERY: usize = 512;
+
+/// In-process store; one lock, held for a map operation only (the
+/// interactive flow is a few requests per sign-in, not a hot path).
+#[derive(Default)]
+pub struct MemoryKv {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    map: HashMap<String, (Vec<u8>, Instant)>,
+    writes: usize,
+}
+
+impl MemoryKv {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut MemoryInner) -> R) -> Result<R, StoreError> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::new("memory store lock poisoned"))?;
+        Ok(f(&mut g))
+    }
+}
+
+impl MemoryInner {
+    fn live(&self, key: &str, now: Instant) -> bool {
+        self.map.get(key).is_some_and(|(_, exp)| *exp > now)
+    }
+
+    fn write(&mut self, key: &str, value: &[u8], ttl: Duration, now: Instant) {
+        self.writes += 1;
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
+            self.map.retain(|_, (_, exp)| *exp > now);
+        }
+        self.map.insert(key.to_owned(), (value.to_vec(), now + ttl));
+    }
+}
+
+#[async_trait]
+impl KvStore for MemoryKv {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.with(|m| m.write(key, value, ttl, Instant::now()))
+    }
+
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.with(|m| {
+            let now = Instant::now();
+            if m.live(key, now) {
+                false
+            } else {
+                m.write(key, value, ttl, now);
+                true
+            }
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m| {
+            let now = Instant::now();
+            m.map
+                .get(key)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(v, _)| v.clone())
+        })
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m| {
+            let now = Instant::now();
+            m.map
+                .remove(key)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(v, _)| v)
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|m| {
+            m.map.remove(key);
+        })
+    }
+}
+
+/// Redis store: plain string keys with `PX` expiry; `take` is `GETDEL`
+/// (Redis ≥ 6.2), atomic across every replica.
+#[derive(Clone)]
+pub struct RedisKv {
+    conn: ConnectionManager,
+}
+
+impl RedisKv {
+    pub fn from_connection(conn: ConnectionManager) -> Self {
+        Self { conn }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn err(e: redis::RedisError) -> StoreError {
+    StoreError::new(e.to_string())
+}
+
+#[async_trait]
+impl KvStore for RedisKv {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(set.is_some())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("GETDEL")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(key)
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One behavioural suite for both back ends.
+    async fn suite(kv: &dyn KvStore) {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(kv.get("a").await.unwrap(), None);
+        kv.put("a", b"1", ttl).await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+        kv.put("a", b"2", ttl).await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap().as_deref(), Some(&b"2"[..]));
+        assert!(!kv.put_new("a", b"3", ttl).await.unwrap());
+        assert!(kv.put_new("b", b"3", ttl).await.unwrap());
+        assert_eq!(kv.take("b").await.unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(kv.take("b").await.unwrap(), None, "take is single use");
+        kv.delete("a").await.unwrap();
+        kv.delete("a").await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap(), None);
+        kv.put("short", b"x", Duration::from_millis(50))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(kv.get("short").await.unwrap(), None, "entries expire");
+        assert_eq!(kv.take("short").await.unwrap(), None);
+        assert!(kv.put_new("short", b"y", ttl).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn memory_kv() {
+        suite(&MemoryKv::new()).await;
+    }
+
+    #[tokio::test]
+    async fn redis_kv() {
+        let Some(redis) = testkit::RedisServer::start() else {
+            return;
+        };
+        let client = redis::Client::open(redis.url()).unwrap();
+        let conn = ConnectionManager::new(client).await.unwrap();
+        suite(&RedisKv::from_connection(conn)).await;
+    }
+}
