@@ -118,6 +118,10 @@ pub enum TokenError {
     BadResponse { url: String, detail: String },
     #[error("cannot sign the private_key_jwt client assertion: {0}")]
     Assertion(String),
+    /// The server answered a scope request with fewer scopes (it grants the
+    /// intersection of what is asked and what is allowed).
+    #[error("the authorization server granted only `{granted}`")]
+    ScopeNotGranted { granted: String },
 }
 
 impl TokenError {
@@ -303,8 +307,13 @@ impl TokenSource {
         }
         tracing::info!(client_id = %self.client_id(), %scope, "MCP server needs another scope; asking for it once");
         let token = self.fetch(Some(&wanted)).await?;
-        state.requested = Some(wanted);
         state.current = Some(token.clone());
+        if let Some(granted) = token.scopes.as_ref().filter(|g| !g.contains(scope)) {
+            return Err(TokenError::ScopeNotGranted {
+                granted: granted.to_string(),
+            });
+        }
+        state.requested = Some(wanted);
         Ok(Some(token))
     }
 

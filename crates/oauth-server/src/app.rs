@@ -91,6 +91,7 @@ impl App {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState::new(Inner {
             config,
+            known_scopes: registry.all_scopes(),
             clients: ClientDirectory::new(registry),
             codes,
             kv,

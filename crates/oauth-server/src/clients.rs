@@ -148,6 +148,9 @@ pub struct Client {
     /// Registered redirect URIs (validated by `auth::uri::validate_redirect_uri`);
     /// matched by `auth::uri::redirect_uri_matches`.
     pub redirect_uris: Vec<String>,
+    /// For a client ID metadata document client: the document URL (its
+    /// client_id), shown on the consent page as the client's origin.
+    pub document_url: Option<String>,
     pub credential: Credential,
     pub auth_methods: Vec<AuthMethod>,
     pub grant_types: Vec<String>,
@@ -318,6 +321,7 @@ fn build_client(fc: FileClient) -> Result<Client, String> {
     Ok(Client {
         client_name: fc.client_name.unwrap_or_else(|| fc.client_id.clone()),
         redirect_uris: fc.redirect_uris,
+        document_url: None,
         client_id: fc.client_id,
         credential,
         auth_methods,

@@ -17,6 +17,7 @@
 //! - [`codes`]: authorization codes (single use, bound, replay-recorded).
 //! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
+//! - [`policy`]: the scope policy (intersection) and the RFC 8707 resource rule.
 //! - [`limits`]: per-IP and per-client rate limits (brute-force protection).
 //! - [`audit`]: `auth.*` audit events; [`cli`]: the non-serving subcommands.
 //!
@@ -39,6 +40,7 @@ pub mod error;
 pub mod form;
 pub mod keystore;
 pub mod limits;
+pub mod policy;
 pub mod router;
 pub mod routes;
 pub mod state;

@@ -28,6 +28,9 @@ pub struct Inner {
     /// Expiring state of the interactive flow (sessions, consents, refresh
     /// tokens, registrations): memory, or Redis when `REDIS_URL` is set.
     pub kv: Arc<dyn KvStore>,
+    /// Every scope some client may hold (`scopes_supported`); a request for
+    /// anything else is `invalid_scope`.
+    pub known_scopes: auth::scope::ScopeSet,
     pub keys: KeyStore,
     /// Verifies our own tokens (any audience) for introspection/revocation.
     pub own_tokens: Verifier,

@@ -103,7 +103,7 @@ async fn a_missing_scope_is_named_with_the_fix() {
     assert_eq!(
         err.to_string(),
         "client `reader-client` lacks scope `ticket:create` and could not get it (the authorization \
-         server answered invalid_scope) — if the client is allowed it, add it to OAUTH_SCOPES; \
+         server granted only `customer:read`) — if the client is allowed it, add it to OAUTH_SCOPES; \
          otherwise grant it in the authorization server's client registry (allowed_scopes)"
     );
     // The step-up is tried once per scope, not on every call.

@@ -406,7 +406,7 @@ pub async fn tools_and_call_without_an_llm_key(spec: Spec) {
     assert_eq!(
         out.stderr,
         "error: client `reader-client` lacks scope `ticket:create` and could not get it (the \
-         authorization server answered invalid_scope) — if the client is allowed it, add it to \
+         authorization server granted only `customer:read`) — if the client is allowed it, add it to \
          OAUTH_SCOPES; otherwise grant it in the authorization server's client registry \
          (allowed_scopes)\n"
     );

@@ -3,7 +3,6 @@
 
 use auth::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use auth::scope::ScopeSet;
-use auth::uri::canonical_resource;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -15,10 +14,10 @@ use serde::Serialize;
 
 use crate::audit;
 use crate::client_auth::{Authenticated, authenticate};
-use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError, no_store};
-use crate::form::{Params, read_form};
+use crate::form::read_form;
 use crate::limits::ClientIp;
+use crate::policy::{grant_resource, grant_scope};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -85,9 +84,15 @@ async fn handle(
             "grant_not_allowed",
         ));
     }
-    let scope = granted_scope(&client, &params).map_err(|e| refuse(e, "invalid_scope"))?;
-    let audience =
-        granted_resource(state, &client, &params).map_err(|e| refuse(e, "invalid_target"))?;
+    let scope = grant_scope(
+        params.get("scope"),
+        &client.default_scopes,
+        &[&client.allowed_scopes],
+        &state.known_scopes,
+    )
+    .map_err(|e| refuse(e, "invalid_scope"))?;
+    let audience = grant_resource(params.get("resource"), &client, &state.config.resources)
+        .map_err(|e| refuse(e, "invalid_target"))?;
 
     let now = auth::now_unix();
     let ttl = state.config.token_ttl.as_secs();
@@ -120,78 +125,6 @@ async fn handle(
     .into_response();
     no_store(&mut resp);
     Ok(resp)
-}
-
-/// RFC 6749 §3.3: requested ⊆ allowed; omitted → the client's defaults.
-fn granted_scope(client: &Client, params: &Params) -> Result<ScopeSet, OAuthError> {
-    let requested = match params.get("scope") {
-        Some(s) => ScopeSet::parse(s).map_err(|e| {
-            OAuthError::new(ErrorCode::InvalidScope, format!("scope is malformed: {e}"))
-        })?,
-        None => client.default_scopes.clone(),
-    };
-    if requested.is_empty() {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            "no scope requested and the client has no default scopes",
-        ));
-    }
-    if !requested.is_subset(&client.allowed_scopes) {
-        let extra: Vec<&str> = requested.difference(&client.allowed_scopes).collect();
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            format!("scope not allowed for this client: {}", extra.join(" ")),
-        ));
-    }
-    Ok(requested)
-}
-
-/// RFC 8707: the resource must be one of the client's effective resources
-/// (allowed for the client AND served by this issuer); omitted → the single
-/// effective one, or `invalid_target` when there are several.
-fn granted_resource(
-    state: &AppState,
-    client: &Client,
-    params: &Params,
-) -> Result<String, OAuthError> {
-    let effective = || {
-        client
-            .allowed_resources
-            .iter()
-            .filter(|r| state.config.resources.contains(r))
-    };
-    match params.get("resource") {
-        Some(raw) => {
-            let r = canonical_resource(raw).map_err(|e| {
-                OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    format!("resource is not a valid absolute URI: {e}"),
-                )
-            })?;
-            if effective().any(|e| *e == r) {
-                Ok(r)
-            } else {
-                Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "resource is not allowed for this client",
-                ))
-            }
-        }
-        None => {
-            let mut it = effective();
-            match (it.next(), it.next()) {
-                (Some(only), None) => Ok(only.clone()),
-                (None, _) => Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "this client may not get tokens for any resource served here",
-                )),
-                (Some(_), Some(_)) => Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "resource is required: this client may use several",
-                )),
-            }
-        }
-    }
 }
 
 fn new_jti() -> Result<String, OAuthError> {

@@ -15,19 +15,40 @@ async fn token_err(app: &TestApp, pairs: &[(&str, &str)], status: u16, code: &st
 }
 
 #[tokio::test]
-async fn scope_escalation_is_invalid_scope() {
+async fn scope_requests_get_the_intersection_and_unknown_scopes_are_refused() {
     let app = spawn().await;
+    // More than allowed: the allowed part is granted, and named in `scope`.
+    let resp = app
+        .post_form(
+            "/token",
+            Some((FAST_ID, FAST_SECRET)),
+            &[CC, ("scope", "customer:read account:calculate")],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["scope"], "customer:read");
+    // Nothing of it allowed: invalid_scope.
     let body = token_err(
         &app,
-        &[CC, ("scope", "customer:read account:calculate")],
+        &[CC, ("scope", "account:calculate")],
         400,
         "invalid_scope",
     )
     .await;
     assert_eq!(
         body["error_description"],
-        "scope not allowed for this client: account:calculate"
+        "none of the requested scopes may be granted to this client"
     );
+    // A scope no client of this server may hold: invalid_scope, named.
+    let body = token_err(
+        &app,
+        &[CC, ("scope", "customer:read admin")],
+        400,
+        "invalid_scope",
+    )
+    .await;
+    assert_eq!(body["error_description"], "unknown scope: admin");
     let body = token_err(
         &app,
         &[CC, ("scope", "customer:read  ticket:create")],
