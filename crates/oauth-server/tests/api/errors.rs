@@ -118,13 +118,18 @@ async fn grant_type_errors() {
         "unsupported_grant_type",
     )
     .await;
-    token_err(
+    // Supported, but not registered for this client.
+    let body = token_err(
         &app,
         &[("grant_type", "authorization_code"), ("code", "x")],
         400,
-        "unsupported_grant_type",
+        "unauthorized_client",
     )
     .await;
+    assert_eq!(
+        body["error_description"],
+        "this client may not use the authorization_code grant"
+    );
     token_err(
         &app,
         &[("grant_type", "made_up")],

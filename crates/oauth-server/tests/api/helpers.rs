@@ -14,6 +14,12 @@ pub const TLS_MCP: &str = "https://localhost:8001/mcp";
 /// A fast (sha256) secret client used by most tests.
 pub const FAST_ID: &str = "fast-client";
 pub const FAST_SECRET: &str = "fast-client-secret-0123456789abcdef-generated";
+/// The dev registry's public client (authorization code + refresh).
+pub const PUBLIC_ID: &str = "claude-desktop-client";
+/// A second public client.
+pub const OTHER_PUBLIC: &str = "other-public-client";
+/// A confidential client with the code grant only (secret [`FAST_SECRET`]).
+pub const WEB_APP: &str = "web-app";
 
 /// Test clients: the dev registry plus private_key_jwt and fast clients.
 pub struct TestKeys {
@@ -86,6 +92,19 @@ fn clients(keys: &TestKeys) -> Vec<stack::Client> {
         basic("introspector")
             .default_scopes(&read)
             .line("can_introspect = true"),
+        // Interactive-flow clients besides the dev registry's
+        // claude-desktop-client: a second public client, and a confidential
+        // web app with the code grant but no refresh tokens.
+        stack::Client::new(OTHER_PUBLIC)
+            .allowed_scopes(&["customer:read", "ticket:create"])
+            .resources(&[LOCAL_MCP])
+            .line(r#"grant_types = ["authorization_code", "refresh_token"]"#)
+            .line(r#"redirect_uris = ["http://127.0.0.1/callback"]"#),
+        stack::Client::with_secret(WEB_APP, FAST_SECRET)
+            .allowed_scopes(&read)
+            .resources(&[LOCAL_MCP])
+            .line(r#"grant_types = ["authorization_code"]"#)
+            .line(r#"redirect_uris = ["https://app.example/cb"]"#),
         jwt("jwt-es256", format!("jwk = {}", jwk_inline(&keys.es256))),
         jwt("jwt-rs256", format!("jwk = {}", jwk_inline(&keys.rs256))),
         jwt(
@@ -111,6 +130,8 @@ pub struct Opts {
     /// (per minute, burst) for the oauth budget.
     pub policy: Option<(u32, u32)>,
     pub trusted_proxies: Option<&'static str>,
+    /// (absolute, idle) refresh-token lifetimes.
+    pub refresh: Option<(Duration, Duration)>,
 }
 
 pub async fn spawn() -> TestApp {
@@ -148,6 +169,10 @@ pub async fn spawn_with(opts: Opts) -> TestApp {
             if let Some(r) = opts.reload {
                 config.keys_reload_interval = r;
             }
+            if let Some((ttl, idle)) = opts.refresh {
+                config.refresh_ttl = ttl;
+                config.refresh_idle = idle;
+            }
         })
         .start()
         .await
@@ -169,6 +194,25 @@ impl TestApp {
     /// Stops the server and waits for it to finish (keeps the temp folder).
     pub async fn stop(&mut self) {
         self.stack.oauth().stop().await.unwrap();
+    }
+
+    /// The in-process server's state (its stores).
+    pub fn state(&self) -> &oauth_server::state::AppState {
+        self.stack.oauth_state().expect("in-process oauth-server")
+    }
+
+    /// Introspects as a resource server (`can_introspect`): sees every
+    /// client's tokens.
+    pub async fn introspect_any(&self, token: &str) -> Value {
+        let resp = self
+            .post_form(
+                "/introspect",
+                Some(("introspector", FAST_SECRET)),
+                &[("token", token)],
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,9 +7,12 @@ mod helpers;
 
 mod cli;
 mod client_auth;
+mod code_grant;
+mod cors;
 mod errors;
 mod metadata;
 mod ratelimit;
+mod refresh;
 mod revocation;
 mod rotation;
 mod token;

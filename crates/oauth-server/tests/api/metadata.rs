@@ -41,51 +41,49 @@ async fn metadata_follows_rfc8414() {
         "jwks_uri",
         "revocation_endpoint",
         "introspection_endpoint",
+        "authorization_endpoint",
     ] {
         assert_endpoint_url(&m, name, &app.base);
     }
-    assert_eq!(m["token_endpoint"], app.url("/token"));
-    assert_eq!(m["jwks_uri"], app.url("/jwks"));
+    let algs = serde_json::json!(["RS256", "ES256", "EdDSA"]);
+    let with_public = serde_json::json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none"
+    ]);
+    // The exact document: a field added or dropped is a decision, made here.
     assert_eq!(
-        m["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
-    );
-    assert_eq!(
-        m["token_endpoint_auth_methods_supported"],
-        serde_json::json!([
-            "client_secret_basic",
-            "client_secret_post",
-            "private_key_jwt"
-        ])
-    );
-    assert_eq!(
-        m["token_endpoint_auth_signing_alg_values_supported"],
-        serde_json::json!(["RS256", "ES256", "EdDSA"])
-    );
-    assert_eq!(
-        m["scopes_supported"],
-        serde_json::json!([
-            "account:calculate",
-            "customer:read",
-            "security:read",
-            "ticket:create"
-        ])
-    );
-    assert_eq!(
-        m["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
-    );
-    assert!(
-        m["response_types_supported"].is_array(),
-        "REQUIRED by RFC 8414"
-    );
-    let algs = m["token_endpoint_auth_signing_alg_values_supported"]
-        .as_array()
-        .unwrap();
-    assert!(
-        !algs
-            .iter()
-            .any(|a| a == "none" || a.as_str().unwrap().starts_with("HS"))
+        m,
+        serde_json::json!({
+            "issuer": app.base,
+            "authorization_endpoint": app.url("/authorize"),
+            "token_endpoint": app.url("/token"),
+            "jwks_uri": app.url("/jwks"),
+            "revocation_endpoint": app.url("/revoke"),
+            "introspection_endpoint": app.url("/introspect"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+            "token_endpoint_auth_methods_supported": with_public,
+            "token_endpoint_auth_signing_alg_values_supported": algs,
+            "revocation_endpoint_auth_methods_supported": with_public,
+            "revocation_endpoint_auth_signing_alg_values_supported": algs,
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ],
+            "introspection_endpoint_auth_signing_alg_values_supported": algs,
+            "scopes_supported": [
+                "account:calculate",
+                "customer:read",
+                "security:read",
+                "ticket:create"
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+        })
     );
 }
 
