@@ -13,6 +13,12 @@
 //! - `oauth:rt_used:<hash>` → family id of a rotated token, kept for the
 //!   family's lifetime: presenting it again is reuse (a stolen token), and
 //!   the whole family is revoked.
+//! - `oauth:rtfam_revoked:<family>`: set once by revocation and never
+//!   overwritten, unlike the family record, which every rotation rewrites.
+//!   Revocation sets it *before* reading the family's current token, and
+//!   rotation checks it *after* writing the new one, so a rotation racing a
+//!   revocation cannot bring the family back: whichever runs second sees the
+//!   other's write.
 //!
 //! Every check takes `now` (unix seconds) from the caller, so expiry is tested
 //! without waiting.
@@ -124,6 +130,10 @@ fn family_key(family: &str) -> String {
     format!("oauth:rtfam:{family}")
 }
 
+fn revoked_key(family: &str) -> String {
+    format!("oauth:rtfam_revoked:{family}")
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::new(e.to_string()))
 }
@@ -181,20 +191,27 @@ impl RefreshTokens {
         Ok((token, family))
     }
 
-    /// Issues the family's next token after `rec` was redeemed. It keeps
-    /// the family's scope even when the access token was narrowed (RFC 6749
-    /// §6: a new refresh token has the scope of the one it replaces).
+    /// Issues the family's next token after `rec` was redeemed; `None` when
+    /// the family was revoked meanwhile (the caller must then deny the
+    /// access token it issued with it). The new token keeps the family's
+    /// scope even when the access token was narrowed (RFC 6749 §6: a new
+    /// refresh token has the scope of the one it replaces).
     pub async fn rotate(
         &self,
         rec: &RefreshRecord,
         access: IssuedAccess<'_>,
         now: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let next = RefreshRecord {
             issued_at: now,
             ..rec.clone()
         };
-        self.store_token(&next, access, now).await
+        let token = self.store_token(&next, access, now).await?;
+        if self.kv.get(&revoked_key(&rec.family)).await?.is_some() {
+            self.kv.delete(&token_key(&digest(&token))).await?;
+            return Ok(None);
+        }
+        Ok(Some(token))
     }
 
     async fn store_token(
@@ -288,7 +305,8 @@ impl RefreshTokens {
     }
 
     async fn family_live(&self, family: &str) -> Result<bool, StoreError> {
-        Ok(self.load_family(family).await?.is_some_and(|f| !f.revoked))
+        let recorded = self.load_family(family).await?.is_some_and(|f| !f.revoked);
+        Ok(recorded && self.kv.get(&revoked_key(family)).await?.is_none())
     }
 
     async fn load_family(&self, family: &str) -> Result<Option<Family>, StoreError> {
@@ -307,11 +325,17 @@ impl RefreshTokens {
         family: &str,
         now: i64,
     ) -> Result<Option<RevokedFamily>, StoreError> {
-        let Some(mut fam) = self.load_family(family).await? else {
+        let Some(fam) = self.load_family(family).await? else {
             return Ok(None);
         };
-        self.kv.delete(&token_key(&fam.current)).await?;
         let left = self.family_left(fam.family_start, now);
+        if left > 0 {
+            self.kv.put(&revoked_key(family), b"1", secs(left)).await?;
+        }
+        // Read again after the mark: a rotation that wrote before it has
+        // its token found here; one that writes after it sees the mark.
+        let mut fam = self.load_family(family).await?.unwrap_or(fam);
+        self.kv.delete(&token_key(&fam.current)).await?;
         if left > 0 {
             fam.revoked = true;
             self.kv
@@ -363,12 +387,42 @@ mod tests {
         let Redeemed::Live(rec) = store.redeem(&t, 90).await.unwrap() else {
             panic!("live")
         };
-        let t2 = store.rotate(&rec, access, 950).await.unwrap();
+        let t2 = store.rotate(&rec, access, 950).await.unwrap().unwrap();
         let rec2 = store.find(&t2, 999).await.unwrap().unwrap();
         assert_eq!(store.expires_at(&rec2), 1000, "absolute caps idle");
         assert!(matches!(
             store.redeem(&t2, 1000).await.unwrap(),
             Redeemed::Dead
+        ));
+    }
+
+    /// A rotation that lands after a revocation (the race of a thief and
+    /// the rightful client using one token at once) does not revive the family.
+    #[tokio::test]
+    async fn a_rotation_racing_a_revocation_stays_revoked() {
+        let store = RefreshTokens::new(
+            Arc::new(MemoryKv::new()),
+            Duration::from_secs(1000),
+            Duration::from_secs(100),
+        );
+        let scope = ScopeSet::parse("customer:read").unwrap();
+        let grant = NewFamily {
+            client_id: "c",
+            sub: "alice",
+            scope: &scope,
+            resource: "http://localhost:8000/mcp",
+            auth_time: 0,
+        };
+        let access = IssuedAccess { jti: "j", exp: 5 };
+        let (t, family) = store.start(&grant, access, 0).await.unwrap();
+        let Redeemed::Live(rec) = store.redeem(&t, 1).await.unwrap() else {
+            panic!("live")
+        };
+        assert!(store.revoke_family(&family, 2).await.unwrap().is_some());
+        assert_eq!(store.rotate(&rec, access, 3).await.unwrap(), None);
+        assert!(matches!(
+            store.redeem(&t, 4).await.unwrap(),
+            Redeemed::Reused { .. }
         ));
     }
 }

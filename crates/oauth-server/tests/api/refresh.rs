@@ -231,11 +231,13 @@ async fn a_family_expires_at_its_absolute_lifetime() {
         .refresh
         .rotate(&family(1, "ending"), access, now)
         .await
+        .unwrap()
         .unwrap();
     let lasting = state
         .refresh
         .rotate(&family(3600, "lasting"), access, now)
         .await
+        .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_oauth_error(
@@ -286,6 +288,7 @@ async fn store_lifetimes(app: &TestApp) {
             t0 + 950,
         )
         .await
+        .unwrap()
         .unwrap();
     let rec2 = store.find(&t2, t0 + 999).await.unwrap().unwrap();
     assert_eq!(store.expires_at(&rec2), t0 + 1000);

@@ -8,7 +8,7 @@ use auth::scope::ScopeSet;
 use auth::uri::canonical_resource;
 use axum::response::Response;
 
-use super::{Ctx, TokenGrant, issue, respond, revoke_family, unavailable};
+use super::{Ctx, TokenGrant, issue, respond, revoke_access, revoke_family, unavailable};
 use crate::audit;
 use crate::error::{ErrorCode, OAuthError};
 use crate::refresh::{IssuedAccess, Redeemed, RefreshRecord};
@@ -77,6 +77,11 @@ pub(super) async fn grant(ctx: &Ctx<'_>) -> Result<Response, OAuthError> {
         .rotate(&rec, access, now)
         .await
         .map_err(|e| unavailable("refresh store", &e))?;
+    let Some(next) = next else {
+        // Revoked while we were issuing (reuse detected in a racing request).
+        revoke_access(ctx.state, access.jti, access.exp).await?;
+        return Err(ctx.refuse(invalid_grant(), "refresh_revoked_meanwhile"));
+    };
     Ok(respond(ctx.state, &issued, Some(next)))
 }
 
