@@ -1,7 +1,9 @@
 //! secure-mcp's OAuth 2.1 authorization server.
 //!
 //! Issues short-lived, audience-bound, scoped RFC 9068 JWT access tokens to
-//! pre-registered machine clients (client_credentials).
+//! pre-registered machine clients (client_credentials) and, through the
+//! authorization code with PKCE, to users of interactive hosts (with
+//! rotating refresh tokens).
 //!
 //! # Layout
 //! - [`config`]: `Config::from_env()`, every variable and its default.
@@ -9,8 +11,9 @@
 //!   with graceful shutdown and key reloading.
 //! - [`router`]: the route table and middleware stack, in one function.
 //! - [`routes`]: one handler per endpoint (`token`, `revoke`, `introspect`,
-//!   `metadata`, `jwks`, `health`).
-//! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
+//!   `metadata`, `jwks`, `health`); `routes/token/` holds one file per grant.
+//! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt,
+//!   and `none` for public clients (code and refresh grants, revocation).
 //! - [`clients`]: the TOML client registry and secret hashes.
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
@@ -24,11 +27,14 @@
 //! - [`audit`]: `auth.*` audit events; [`cli`]: the non-serving subcommands.
 //!
 //! # A token request
-//! `POST /token` → [`limits::ip_limit`] (per-IP budget) → [`form::read_form`] (media type, 16 KiB cap, no repeated
+//! `POST /token` → CORS → [`limits::ip_limit`] (per-IP budget) → [`form::read_form`] (media type, 16 KiB cap, no repeated
 //! parameters) → `grant_type` present → [`client_auth::authenticate`] →
-//! grant allowed → scope ⊆ allowed (default scopes if omitted) → resource ∈
-//! effective resources → claims → sign with the current key (RSA off the
-//! async workers) → `auth.token_issued` → JSON with `Cache-Control: no-store`.
+//! the grant's file: grant allowed for the client → client_credentials: scope
+//! policy and resource ([`policy`]); authorization_code: consume the code
+//! ([`codes`]), check client, redirect URI, PKCE and resource;
+//! refresh_token: check, consume and rotate ([`refresh`]) → claims → sign with
+//! the current key (RSA off the async workers) → `auth.token_issued` → JSON
+//! with `Cache-Control: no-store`.
 
 pub mod app;
 pub mod audit;
