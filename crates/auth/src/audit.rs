@@ -25,6 +25,10 @@ pub mod names {
     pub const CLIENT_REJECTED: &str = "auth.client_rejected";
     /// An access token was revoked (RFC 7009).
     pub const TOKEN_REVOKED: &str = "auth.token_revoked";
+    /// An authorization code was presented again: what was issued from it is revoked.
+    pub const CODE_REPLAYED: &str = "auth.code_replayed";
+    /// A rotated refresh token was presented again: its family is revoked.
+    pub const REFRESH_REUSE: &str = "auth.refresh_reuse";
     /// A request's token was missing or refused (401), or could not be
     /// checked against the revocation list (503, outcome `unavailable`).
     pub const TOKEN_REJECTED: &str = "mcp.token_rejected";

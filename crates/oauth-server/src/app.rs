@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::verify::Verifier;
@@ -19,6 +18,7 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::refresh::RefreshTokens;
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
@@ -77,8 +77,10 @@ impl App {
                 (store.clone(), store, Arc::new(MemoryKv::new()))
             }
         };
-        // A redemption record outlives everything issued from its code.
-        let codes = Codes::new(kv.clone(), Duration::from_secs(24 * 3600));
+        // A redemption record lives as long as anything issued from its
+        // code: the refresh family's absolute lifetime (access tokens are shorter).
+        let codes = Codes::new(kv.clone(), config.refresh_ttl.max(config.token_ttl));
+        let refresh = RefreshTokens::new(kv.clone(), config.refresh_ttl, config.refresh_idle);
         let limiter = config.rate_limit.build_limiter_on(redis);
         let limits = Limits {
             limiter,
@@ -94,6 +96,7 @@ impl App {
             known_scopes: registry.all_scopes(),
             clients: ClientDirectory::new(registry),
             codes,
+            refresh,
             kv,
             keys,
             own_tokens,

@@ -1,6 +1,10 @@
 //! Client authentication at the token, revocation and introspection
-//! endpoints: `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1)
-//! and `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9).
+//! endpoints: `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1),
+//! `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9), and `none` for
+//! public clients (OAuth 2.1 §2.1): `client_id` alone, accepted only where
+//! something else binds the request to the client — the authorization_code
+//! grant (PKCE, redirect URI), the refresh_token grant (a token issued to that
+//! client) and revocation of the client's own tokens (RFC 7009 §5).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,7 +47,7 @@ pub async fn authenticate(
     endpoint: &'static str,
     peer: IpAddr,
 ) -> Result<Authenticated, OAuthError> {
-    match authenticate_inner(state, headers, params).await {
+    match authenticate_inner(state, headers, params, endpoint).await {
         Ok(a) => {
             state.limits.check_client(&a.client.client_id, peer).await?;
             Ok(a)
@@ -76,6 +80,7 @@ async fn authenticate_inner(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
+    endpoint: &'static str,
 ) -> Result<Authenticated, Failure> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
@@ -125,6 +130,12 @@ async fn authenticate_inner(
     if assertion.is_some() || assertion_type.is_some() {
         return check_assertion(state, assertion, assertion_type, param_id).await;
     }
+    if let Some(id) = param_id
+        && let Some(client) = find_client(state, id).await?
+        && matches!(client.credential, Credential::None)
+    {
+        return check_public(client, params, endpoint);
+    }
     Err(fail(
         OAuthError::invalid_client("client authentication is required"),
         "no_credentials",
@@ -173,6 +184,56 @@ async fn check_secret(
         return Err(deny("bad_secret"));
     }
     Ok(Authenticated { client, method })
+}
+
+/// Grants a public client may use: each binds the request to the client
+/// by something other than a secret.
+pub const PUBLIC_CLIENT_GRANTS: [&str; 2] = ["authorization_code", "refresh_token"];
+
+/// A public client (`Credential::None`) that sent only its `client_id`.
+fn check_public(
+    client: Arc<Client>,
+    params: &Params,
+    endpoint: &'static str,
+) -> Result<Authenticated, Failure> {
+    let id = client.client_id.as_str();
+    if !client.auth_methods.contains(&AuthMethod::None) {
+        return Err(fail(
+            OAuthError::invalid_client("client authentication is required"),
+            "method_not_allowed",
+            Some(id),
+        ));
+    }
+    match endpoint {
+        "revoke" => {}
+        "token" => {
+            let grant = params.get("grant_type").unwrap_or_default();
+            if !PUBLIC_CLIENT_GRANTS.contains(&grant) {
+                return Err(fail(
+                    OAuthError::new(
+                        crate::error::ErrorCode::UnauthorizedClient,
+                        "a public client may only use the authorization_code and \
+                         refresh_token grants",
+                    ),
+                    "public_client_grant",
+                    Some(id),
+                ));
+            }
+        }
+        _ => {
+            return Err(fail(
+                OAuthError::invalid_client(
+                    "client authentication is required: public clients may not use this endpoint",
+                ),
+                "public_client_endpoint",
+                Some(id),
+            ));
+        }
+    }
+    Ok(Authenticated {
+        client,
+        method: AuthMethod::None,
+    })
 }
 
 #[derive(Deserialize)]

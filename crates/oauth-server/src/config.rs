@@ -29,6 +29,8 @@ pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
 /// | `OAUTH_SIGNING_ALG` [RS256] | RS256, ES256 or EdDSA |
 /// | `OAUTH_RESOURCES` [http://localhost:8000/mcp] | audiences this server may issue tokens for |
 /// | `OAUTH_KEYS_RELOAD_SECS` [30] | how often the keys folder is re-read (picks up `keys rotate`) |
+/// | `OAUTH_REFRESH_TTL_SECS` [2592000] | absolute lifetime of a refresh-token family (30 days), ≥ 60 |
+/// | `OAUTH_REFRESH_IDLE_SECS` [604800] | idle lifetime of a refresh token (7 days), renewed on each rotation; 60..=`OAUTH_REFRESH_TTL_SECS` |
 /// | `REDIS_URL` [unset] | shared revocation/replay store; unset = in memory |
 /// | `REDIS_TIMEOUT_MS` [250] | connect/command timeout for Redis |
 /// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
@@ -48,6 +50,10 @@ pub struct Config {
     pub signing_alg: Algorithm,
     pub resources: Vec<String>,
     pub keys_reload_interval: Duration,
+    /// Absolute lifetime of a refresh-token family (from the code exchange).
+    pub refresh_ttl: Duration,
+    /// Idle lifetime of a refresh token: unused this long, it is dead.
+    pub refresh_idle: Duration,
     pub redis_url: Option<SecretString>,
     pub redis_timeout: Duration,
     /// Failure mode, Redis timeout and trusted proxies (shared `RATE_LIMIT_*`).
@@ -78,6 +84,10 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reload: u64 = var_parsed("OAUTH_KEYS_RELOAD_SECS", 30)?;
+        let (refresh_ttl, refresh_idle) = refresh_lifetimes(
+            var_parsed("OAUTH_REFRESH_TTL_SECS", DEFAULT_REFRESH_TTL_SECS)?,
+            var_parsed("OAUTH_REFRESH_IDLE_SECS", DEFAULT_REFRESH_IDLE_SECS)?,
+        )?;
         let rate_limit = rate_limit_from_env()?;
         let redis = RedisSettings::from_env()?;
         let per_minute: u32 = var_parsed("OAUTH_RATE_LIMIT_PER_MINUTE", 120)?;
@@ -104,6 +114,8 @@ impl Config {
             signing_alg: var_parsed("OAUTH_SIGNING_ALG", Algorithm::RS256)?,
             resources,
             keys_reload_interval: Duration::from_secs(reload.max(1)),
+            refresh_ttl,
+            refresh_idle,
             redis_url: redis.url,
             redis_timeout: redis.timeout,
             rate_limit,
@@ -129,6 +141,8 @@ impl Config {
             signing_alg: Algorithm::RS256,
             resources: vec![DEFAULT_RESOURCE.to_owned()],
             keys_reload_interval: Duration::from_secs(30),
+            refresh_ttl: Duration::from_secs(DEFAULT_REFRESH_TTL_SECS),
+            refresh_idle: Duration::from_secs(DEFAULT_REFRESH_IDLE_SECS),
             redis_url: None,
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
@@ -143,6 +157,30 @@ impl Config {
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)
     }
+}
+
+/// Refresh-token family lifetime: 30 days.
+pub const DEFAULT_REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
+/// Refresh-token idle lifetime: 7 days.
+pub const DEFAULT_REFRESH_IDLE_SECS: u64 = 7 * 24 * 3600;
+
+/// Both refresh lifetimes at least a minute (a shorter one only makes
+/// clients sign in again), and idle within absolute (a longer idle
+/// lifetime would never apply).
+fn refresh_lifetimes(ttl: u64, idle: u64) -> Result<(Duration, Duration), ConfigError> {
+    if ttl < 60 {
+        return Err(ConfigError::new(
+            "OAUTH_REFRESH_TTL_SECS",
+            "must be at least 60 seconds",
+        ));
+    }
+    if idle < 60 || idle > ttl {
+        return Err(ConfigError::new(
+            "OAUTH_REFRESH_IDLE_SECS",
+            "must be between 60 seconds and OAUTH_REFRESH_TTL_SECS",
+        ));
+    }
+    Ok((Duration::from_secs(ttl), Duration::from_secs(idle)))
 }
 
 /// RFC 8414 §2 through the one issuer rule both servers and the clients
@@ -174,6 +212,20 @@ mod tests {
             validate_issuer("http://LOCALHOST:8080").unwrap(),
             "http://localhost:8080"
         );
+    }
+
+    #[test]
+    fn refresh_lifetime_rules() {
+        let (ttl, idle) = refresh_lifetimes(3600, 60).unwrap();
+        assert_eq!((ttl.as_secs(), idle.as_secs()), (3600, 60));
+        assert!(refresh_lifetimes(3600, 3600).is_ok());
+        let e = refresh_lifetimes(59, 59).unwrap_err();
+        assert!(e.to_string().contains("OAUTH_REFRESH_TTL_SECS"), "{e}");
+        for (ttl, idle) in [(3600, 59), (3600, 3601)] {
+            let e = refresh_lifetimes(ttl, idle).unwrap_err();
+            assert!(e.to_string().contains("OAUTH_REFRESH_IDLE_SECS"), "{e}");
+            assert!(!e.to_string().contains('\n'));
+        }
     }
 }
 
@@ -213,6 +265,17 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_KEYS_RELOAD_SECS",
         "30",
         "how often the keys folder is re-read (picks up `keys rotate`)",
+    ),
+    EnvVar::new(
+        "OAUTH_REFRESH_TTL_SECS",
+        "2592000",
+        "absolute lifetime of a refresh-token family in seconds (30 days), at least 60",
+    ),
+    EnvVar::new(
+        "OAUTH_REFRESH_IDLE_SECS",
+        "604800",
+        "idle lifetime of a refresh token in seconds (7 days), renewed on each rotation; \
+         60 to OAUTH_REFRESH_TTL_SECS",
     ),
     EnvVar::new(
         "REDIS_URL",

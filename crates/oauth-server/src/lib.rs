@@ -15,6 +15,8 @@
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
 //! - [`codes`]: authorization codes (single use, bound, replay-recorded).
+//! - [`refresh`]: refresh-token families (hashed at rest, rotated on every
+//!   use, reuse revokes the family).
 //! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
 //! - [`policy`]: the scope policy (intersection) and the RFC 8707 resource rule.
@@ -41,6 +43,7 @@ pub mod form;
 pub mod keystore;
 pub mod limits;
 pub mod policy;
+pub mod refresh;
 pub mod router;
 pub mod routes;
 pub mod state;
