@@ -12,6 +12,7 @@
 //!   `metadata`, `jwks`, `health`).
 //! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
 //! - [`clients`]: the TOML client registry and secret hashes.
+//! - [`users`]: the people who sign in (`UserDirectory`, `OAUTH_USERS_FILE`).
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
 //! - [`codes`]: authorization codes (single use, bound, replay-recorded).
@@ -44,6 +45,7 @@ pub mod policy;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod users;
 
 pub use app::App;
 pub use config::Config;
