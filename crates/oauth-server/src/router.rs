@@ -18,8 +18,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::ip_limit,
         ));
+    // The interactive flow: pages for people, outside the client-authenticated
+    // group. POST (login and consent forms) has a per-IP budget answered
+    // with an HTML 429 page; failed sign-ins cost the IP and the username
+    // more (routes/authorize.rs).
+    let authorize = get(routes::authorize::show).merge(post(routes::authorize::submit).route_layer(
+        middleware::from_fn_with_state(state.clone(), routes::authorize::ip_budget),
+    ));
     Router::new()
         .merge(authenticated)
+        .route("/authorize", authorize)
         .route(
             "/.well-known/oauth-authorization-server",
             get(routes::metadata::metadata),

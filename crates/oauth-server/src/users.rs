@@ -211,8 +211,11 @@ fn build_user(fu: FileUser) -> Result<StoredUser, String> {
         return Err("username must be 1-64 characters without spaces or control characters".into());
     }
     let user_id = fu.user_id.unwrap_or_else(|| fu.username.clone());
-    if !valid_name(&user_id) {
-        return Err("user_id must be 1-64 characters without spaces or control characters".into());
+    // `:` separates the parts of the consent key (`oauth:consent:<user>:<client>`).
+    if !valid_name(&user_id) || user_id.contains(':') {
+        return Err(
+            "user_id must be 1-64 characters without spaces, control characters or `:`".into(),
+        );
     }
     if fu.name.as_deref().is_some_and(|n| n.len() > 128 || n.chars().any(char::is_control)) {
         return Err("name must be at most 128 printable characters".into());
