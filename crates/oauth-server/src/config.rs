@@ -17,6 +17,9 @@ use server_kit::telemetry::LogFormat;
 /// Local MCP resource URI (DESIGN.md §2).
 pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
 
+/// Where the users file is looked for when `OAUTH_USERS_FILE` is unset.
+pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
+
 /// Every setting of the oauth-server. Variables (default in brackets):
 ///
 /// | variable | meaning |
@@ -25,6 +28,7 @@ pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
 /// | `OAUTH_ISSUER` [http://localhost:8080] | public issuer URL; https, or http on loopback; normalised (`auth::uri::normalize_issuer`) before it goes into `iss` and the metadata |
 /// | `OAUTH_KEYS_DIR` [keys] | signing keys (PEM); generated 0600 when empty |
 /// | `OAUTH_CLIENTS_FILE` [config/clients.toml] | client registry |
+/// | `OAUTH_USERS_FILE` [config/users.toml] | people who sign in at /authorize; the default file may be missing (no users), a file named here must exist |
 /// | `OAUTH_TOKEN_TTL_SECS` [900] | access-token lifetime, 60..=3600 |
 /// | `OAUTH_SIGNING_ALG` [RS256] | RS256, ES256 or EdDSA |
 /// | `OAUTH_RESOURCES` [http://localhost:8000/mcp] | audiences this server may issue tokens for |
@@ -46,6 +50,11 @@ pub struct Config {
     pub issuer: String,
     pub keys_dir: PathBuf,
     pub clients_file: PathBuf,
+    /// `OAUTH_USERS_FILE`: the people who may sign in at /authorize.
+    pub users_file: PathBuf,
+    /// Whether `users_file` was named explicitly (then it must exist; the
+    /// default may be missing, meaning no users).
+    pub users_file_required: bool,
     pub token_ttl: Duration,
     pub signing_alg: Algorithm,
     pub resources: Vec<String>,
@@ -105,11 +114,14 @@ impl Config {
                 "must be between 1 and OAUTH_RATE_LIMIT_BURST",
             ));
         }
+        let users_file = server_kit::config::var("OAUTH_USERS_FILE");
         Ok(Self {
             bind: var_parsed("OAUTH_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             issuer,
             keys_dir: PathBuf::from(var_or("OAUTH_KEYS_DIR", "keys")),
             clients_file: PathBuf::from(var_or("OAUTH_CLIENTS_FILE", "config/clients.toml")),
+            users_file_required: users_file.is_some(),
+            users_file: PathBuf::from(users_file.unwrap_or_else(|| DEFAULT_USERS_FILE.to_owned())),
             token_ttl: Duration::from_secs(ttl),
             signing_alg: var_parsed("OAUTH_SIGNING_ALG", Algorithm::RS256)?,
             resources,
@@ -137,6 +149,9 @@ impl Config {
             issuer: validate_issuer(issuer).map_err(|m| ConfigError::new("OAUTH_ISSUER", m))?,
             keys_dir,
             clients_file,
+            // Embedders and tests name their users file (`stack` does).
+            users_file: PathBuf::from(DEFAULT_USERS_FILE),
+            users_file_required: false,
             token_ttl: Duration::from_secs(900),
             signing_alg: Algorithm::RS256,
             resources: vec![DEFAULT_RESOURCE.to_owned()],
@@ -249,6 +264,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_CLIENTS_FILE",
         "config/clients.toml",
         "client registry",
+    ),
+    EnvVar::new(
+        "OAUTH_USERS_FILE",
+        DEFAULT_USERS_FILE,
+        "people who sign in at /authorize (argon2id hashes, allowed scopes); the default \
+         may be missing (no users, a warning), a file named here must exist",
     ),
     EnvVar::new(
         "OAUTH_TOKEN_TTL_SECS",

@@ -9,9 +9,12 @@
 //!   with graceful shutdown and key reloading.
 //! - [`router`]: the route table and middleware stack, in one function.
 //! - [`routes`]: one handler per endpoint (`token`, `revoke`, `introspect`,
-//!   `metadata`, `jwks`, `health`).
+//!   `metadata`, `jwks`, `health`, `authorize`).
+//! - [`pages`]: the login, consent and error pages of `/authorize` (maud, no
+//!   JavaScript, strict CSP); [`session`]: the browser session cookie.
 //! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
 //! - [`clients`]: the TOML client registry and secret hashes.
+//! - [`users`]: the people who sign in (`UserDirectory`, `OAUTH_USERS_FILE`).
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
 //! - [`codes`]: authorization codes (single use, bound, replay-recorded).
@@ -42,11 +45,14 @@ pub mod error;
 pub mod form;
 pub mod keystore;
 pub mod limits;
+pub mod pages;
 pub mod policy;
 pub mod refresh;
 pub mod router;
 pub mod routes;
+pub mod session;
 pub mod state;
+pub mod users;
 
 pub use app::App;
 pub use config::Config;

@@ -39,7 +39,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    async fn check(&self, key: &str, cost: u32) -> Result<Decision, LimiterError> {
+    /// One check of `key` against the oauth budget (the login form charges
+    /// its per-IP and per-username keys through it).
+    pub async fn check(&self, key: &str, cost: u32) -> Result<Decision, LimiterError> {
         self.limiter.check(key, cost, &self.policy).await
     }
 

@@ -55,6 +55,13 @@ pub fn router(state: AppState) -> Router {
     let introspection = Router::new()
         .route("/introspect", post(routes::introspect::introspect))
         .route_layer(ip_limit());
+    // The interactive flow: pages for people, outside the client-authenticated
+    // group. POST (login and consent forms) has a per-IP budget answered
+    // with an HTML 429 page; failed sign-ins cost the IP and the username
+    // more (routes/authorize.rs).
+    let authorize = get(routes::authorize::show).merge(post(routes::authorize::submit).route_layer(
+        middleware::from_fn_with_state(state.clone(), routes::authorize::ip_budget),
+    ));
     let documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -67,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(browser_api)
         .merge(introspection)
         .merge(documents)
+        .route("/authorize", authorize)
         .route("/health", get(routes::health::health))
         .layer(
             // Spans carry the matched route, never headers or bodies. Debug

@@ -1,5 +1,6 @@
 //! One handler per file.
 
+pub mod authorize;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
