@@ -51,6 +51,16 @@ pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
         .emit();
 }
 
+/// `auth.client_registered`: a dynamic registration (RFC 7591) was stored.
+pub fn client_registered(client_id: &str, scope: &str, peer: IpAddr) {
+    AuditEvent::new(names::CLIENT_REGISTERED, outcome::SUCCESS)
+        .client(client_id)
+        .endpoint("register")
+        .scope(scope)
+        .peer(peer)
+        .emit();
+}
+
 /// `ratelimit.limited` on the token endpoints.
 pub fn rate_limited(
     limiter: &'static str,

@@ -9,11 +9,14 @@
 //!   with graceful shutdown and key reloading.
 //! - [`router`]: the route table and middleware stack, in one function.
 //! - [`routes`]: one handler per endpoint (`token`, `revoke`, `introspect`,
-//!   `metadata`, `jwks`, `health`).
+//!   `register`, `metadata`, `jwks`, `health`).
 //! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
 //! - [`clients`]: the TOML client registry and secret hashes.
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
+//! - [`registration`]: RFC 7591 registrations (stored, capped) and the policy
+//!   every self-registered client gets; [`cimd`]: client ID metadata
+//!   documents (fetched with [`ssrf`] guards, cached).
 //! - [`codes`]: authorization codes (single use, bound, replay-recorded).
 //! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
@@ -30,6 +33,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod cimd;
 pub mod cli;
 pub mod client_auth;
 pub mod clients;
@@ -41,8 +45,10 @@ pub mod form;
 pub mod keystore;
 pub mod limits;
 pub mod policy;
+pub mod registration;
 pub mod router;
 pub mod routes;
+pub mod ssrf;
 pub mod state;
 
 pub use app::App;

@@ -24,6 +24,8 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/oauth-authorization-server",
             get(routes::metadata::metadata),
         )
+        // Its own per-IP budget inside (rl:reg:{ip}); 404 when OAUTH_REGISTRATION=off.
+        .route("/register", post(routes::register::register))
         .route("/jwks", get(routes::jwks::jwks))
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
         .route("/health", get(routes::health::health))

@@ -23,7 +23,7 @@ pub fn document(config: &Config, registry: &Registry) -> Bytes {
     let iss = &config.issuer;
     let algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
     let scopes: Vec<String> = registry.all_scopes().iter().map(str::to_owned).collect();
-    let doc = json!({
+    let mut doc = json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/token"),
         "jwks_uri": format!("{iss}/jwks"),
@@ -39,7 +39,11 @@ pub fn document(config: &Config, registry: &Registry) -> Bytes {
         "introspection_endpoint_auth_signing_alg_values_supported": algs,
         "scopes_supported": scopes,
         "code_challenge_methods_supported": ["S256"],
+        "client_id_metadata_document_supported": true,
     });
+    if config.registration.mode.enabled() {
+        doc["registration_endpoint"] = json!(format!("{iss}/register"));
+    }
     Bytes::from(doc.to_string())
 }
 
