@@ -252,12 +252,12 @@ impl MetadataDocuments {
                 }
             }
         }
+        // No reqwest timeouts: the one deadline around the whole fetch
+        // (`fetch_client`) bounds DNS, connect and body together.
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(self.tls.clone())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
             .user_agent(concat!(
                 "secure-mcp-oauth-server/",
                 env!("CARGO_PKG_VERSION")

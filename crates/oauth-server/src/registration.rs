@@ -358,7 +358,8 @@ pub fn redirect_uris(v: Option<&Value>) -> Result<Vec<String>, String> {
                 "redirect_uris[{i}] is longer than {MAX_REDIRECT_URI_BYTES} bytes"
             ));
         }
-        auth::uri::validate_redirect_uri(uri).map_err(|e| format!("redirect_uris[{i}] {e}"))?;
+        auth::uri::validate_redirect_uri(uri)
+            .map_err(|e| format!("redirect_uris[{i}] is invalid: {e}"))?;
         if !out.iter().any(|u| u == uri) {
             out.push(uri.to_owned());
         }
@@ -535,7 +536,7 @@ mod tests {
         assert!(
             redirect_uris(Some(&v))
                 .unwrap_err()
-                .starts_with("redirect_uris[0] ")
+                .starts_with("redirect_uris[0] is invalid: ")
         );
         assert_eq!(
             redirect_uris(None).unwrap_err(),
