@@ -49,6 +49,8 @@ pub const FAILURE_TTL: Duration = Duration::from_secs(30);
 pub const CACHE_CAPACITY: usize = 1024;
 /// Most document fetches in flight at once.
 pub const MAX_CONCURRENT_FETCHES: usize = 8;
+/// Refusal reason when every fetch slot stayed taken for the whole deadline.
+const BUSY: &str = "busy";
 /// Longest `client_id` URL considered.
 const MAX_URL_BYTES: usize = 2048;
 
@@ -139,7 +141,10 @@ impl MetadataDocuments {
                 (Err(refusal), FAILURE_TTL)
             }
         };
-        self.remember(url, value.clone(), ttl);
+        // Our own overload says nothing about the document: not remembered.
+        if !matches!(&value, Err(r) if r.reason == BUSY) {
+            self.remember(url, value.clone(), ttl);
+        }
         value
     }
 
@@ -180,11 +185,16 @@ impl MetadataDocuments {
 
     async fn fetch_client(&self, raw: &str) -> Result<(Client, Duration), Refusal> {
         let url = check_url(raw)?;
-        let _permit = self
-            .fetches
-            .acquire()
+        let busy = || {
+            Refusal::new(
+                BUSY,
+                "too many client metadata documents are being fetched; try again shortly",
+            )
+        };
+        let _permit = tokio::time::timeout(self.timeout, self.fetches.acquire())
             .await
-            .map_err(|_| Refusal::new("unavailable", "the server is shutting down"))?;
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
         let (body, ttl) = tokio::time::timeout(self.timeout, self.fetch(&url))
             .await
             .map_err(|_| {

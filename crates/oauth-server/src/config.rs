@@ -206,6 +206,12 @@ fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
         ));
     }
     let per_hour: u32 = var_parsed("OAUTH_REGISTRATION_PER_HOUR", defaults.per_hour)?;
+    if !(1..=10_000).contains(&per_hour) {
+        return Err(ConfigError::new(
+            "OAUTH_REGISTRATION_PER_HOUR",
+            "must be between 1 and 10000",
+        ));
+    }
     let cimd_allowed_hosts = var_list("OAUTH_CIMD_ALLOWED_HOSTS", &[])
         .into_iter()
         .map(|h| {
@@ -380,7 +386,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new(
         "OAUTH_REGISTRATION_PER_HOUR",
         "10",
-        "registrations per hour per IP (also the burst); more are answered 429",
+        "registrations per hour per IP, 1 to 10000 (also the burst); more are answered 429",
     ),
     EnvVar::new(
         "OAUTH_CIMD_ALLOWED_HOSTS",

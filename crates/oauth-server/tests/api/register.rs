@@ -485,3 +485,117 @@ async fn registrations_are_shared_through_redis() {
         .expect("registered on the other replica");
     assert_eq!(client.redirect_uris, ["http://127.0.0.1/callback"]);
 }
+
+/// The real binary with only `vars` set (plus PATH/HOME), in `dir`;
+/// `None` if it was still running after 60 s (then it is killed).
+fn run_binary(
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+    args: &[&str],
+) -> Option<(i32, String)> {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn registration_settings_are_checked_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Configuration errors: exit 2, one line naming the variable.
+    for (vars, line) in [
+        (
+            &[("OAUTH_REGISTRATION", "token")][..],
+            "OAUTH_REGISTRATION_TOKEN: is required when OAUTH_REGISTRATION=token",
+        ),
+        (
+            &[
+                ("OAUTH_REGISTRATION", "token"),
+                ("OAUTH_REGISTRATION_TOKEN", "too-short"),
+            ],
+            "OAUTH_REGISTRATION_TOKEN: must be at least 16 characters (generate one with \
+             `oauth-server generate-secret`)",
+        ),
+        (
+            &[("OAUTH_REGISTRATION", "maybe")],
+            "OAUTH_REGISTRATION: invalid value \"maybe\": expected open, token or off",
+        ),
+        (
+            &[("OAUTH_REGISTRATION_MAX", "0")],
+            "OAUTH_REGISTRATION_MAX: must be at least 1 (use OAUTH_REGISTRATION=off to stop \
+             registrations)",
+        ),
+        (
+            &[("OAUTH_REGISTRATION_PER_HOUR", "0")],
+            "OAUTH_REGISTRATION_PER_HOUR: must be between 1 and 10000",
+        ),
+        (
+            &[("OAUTH_REGISTRATION_SCOPES", "customer:read bad\"scope")],
+            "OAUTH_REGISTRATION_SCOPES: scope token contains a character outside RFC 6749 \
+             scope-token syntax",
+        ),
+        (
+            &[(
+                "OAUTH_CIMD_ALLOWED_HOSTS",
+                "localhost:8443, https://apps.example",
+            )],
+            "OAUTH_CIMD_ALLOWED_HOSTS: \"https://apps.example\": entries are a host or \
+             host:port, not a URL",
+        ),
+    ] {
+        let (code, err) = run_binary(dir.path(), vars, &["keys", "list"]).unwrap();
+        assert_eq!(code, 2, "{vars:?}: {err}");
+        assert_eq!(err, format!("oauth-server: {line}\n"), "{vars:?}");
+    }
+    // What needs the registry or the file system fails the start (exit 1).
+    let clients = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/clients.toml");
+    let keys = dir.path().join("keys");
+    let keys = keys.to_str().unwrap();
+    let base = [
+        ("OAUTH_BIND", "127.0.0.1:0"),
+        ("OAUTH_CLIENTS_FILE", clients),
+        ("OAUTH_KEYS_DIR", keys),
+    ];
+    for (var, value, line) in [
+        (
+            "OAUTH_REGISTRATION_SCOPES",
+            "customer:read admin:all",
+            "OAUTH_REGISTRATION_SCOPES: unknown scope admin:all (no client of the registry has it)",
+        ),
+        (
+            "SSL_CERT_FILE",
+            "/nonexistent/ca.pem",
+            "SSL_CERT_FILE: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
+        ),
+    ] {
+        let mut vars = base.to_vec();
+        vars.push((var, value));
+        let (code, err) = run_binary(dir.path(), &vars, &["serve"]).expect("it must not serve");
+        assert_eq!(code, 1, "{var}: {err}");
+        assert!(
+            err.ends_with(&format!("oauth-server: {line}\n")),
+            "{var}: {err}"
+        );
+    }
+}
