@@ -23,12 +23,12 @@ pub mod names {
     pub const TOKEN_ISSUED: &str = "auth.token_issued";
     /// Client authentication failed or a token request was refused.
     pub const CLIENT_REJECTED: &str = "auth.client_rejected";
-    /// An access token was revoked (RFC 7009).
-    pub const TOKEN_REVOKED: &str = "auth.token_revoked";
     /// A client registered itself (RFC 7591 `POST /register`).
     pub const CLIENT_REGISTERED: &str = "auth.client_registered";
     /// A client ID metadata document was refused (fetch, address or content).
     pub const CLIENT_METADATA_REFUSED: &str = "auth.client_metadata_refused";
+    /// An access token was revoked (RFC 7009).
+    pub const TOKEN_REVOKED: &str = "auth.token_revoked";
     /// A request's token was missing or refused (401), or could not be
     /// checked against the revocation list (503, outcome `unavailable`).
     pub const TOKEN_REJECTED: &str = "mcp.token_rejected";

@@ -13,14 +13,12 @@ use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::cimd::MetadataDocuments;
 use crate::clients::Registry;
 use crate::codes::Codes;
 use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
-use crate::registration::{PublicClientPolicy, Registrations};
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
@@ -91,14 +89,14 @@ impl App {
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
         let known_scopes = registry.all_scopes();
         let reg = &config.registration;
-        let policy = PublicClientPolicy {
+        let policy = crate::registration::PublicClientPolicy {
             scopes: reg
                 .effective_scopes(&known_scopes)
                 .map_err(anyhow::Error::msg)
                 .context("OAUTH_REGISTRATION_SCOPES")?,
             resources: config.resources.clone(),
         };
-        let documents = MetadataDocuments::new(
+        let documents = crate::cimd::MetadataDocuments::new(
             policy.clone(),
             &reg.cimd_allowed_hosts,
             reg.extra_ca_file.as_deref(),
@@ -106,7 +104,8 @@ impl App {
         )
         .map_err(anyhow::Error::msg)
         .context("SSL_CERT_FILE")?;
-        let registrations = Registrations::new(kv.clone(), policy, reg.max_clients);
+        let registrations =
+            crate::registration::Registrations::new(kv.clone(), policy, reg.max_clients);
         let metadata_body = metadata::document(&config, &registry);
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState::new(Inner {

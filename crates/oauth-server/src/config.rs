@@ -162,6 +162,13 @@ impl Config {
     }
 }
 
+/// RFC 8414 §2 through the one issuer rule both servers and the clients
+/// share ([`normalize_issuer`]): https (http only on loopback), no query or
+/// fragment, one canonical spelling.
+pub fn validate_issuer(raw: &str) -> Result<String, String> {
+    normalize_issuer(raw).map_err(|e| e.to_string())
+}
+
 /// `OAUTH_REGISTRATION*`, `OAUTH_CIMD_ALLOWED_HOSTS`, `SSL_CERT_FILE`. The
 /// scopes are checked against the registry's in `App::build`.
 fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
@@ -238,13 +245,6 @@ fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
         .rate_policy()
         .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_PER_HOUR", e.to_string()))?;
     Ok(config)
-}
-
-/// RFC 8414 §2 through the one issuer rule both servers and the clients
-/// share ([`normalize_issuer`]): https (http only on loopback), no query or
-/// fragment, one canonical spelling.
-pub fn validate_issuer(raw: &str) -> Result<String, String> {
-    normalize_issuer(raw).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
