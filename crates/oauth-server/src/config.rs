@@ -46,7 +46,7 @@ pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
 /// | `LOG_FORMAT` [text] | text or json |
 /// | `OAUTH_REGISTRATION` [open] | RFC 7591 `POST /register`: open, token (needs `OAUTH_REGISTRATION_TOKEN`) or off |
 /// | `OAUTH_REGISTRATION_TOKEN` [unset] | the initial access token (Bearer) of `token` mode; a secret, ≥ 16 characters |
-/// | `OAUTH_REGISTRATION_SCOPES` [customer:read ticket:create account:calculate] | the most a registered or metadata-document client may get |
+/// | `OAUTH_REGISTRATION_SCOPES` [customer:read ticket:create account:calculate, narrowed to the registry's scopes] | the most a registered or metadata-document client may get; a set value must name only scopes the registry has |
 /// | `OAUTH_REGISTRATION_MAX` [10000] | cap on live registrations (each lives 90 days) |
 /// | `OAUTH_REGISTRATION_PER_HOUR` [10] | registrations per hour per IP (also the burst) |
 /// | `OAUTH_CIMD_ALLOWED_HOSTS` [unset] | hosts (`host` or `host:port`) whose client metadata documents may be on private/loopback addresses |
@@ -376,7 +376,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_REGISTRATION_SCOPES",
         DEFAULT_REGISTRATION_SCOPES,
         "the most a registered or client-metadata-document client may get (space-separated, \
-         each a scope some registry client has)",
+         each a scope some registry client has; the default is narrowed to the registry's)",
     ),
     EnvVar::new(
         "OAUTH_REGISTRATION_MAX",

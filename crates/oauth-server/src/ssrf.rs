@@ -83,6 +83,23 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// An IPv4 address and its IPv6 disguises are judged alike.
+        #[test]
+        fn v6_forms_of_a_v4_address_are_judged_by_it(bits: u32) {
+            let v4 = Ipv4Addr::from(bits);
+            let o = v4.octets();
+            let nat64 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0,
+                u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]));
+            let six_to_four = Ipv6Addr::new(0x2002,
+                u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]), 0, 0, 0, 0, 1);
+            let expected = non_public(IpAddr::V4(v4));
+            proptest::prop_assert_eq!(non_public(IpAddr::V6(v4.to_ipv6_mapped())), expected);
+            proptest::prop_assert_eq!(non_public(IpAddr::V6(nat64)), expected);
+            proptest::prop_assert_eq!(non_public(IpAddr::V6(six_to_four)), expected);
+        }
+    }
+
     fn check(s: &str) -> Option<&'static str> {
         non_public(s.parse().unwrap())
     }
