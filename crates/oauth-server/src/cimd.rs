@@ -537,6 +537,31 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_is_bounded_and_drops_the_soonest_expiry_first() {
+        let docs = MetadataDocuments::new(
+            PublicClientPolicy {
+                scopes: auth::scope::ScopeSet::new(),
+                resources: Vec::new(),
+            },
+            &[],
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let refusal = || Err(Refusal::new("test", "refused"));
+        docs.remember("https://soon.example/c", refusal(), Duration::from_secs(10));
+        for i in 1..CACHE_CAPACITY {
+            docs.remember(&format!("https://{i}.example/c"), refusal(), MAX_TTL);
+        }
+        assert!(docs.cached("https://soon.example/c").is_some());
+        docs.remember("https://new.example/c", refusal(), MAX_TTL);
+        assert_eq!(docs.cache.lock().unwrap().len(), CACHE_CAPACITY);
+        assert!(docs.cached("https://new.example/c").is_some());
+        assert!(docs.cached("https://soon.example/c").is_none(), "evicted");
+        assert!(docs.cached("https://1.example/c").is_some());
+    }
+
+    #[test]
     fn document_ids() {
         assert!(is_document_id("https://x.example/c"));
         assert!(is_document_id("HTTP://x.example/c"));
