@@ -90,6 +90,25 @@ impl App {
             trusted: config.rate_limit.trusted_proxies.clone(),
         };
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
+        let known_scopes = registry.all_scopes();
+        let reg = &config.registration;
+        let policy = crate::registration::PublicClientPolicy {
+            scopes: reg
+                .effective_scopes(&known_scopes)
+                .map_err(anyhow::Error::msg)
+                .context("OAUTH_REGISTRATION_SCOPES")?,
+            resources: config.resources.clone(),
+        };
+        let documents = crate::cimd::MetadataDocuments::new(
+            policy.clone(),
+            &reg.cimd_allowed_hosts,
+            reg.extra_ca_file.as_deref(),
+            reg.cimd_timeout,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("SSL_CERT_FILE")?;
+        let registrations =
+            crate::registration::Registrations::new(kv.clone(), policy, reg.max_clients);
         let metadata_body = metadata::document(&config, &registry);
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
         let slow_hash_permits = Arc::new(Semaphore::new(permits));
@@ -97,8 +116,8 @@ impl App {
         let users = load_users(&config, passwords.clone()).await?;
         let state = AppState::new(Inner {
             config,
-            known_scopes: registry.all_scopes(),
-            clients: ClientDirectory::new(registry),
+            known_scopes,
+            clients: ClientDirectory::with_sources(registry, registrations, documents),
             codes,
             refresh,
             kv,

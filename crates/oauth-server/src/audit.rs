@@ -43,6 +43,16 @@ pub fn client_rejected(
         .emit();
 }
 
+/// `auth.client_registered`: a dynamic registration (RFC 7591) was stored.
+pub fn client_registered(client_id: &str, scope: &str, peer: IpAddr) {
+    AuditEvent::new(names::CLIENT_REGISTERED, outcome::SUCCESS)
+        .client(client_id)
+        .endpoint("register")
+        .scope(scope)
+        .peer(peer)
+        .emit();
+}
+
 /// `auth.token_revoked`
 pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
     AuditEvent::new(names::TOKEN_REVOKED, outcome::SUCCESS)

@@ -46,11 +46,16 @@ pub fn router(state: AppState) -> Router {
     let ip_limit = || middleware::from_fn_with_state(state.clone(), limits::ip_limit);
     // Client-authenticated endpoints a browser may call (a public client in
     // a web page): CORS outside the per-IP budget, so a preflight costs
-    // nothing and a 429 is readable by the page. `/register` belongs here.
+    // nothing and a 429 is readable by the page.
     let browser_api = Router::new()
         .route("/token", post(routes::token::token))
         .route("/revoke", post(routes::revoke::revoke))
         .route_layer(ip_limit())
+        .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
+    // RFC 7591 registration from browser-based hosts too; its own per-IP
+    // budget inside (rl:reg:{ip}); 404 when OAUTH_REGISTRATION=off.
+    let registration = Router::new()
+        .route("/register", post(routes::register::register))
         .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
     let introspection = Router::new()
         .route("/introspect", post(routes::introspect::introspect))
@@ -72,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .layer(browser_cors(&[Method::GET, Method::OPTIONS]));
     Router::new()
         .merge(browser_api)
+        .merge(registration)
         .merge(introspection)
         .merge(documents)
         .route("/authorize", authorize)
