@@ -177,6 +177,7 @@ function forms(html) {
 
 /** A short, tag-free excerpt of a page, for error messages. */
 function excerpt(html) {
+  if (!html.trim()) return '(empty body)';
   return html.replace(/<(script|style)[\s\S]*?<\/\1>/gi, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
