@@ -204,6 +204,24 @@ mod tests {
         assert_eq!(keys.len(), pairs.len(), "{keys:?}");
     }
 
+    proptest::proptest! {
+        /// The key decodes back to exactly its (client, user): no two
+        /// principals share a key, whatever characters their ids hold.
+        #[test]
+        fn principal_key_round_trips(
+            client in "[a-z:}{%/.~ -]{0,12}",
+            user in proptest::option::of("[a-z:}{%/.~ -]{0,12}"),
+        ) {
+            let key = principal_key(&client, user.as_deref());
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().unwrap().into_owned();
+            let mut parts = key.split(':');
+            let c = parts.next().map(decode);
+            let u = parts.next().map(decode);
+            proptest::prop_assert_eq!(parts.next(), None, "one separator at most: {}", key);
+            proptest::prop_assert_eq!((c, u), (Some(client), user));
+        }
+    }
+
     #[test]
     fn required_scopes() {
         let tool = |n: &str| Operation::ToolCall { name: n.into() }.required_scope();
