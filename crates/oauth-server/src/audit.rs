@@ -43,6 +43,16 @@ pub fn client_rejected(
         .emit();
 }
 
+/// `auth.client_registered`: a dynamic registration (RFC 7591) was stored.
+pub fn client_registered(client_id: &str, scope: &str, peer: IpAddr) {
+    AuditEvent::new(names::CLIENT_REGISTERED, outcome::SUCCESS)
+        .client(client_id)
+        .endpoint("register")
+        .scope(scope)
+        .peer(peer)
+        .emit();
+}
+
 /// `auth.token_revoked`
 pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
     AuditEvent::new(names::TOKEN_REVOKED, outcome::SUCCESS)
@@ -93,5 +103,64 @@ pub fn rate_limited(
         .client_opt(client_id)
         .peer(peer)
         .retry_after(retry_after)
+        .emit();
+}
+
+/// `auth.login`: a sign-in at /authorize. `user_id` only for a known user
+/// (an unknown username may be a mistyped password: it is not logged).
+pub fn login(
+    success: bool,
+    reason: Option<&'static str>,
+    client_id: &str,
+    user_id: Option<&str>,
+    peer: IpAddr,
+) {
+    let mut e = AuditEvent::new(
+        names::LOGIN,
+        if success {
+            outcome::SUCCESS
+        } else {
+            outcome::FAILURE
+        },
+    )
+    .client(client_id)
+    .endpoint("authorize")
+    .peer(peer);
+    if let Some(u) = user_id {
+        e = e.subject(u);
+    }
+    if let Some(r) = reason {
+        e = e.reason(r);
+    }
+    e.emit();
+}
+
+/// `auth.consent`: the user approved or denied the client's request.
+pub fn consent(approved: bool, client_id: &str, sub: &str, scope: &str, peer: IpAddr) {
+    AuditEvent::new(
+        names::CONSENT,
+        if approved {
+            outcome::APPROVED
+        } else {
+            outcome::DENIED
+        },
+    )
+    .client(client_id)
+    .subject(sub)
+    .endpoint("authorize")
+    .scope(scope)
+    .peer(peer)
+    .emit();
+}
+
+/// `auth.code_issued` (never the code).
+pub fn code_issued(client_id: &str, sub: &str, scope: &str, aud: &str, peer: IpAddr) {
+    AuditEvent::new(names::CODE_ISSUED, outcome::SUCCESS)
+        .client(client_id)
+        .subject(sub)
+        .endpoint("authorize")
+        .scope(scope)
+        .aud(aud)
+        .peer(peer)
         .emit();
 }

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::audit;
 use crate::clients::{AuthMethod, Client, Credential};
+use crate::directory::LookupError;
 use crate::error::OAuthError;
 use crate::form::Params;
 use crate::state::AppState;
@@ -403,19 +404,24 @@ async fn check_assertion(
 }
 
 /// Resolves a client id through the directory; a store outage is a 503-ish
-/// `temporarily_unavailable`, not "unknown client".
+/// `temporarily_unavailable`, not "unknown client"; a refused client
+/// metadata document is an unknown client.
 async fn find_client(state: &AppState, id: &str) -> Result<Option<Arc<Client>>, Failure> {
-    state.clients.find(id).await.map_err(|e| {
-        tracing::warn!(error = %e, "client lookup failed");
-        fail(
-            OAuthError::new(
-                crate::error::ErrorCode::TemporarilyUnavailable,
-                "try again later",
-            ),
-            "client_lookup_failed",
-            Some(id),
-        )
-    })
+    match state.clients.find(id).await {
+        Ok(found) => Ok(found),
+        Err(LookupError::Refused(_)) => Ok(None),
+        Err(e @ LookupError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "client lookup failed");
+            Err(fail(
+                OAuthError::new(
+                    crate::error::ErrorCode::TemporarilyUnavailable,
+                    "try again later",
+                ),
+                "client_lookup_failed",
+                Some(id),
+            ))
+        }
+    }
 }
 
 /// Parses `Basic base64(urlenc(id):urlenc(secret))` (RFC 6749 §2.3.1).

@@ -3,7 +3,9 @@
 //! | routes | layers, outermost first | may answer |
 //! |---|---|---|
 //! | `/token`, `/revoke` | CORS (any origin) → per-IP limit → handler | preflight 200, 429, RFC 6749 errors |
+//! | `/register` | CORS (any origin) → handler (its own per-IP budget inside) | preflight 200, 201, RFC 7591 errors, 429, 404 when off |
 //! | `/introspect` | per-IP limit → handler (no CORS: resource servers call it, not browsers) | 429, RFC 6749 errors |
+//! | `/authorize` | GET: handler; POST: per-IP budget → handler (no CORS: pages for people) | HTML pages, 302 to the client, 429 page |
 //! | RFC 8414 metadata, `/jwks`, `/.well-known/jwks.json` | CORS (any origin) → handler | preflight 200 |
 //! | `/health` | handler | 200 |
 //!
@@ -46,15 +48,28 @@ pub fn router(state: AppState) -> Router {
     let ip_limit = || middleware::from_fn_with_state(state.clone(), limits::ip_limit);
     // Client-authenticated endpoints a browser may call (a public client in
     // a web page): CORS outside the per-IP budget, so a preflight costs
-    // nothing and a 429 is readable by the page. `/register` belongs here.
+    // nothing and a 429 is readable by the page.
     let browser_api = Router::new()
         .route("/token", post(routes::token::token))
         .route("/revoke", post(routes::revoke::revoke))
         .route_layer(ip_limit())
         .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
+    // RFC 7591 registration from browser-based hosts too; its own per-IP
+    // budget inside (rl:reg:{ip}); 404 when OAUTH_REGISTRATION=off.
+    let registration = Router::new()
+        .route("/register", post(routes::register::register))
+        .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
     let introspection = Router::new()
         .route("/introspect", post(routes::introspect::introspect))
         .route_layer(ip_limit());
+    // The interactive flow: pages for people, outside the client-authenticated
+    // group. POST (login and consent forms) has a per-IP budget answered
+    // with an HTML 429 page; failed sign-ins cost the IP and the username
+    // more (routes/authorize.rs).
+    let authorize =
+        get(routes::authorize::show).merge(post(routes::authorize::submit).route_layer(
+            middleware::from_fn_with_state(state.clone(), routes::authorize::ip_budget),
+        ));
     let documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -65,8 +80,10 @@ pub fn router(state: AppState) -> Router {
         .layer(browser_cors(&[Method::GET, Method::OPTIONS]));
     Router::new()
         .merge(browser_api)
+        .merge(registration)
         .merge(introspection)
         .merge(documents)
+        .route("/authorize", authorize)
         .route("/health", get(routes::health::health))
         .layer(
             // Spans carry the matched route, never headers or bodies. Debug

@@ -82,6 +82,10 @@ fn fields(config: &Config, registry: &Registry) -> Map<String, Value> {
         "authorization_response_iss_parameter_supported",
         json!(true),
     );
+    put("client_id_metadata_document_supported", json!(true));
+    if config.registration.mode.enabled() {
+        put("registration_endpoint", json!(format!("{iss}/register")));
+    }
     m
 }
 

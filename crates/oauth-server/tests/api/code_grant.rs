@@ -468,3 +468,49 @@ async fn client_credentials_is_unchanged_for_confidential_clients() {
     let body: Value = resp.json().await.unwrap();
     assert!(body.get("refresh_token").is_none(), "{body}");
 }
+
+/// The whole chain with the real /authorize: alice signs in and approves,
+/// the code from the redirect is exchanged, and the refresh token rotates.
+#[tokio::test]
+async fn a_code_from_authorize_is_exchanged_and_refreshed() {
+    use stack::signin::{AuthorizeRequest, Decision, Person};
+    let app = spawn().await;
+    let request = AuthorizeRequest::new(PUBLIC_ID, REDIRECT)
+        .unwrap()
+        .scope(SCOPE)
+        .resource(LOCAL_MCP);
+    let url = request.url(&app.base).unwrap();
+    let mut alice = Person::new("alice", "alice-dev-password").unwrap();
+    let back = alice.authorize(&url, Decision::Approve).await.unwrap();
+    assert_eq!(back.iss.as_deref(), Some(app.base.as_str()));
+    let code = back.code.expect("a code in the redirect");
+    let resp = exchange(
+        &app,
+        &[
+            ("client_id", PUBLIC_ID),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &request.pkce.verifier),
+            ("resource", LOCAL_MCP),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let (_, claims) = decode_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], PUBLIC_ID);
+    assert_eq!(claims["scope"], SCOPE);
+    let resp = app
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", PUBLIC_ID),
+                ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+}

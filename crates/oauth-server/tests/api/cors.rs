@@ -1,5 +1,6 @@
-//! CORS: browser-based MCP hosts call discovery, JWKS, /token and /revoke
-//! from any origin (no credentials); /introspect is not for browsers.
+//! CORS: browser-based MCP hosts call discovery, JWKS, /token, /revoke and
+//! /register from any origin (no credentials); /introspect and /authorize
+//! are not for scripts of other origins.
 
 use serde_json::Value;
 
@@ -31,6 +32,7 @@ async fn browser_endpoints_answer_preflights_for_any_origin() {
     for (path, method, allowed) in [
         ("/token", "POST", "POST,OPTIONS"),
         ("/revoke", "POST", "POST,OPTIONS"),
+        ("/register", "POST", "POST,OPTIONS"),
         (
             "/.well-known/oauth-authorization-server",
             "GET",
@@ -97,8 +99,17 @@ async fn actual_responses_carry_allow_origin() {
 }
 
 #[tokio::test]
-async fn introspection_and_health_get_no_cors() {
+async fn introspection_and_authorize_get_no_cors() {
     let app = spawn().await;
+    let resp = preflight(&app, "/authorize", "POST").await;
+    assert!(
+        !resp
+            .headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-")),
+        "{:?}",
+        resp.headers()
+    );
     let resp = preflight(&app, "/introspect", "POST").await;
     assert_eq!(resp.status(), 405);
     assert!(

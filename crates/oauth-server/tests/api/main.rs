@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod cimd;
 mod cli;
 mod client_auth;
 mod code_grant;
@@ -13,6 +14,7 @@ mod errors;
 mod metadata;
 mod ratelimit;
 mod refresh;
+mod register;
 mod revocation;
 mod rotation;
 mod token;

@@ -83,6 +83,8 @@ async fn metadata_follows_rfc8414() {
             ],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": true,
+            "registration_endpoint": app.url("/register"),
         })
     );
 }

@@ -194,7 +194,10 @@ async fn another_clients_refresh_token_is_refused_and_its_family_revoked() {
 #[tokio::test]
 async fn an_idle_refresh_token_expires() {
     let app = spawn_with(Opts {
-        refresh: Some((Duration::from_secs(3600), Duration::from_secs(1))),
+        configure: Some(std::sync::Arc::new(|config: &mut oauth_server::Config| {
+            config.refresh_ttl = Duration::from_secs(3600);
+            config.refresh_idle = Duration::from_secs(1);
+        })),
         ..Opts::default()
     })
     .await;
