@@ -65,6 +65,18 @@ pub struct Family {
     pub last_exp: i64,
     pub family_start: i64,
     pub revoked: bool,
+    /// Earlier access tokens of the family that may still be live (each
+    /// lives `OAUTH_TOKEN_TTL_SECS`, so a handful at most): revoking the
+    /// family revokes every token issued from its code.
+    #[serde(default)]
+    pub earlier: Vec<AccessRef>,
+}
+
+/// An access token issued in a family (`jti`, `exp`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessRef {
+    pub jti: String,
+    pub exp: i64,
 }
 
 /// Everything needed to start a family (at a code exchange).
@@ -98,9 +110,8 @@ pub enum Redeemed {
 /// What [`RefreshTokens::revoke_family`] found to revoke besides the refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedFamily {
-    /// The family's last access token (`jti`, `exp`).
-    pub jti: String,
-    pub exp: i64,
+    /// The family's access tokens that may still be live, the last one first.
+    pub access: Vec<AccessRef>,
 }
 
 /// The refresh-token store (memory or Redis, through [`KvStore`]).
@@ -222,12 +233,24 @@ impl RefreshTokens {
     ) -> Result<String, StoreError> {
         let token = random_token()?;
         let hash = digest(&token);
+        // Carry the family's still-live access tokens over (none at start).
+        let earlier = match self.load_family(&rec.family).await? {
+            Some(old) => std::iter::once(AccessRef {
+                jti: old.last_jti,
+                exp: old.last_exp,
+            })
+            .chain(old.earlier)
+            .filter(|a| a.exp > now)
+            .collect(),
+            None => Vec::new(),
+        };
         let family = Family {
             current: hash.clone(),
             last_jti: access.jti.to_owned(),
             last_exp: access.exp,
             family_start: rec.family_start,
             revoked: false,
+            earlier,
         };
         let family_ttl = self.family_left(rec.family_start, now);
         let token_ttl = self.token_left(rec, now);
@@ -318,8 +341,8 @@ impl RefreshTokens {
     }
 
     /// Ends a family: deletes its current token, marks it revoked (so a
-    /// token rotated in a race reads as dead) and returns its last access
-    /// token for the caller to deny. `None` when the family is already gone.
+    /// token rotated in a race reads as dead) and returns its access tokens
+    /// for the caller to deny. `None` when the family is already gone.
     pub async fn revoke_family(
         &self,
         family: &str,
@@ -344,10 +367,15 @@ impl RefreshTokens {
         } else {
             self.kv.delete(&family_key(family)).await?;
         }
-        Ok(Some(RevokedFamily {
+        let last = AccessRef {
             jti: fam.last_jti,
             exp: fam.last_exp,
-        }))
+        };
+        let access = std::iter::once(last)
+            .chain(fam.earlier)
+            .filter(|a| a.exp > now)
+            .collect();
+        Ok(Some(RevokedFamily { access }))
     }
 }
 

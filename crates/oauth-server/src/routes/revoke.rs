@@ -1,7 +1,7 @@
 //! `POST /revoke` (RFC 7009): client-authenticated (public clients too,
 //! for their own tokens, §5). An access token's `jti` is denied for the rest
-//! of its life; a refresh token ends its whole family and the family's last
-//! access token (§2.1). Unknown, invalid or expired tokens, and tokens of
+//! of its life; a refresh token ends its whole family and the family's
+//! access tokens (§2.1). Unknown, invalid or expired tokens, and tokens of
 //! other clients, still get 200 (§2.2) so the endpoint is no oracle.
 
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub async fn revoke(
     }
 }
 
-/// Revokes a refresh token's family (and its last access token) when the
+/// Revokes a refresh token's family (and its access tokens) when the
 /// token is live and the caller's; anything else is silently fine.
 async fn revoke_refresh(
     state: &AppState,
@@ -113,7 +113,7 @@ async fn revoke_refresh(
         audit::client_rejected(Some(client_id), "revoke_foreign_token", "revoke", peer);
         return Ok(());
     }
-    let Some(last) = state
+    let Some(revoked) = state
         .refresh
         .revoke_family(&rec.family, now)
         .await
@@ -121,12 +121,14 @@ async fn revoke_refresh(
     else {
         return Ok(());
     };
-    let ttl = Duration::from_secs(u64::try_from(last.exp - now).unwrap_or(0) + 60);
-    state
-        .revocations
-        .revoke(&last.jti, ttl)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    audit::token_revoked(client_id, &last.jti, peer);
+    for a in &revoked.access {
+        let ttl = Duration::from_secs(u64::try_from(a.exp - now).unwrap_or(0) + 60);
+        state
+            .revocations
+            .revoke(&a.jti, ttl)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        audit::token_revoked(client_id, &a.jti, peer);
+    }
     Ok(())
 }

@@ -195,20 +195,21 @@ async fn revoke_access(state: &AppState, jti: &str, exp: i64) -> Result<(), OAut
         .map_err(|e| unavailable("revocation store", &e))
 }
 
-/// Ends a refresh family and its last access token.
+/// Ends a refresh family and every access token it issued that may still
+/// be live; returns the last one's `jti` (for the audit event).
 async fn revoke_family(state: &AppState, family: &str) -> Result<Option<String>, OAuthError> {
     let revoked = state
         .refresh
         .revoke_family(family, auth::now_unix())
         .await
         .map_err(|e| unavailable("refresh store", &e))?;
-    match revoked {
-        Some(r) => {
-            revoke_access(state, &r.jti, r.exp).await?;
-            Ok(Some(r.jti))
-        }
-        None => Ok(None),
+    let Some(revoked) = revoked else {
+        return Ok(None);
+    };
+    for a in &revoked.access {
+        revoke_access(state, &a.jti, a.exp).await?;
     }
+    Ok(revoked.access.into_iter().next().map(|a| a.jti))
 }
 
 /// A store outage: logged, answered 503 `temporarily_unavailable`.

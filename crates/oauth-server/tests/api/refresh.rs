@@ -62,6 +62,11 @@ async fn rotation_and_reuse(app: &TestApp) {
     );
     assert_eq!(app.introspect_any(&rt2).await["active"], false);
     assert_eq!(app.introspect_any(&at2).await["active"], false);
+    // ...and every earlier access token of the family, back to the code's.
+    assert_eq!(
+        app.introspect_any(&s(&first, "access_token")).await["active"],
+        false
+    );
     assert_oauth_error(
         refresh(app, PUBLIC_ID, &rt2, &[]).await,
         400,
@@ -271,7 +276,7 @@ async fn store_lifetimes(app: &TestApp) {
     };
     let access = IssuedAccess {
         jti: "j1",
-        exp: t0 + 900,
+        exp: t0 + 970,
     };
     let (t1, fam) = store.start(&grant, access, t0).await.unwrap();
     assert!(store.find(&t1, t0 + 99).await.unwrap().is_some());
@@ -320,8 +325,17 @@ async fn store_lifetimes(app: &TestApp) {
             );
         }
     }
-    let last = store.revoke_family(&fam, t0 + 960).await.unwrap().unwrap();
-    assert_eq!((last.jti.as_str(), last.exp), ("j2", t0 + 990));
+    // Both access tokens are still live at t0 + 960: both are returned, the last first.
+    let revoked = store.revoke_family(&fam, t0 + 960).await.unwrap().unwrap();
+    let access: Vec<(&str, i64)> = revoked
+        .access
+        .iter()
+        .map(|a| (a.jti.as_str(), a.exp))
+        .collect();
+    assert_eq!(access, [("j2", t0 + 990), ("j1", t0 + 970)]);
+    // Expired access tokens are not carried (nothing left to deny).
+    let later = store.revoke_family(&fam, t0 + 980).await.unwrap().unwrap();
+    assert_eq!(later.access.len(), 1);
 }
 
 #[tokio::test]

@@ -145,7 +145,7 @@ fn check_request(
 }
 
 /// A rotated (or another client's) refresh token: revoke its family and
-/// the family's last access token.
+/// the access tokens it issued.
 async fn reuse(ctx: &Ctx<'_>, family: &str, reason: &'static str) -> Result<(), OAuthError> {
     let jti = revoke_family(ctx.state, family).await?;
     audit::refresh_reuse(&ctx.client.client_id, reason, jti.as_deref(), ctx.peer);
