@@ -3,12 +3,14 @@
 //! CA, real Redis, the real servers in-process, two MCP replicas; the built
 //! binaries as child processes (`child_processes`); plus checks of the
 //! deployment files (certificate script, docker-compose.yml, Dockerfile,
-//! Taskfile) with real tools.
+//! Taskfile) with real tools; and a real browser (headless Chromium over
+//! WebDriver) signing in through the login and consent pages.
 //!
-//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task skip
+//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task/chromium skip
 //! loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser_login;
 mod child_processes;
 mod clients;
 mod deploy_files;
