@@ -13,6 +13,8 @@
 //!   `config/clients.toml` (the dev clients may also get tokens for the
 //!   stack's resource URIs) plus the caller's extra [`Client`]s.
 //! - [`child`]: finding the built binaries and starting one on a free port.
+//! - [`signin`]: a person at the `/authorize` pages without a browser (PKCE,
+//!   login and consent forms, the redirect with the code).
 //!
 //! Fixtures come from `testkit`: [`testkit::RedisServer`] (a real
 //! `redis-server`), [`testkit::Nginx`] (a real nginx rendered from
@@ -65,6 +67,7 @@
 pub mod child;
 pub mod registry;
 pub mod server;
+pub mod signin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
