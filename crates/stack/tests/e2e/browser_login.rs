@@ -26,7 +26,6 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use testkit::ChromeDriver;
 use testkit::chromedriver::Browser;
 use thirtyfour::{By, WebDriver, WebElement};
@@ -66,20 +65,12 @@ async fn sign_in_and_approve(browser: Browser, expected_title: &str) {
     };
     let callback = Callback::start().await;
 
-    let verifier = oauth_server::codes::random_token().unwrap();
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let state = oauth_server::codes::random_token().unwrap();
-    let mut authorize = Url::parse(&format!("{}/authorize", stack.issuer())).unwrap();
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", CLIENT_ID)
-        .append_pair("redirect_uri", &callback.url)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", &state)
-        .append_pair("scope", SCOPE)
-        .append_pair("resource", stack.resource());
+    let request = stack::signin::AuthorizeRequest::new(CLIENT_ID, &callback.url)
+        .unwrap()
+        .scope(SCOPE)
+        .resource(stack.resource());
+    let authorize = request.url(stack.issuer()).unwrap();
+    let state = request.state.clone();
 
     let session = WebDriver::new(driver.url(), driver.capabilities(browser))
         .await
@@ -134,7 +125,7 @@ async fn sign_in_and_approve(browser: Browser, expected_title: &str) {
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", &code)
         .append_pair("client_id", CLIENT_ID)
-        .append_pair("code_verifier", &verifier)
+        .append_pair("code_verifier", &request.pkce.verifier)
         .append_pair("redirect_uri", &callback.url)
         .finish();
     let resp = stack
