@@ -23,8 +23,23 @@ pub mod names {
     pub const TOKEN_ISSUED: &str = "auth.token_issued";
     /// Client authentication failed or a token request was refused.
     pub const CLIENT_REJECTED: &str = "auth.client_rejected";
+    /// A client registered itself (RFC 7591 `POST /register`).
+    pub const CLIENT_REGISTERED: &str = "auth.client_registered";
+    /// A client ID metadata document was refused (fetch, address or content).
+    pub const CLIENT_METADATA_REFUSED: &str = "auth.client_metadata_refused";
     /// An access token was revoked (RFC 7009).
     pub const TOKEN_REVOKED: &str = "auth.token_revoked";
+    /// An authorization code was presented again: what was issued from it is revoked.
+    pub const CODE_REPLAYED: &str = "auth.code_replayed";
+    /// A rotated refresh token was presented again: its family is revoked.
+    pub const REFRESH_REUSE: &str = "auth.refresh_reuse";
+    /// A person signed in at /authorize (outcome `success`), or failed to
+    /// (`failure`, reason `unknown_user` / `bad_password` / `limited`).
+    pub const LOGIN: &str = "auth.login";
+    /// A person approved or denied a client's access (/authorize consent page).
+    pub const CONSENT: &str = "auth.consent";
+    /// An authorization code was issued (never the code itself).
+    pub const CODE_ISSUED: &str = "auth.code_issued";
     /// A request's token was missing or refused (401), or could not be
     /// checked against the revocation list (503, outcome `unavailable`).
     pub const TOKEN_REJECTED: &str = "mcp.token_rejected";
@@ -49,6 +64,10 @@ pub mod outcome {
     pub const SUCCESS: &str = "success";
     pub const OK: &str = "ok";
     pub const DENIED: &str = "denied";
+    /// A sign-in that did not succeed (`auth.login`).
+    pub const FAILURE: &str = "failure";
+    /// A person approved a client's access (`auth.consent`).
+    pub const APPROVED: &str = "approved";
     pub const REJECTED: &str = "rejected";
     pub const TOOL_ERROR: &str = "tool_error";
     pub const INVALID_INPUT: &str = "invalid_input";
@@ -280,7 +299,11 @@ impl<'a> AuditEvent<'a> {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self.outcome,
-            outcome::DENIED | outcome::REJECTED | outcome::DEGRADED | outcome::UNAVAILABLE
+            outcome::DENIED
+                | outcome::FAILURE
+                | outcome::REJECTED
+                | outcome::DEGRADED
+                | outcome::UNAVAILABLE
         )
     }
 

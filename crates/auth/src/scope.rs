@@ -38,6 +38,19 @@ pub fn validate_token(token: &str) -> Result<(), ScopeError> {
     }
 }
 
+/// What a scope lets a client do, in words a person approves on the consent
+/// page (DESIGN.md §2). Unknown scopes get a neutral sentence, so a scope
+/// added to the registry still renders.
+pub fn describe(scope: &str) -> &'static str {
+    match scope {
+        "customer:read" => "Read customer records (get_customer_info, get_recent_customers)",
+        "ticket:create" => "Create support tickets on your behalf (create_support_ticket)",
+        "account:calculate" => "Calculate account values (calculate_account_value)",
+        "security:read" => "Read the security event log (security://events)",
+        _ => "A permission defined by this server's administrator",
+    }
+}
+
 impl ScopeSet {
     /// The empty set.
     pub fn new() -> Self {
@@ -165,6 +178,15 @@ mod tests {
         assert_eq!(s.to_string(), "customer:read ticket:create");
         assert!(s.contains("customer:read"));
         assert!(!s.contains("customer"));
+    }
+
+    #[test]
+    fn every_shared_scope_has_its_own_description() {
+        let generic = describe("no-such-scope");
+        let known = ["customer:read", "ticket:create", "account:calculate", "security:read"];
+        let texts: BTreeSet<&str> = known.iter().map(|s| describe(s)).collect();
+        assert_eq!(texts.len(), known.len());
+        assert!(!texts.contains(generic));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::verify::Verifier;
@@ -19,9 +18,11 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::refresh::RefreshTokens;
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
+use crate::users::{FileUsers, PasswordCheck, UsersFile};
 
 /// A built, bound, not-yet-running server.
 pub struct App {
@@ -77,8 +78,10 @@ impl App {
                 (store.clone(), store, Arc::new(MemoryKv::new()))
             }
         };
-        // A redemption record outlives everything issued from its code.
-        let codes = Codes::new(kv.clone(), Duration::from_secs(24 * 3600));
+        // A redemption record lives as long as anything issued from its
+        // code: the refresh family's absolute lifetime (access tokens are shorter).
+        let codes = Codes::new(kv.clone(), config.refresh_ttl.max(config.token_ttl));
+        let refresh = RefreshTokens::new(kv.clone(), config.refresh_ttl, config.refresh_idle);
         let limiter = config.rate_limit.build_limiter_on(redis);
         let limits = Limits {
             limiter,
@@ -87,13 +90,36 @@ impl App {
             trusted: config.rate_limit.trusted_proxies.clone(),
         };
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
+        let known_scopes = registry.all_scopes();
+        let reg = &config.registration;
+        let policy = crate::registration::PublicClientPolicy {
+            scopes: reg
+                .effective_scopes(&known_scopes)
+                .map_err(anyhow::Error::msg)
+                .context("OAUTH_REGISTRATION_SCOPES")?,
+            resources: config.resources.clone(),
+        };
+        let documents = crate::cimd::MetadataDocuments::new(
+            policy.clone(),
+            &reg.cimd_allowed_hosts,
+            reg.extra_ca_file.as_deref(),
+            reg.cimd_timeout,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("SSL_CERT_FILE")?;
+        let registrations =
+            crate::registration::Registrations::new(kv.clone(), policy, reg.max_clients);
         let metadata_body = metadata::document(&config, &registry);
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let slow_hash_permits = Arc::new(Semaphore::new(permits));
+        let passwords = PasswordCheck::new(slow_hash_permits.clone());
+        let users = load_users(&config, passwords.clone()).await?;
         let state = AppState::new(Inner {
             config,
-            known_scopes: registry.all_scopes(),
-            clients: ClientDirectory::new(registry),
+            known_scopes,
+            clients: ClientDirectory::with_sources(registry, registrations, documents),
             codes,
+            refresh,
             kv,
             keys,
             own_tokens,
@@ -101,7 +127,9 @@ impl App {
             replays,
             metadata_body,
             limits,
-            slow_hash_permits: Semaphore::new(permits),
+            slow_hash_permits,
+            users,
+            passwords,
         });
         Ok(Self { listener, state })
     }
@@ -140,6 +168,7 @@ impl App {
             alg = %state.config.signing_alg,
             kid = state.keys.ring().signing.kid(),
             clients = state.clients.registry().len(),
+            users = state.users.len(),
             store = if state.config.redis_url.is_some() { "redis" } else { "memory" },
             "oauth-server listening"
         );
@@ -153,6 +182,30 @@ impl App {
         tracing::info!("oauth-server stopped");
         Ok(())
     }
+}
+
+/// `OAUTH_USERS_FILE`: the default file may be missing (no users, a
+/// warning); a file named explicitly must exist.
+async fn load_users(
+    config: &Config,
+    passwords: PasswordCheck,
+) -> anyhow::Result<Arc<FileUsers>> {
+    let path = config.users_file.clone();
+    let file = if !config.users_file_required && !path.exists() {
+        tracing::warn!(file = %path.display(), "no users file: nobody can sign in at /authorize (set OAUTH_USERS_FILE)");
+        UsersFile::default()
+    } else {
+        UsersFile::load(&path)
+            .map_err(anyhow::Error::msg)
+            .context("OAUTH_USERS_FILE")?
+    };
+    // Building hashes the dummy password once (argon2id): off the workers.
+    let users = tokio::task::spawn_blocking(move || FileUsers::new(file, passwords))
+        .await
+        .context("OAUTH_USERS_FILE")?
+        .map_err(anyhow::Error::msg)
+        .context("OAUTH_USERS_FILE")?;
+    Ok(Arc::new(users))
 }
 
 /// Picks up `keys rotate` from another process without a restart.

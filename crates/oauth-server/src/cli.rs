@@ -7,7 +7,10 @@ use anyhow::{Context as _, bail};
 use auth::verify::DEFAULT_LEEWAY_SECS;
 use clap::{Parser, Subcommand};
 
-use crate::clients::{hash_argon2id, hash_sha256};
+use auth::scope::ScopeSet;
+
+use crate::clients::{Registry, hash_argon2id, hash_sha256};
+use crate::users::{self, UsersFile};
 use crate::config::{Config, ENV_VARS};
 use crate::keystore;
 
@@ -41,6 +44,19 @@ pub enum Command {
     },
     /// Print a new random secret and its sha256: hash.
     GenerateSecret,
+    /// Read a user's password on stdin and print its argon2id hash (for OAUTH_USERS_FILE).
+    HashPassword,
+    /// Add a user to OAUTH_USERS_FILE; the password is read on stdin.
+    AddUser {
+        /// The name the person signs in with (also the tokens' `sub`).
+        username: String,
+        /// Space-separated scopes the user may grant, e.g. "customer:read ticket:create".
+        #[arg(long)]
+        scopes: String,
+        /// Display name shown on the consent page.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Manage the signing keys in OAUTH_KEYS_DIR.
     Keys {
         #[command(subcommand)]
@@ -84,6 +100,88 @@ pub fn hash_secret(sha: bool) -> anyhow::Result<()> {
         hash_argon2id(secret.as_bytes()).map_err(anyhow::Error::msg)?
     };
     println!("{hash}");
+    Ok(())
+}
+
+/// The password on stdin (one trailing newline dropped); refuses an empty one.
+fn read_password(command: &str) -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        bail!(
+            "no password on stdin: pipe it in, e.g. `printf %s \"$PASSWORD\" | oauth-server {command}`"
+        );
+    }
+    Ok(password.to_owned())
+}
+
+/// `hash-password`: the password comes from stdin so it never shows in `ps`.
+pub fn hash_password() -> anyhow::Result<()> {
+    let password = read_password("hash-password")?;
+    println!("{}", users::hash_password(&password).map_err(anyhow::Error::msg)?);
+    Ok(())
+}
+
+/// `add-user`: appends a `[[user]]` entry to `OAUTH_USERS_FILE` (created if
+/// missing). Refuses a duplicate username and scopes no client may hold
+/// (the registry in `OAUTH_CLIENTS_FILE` defines them), and checks the
+/// result parses before writing it.
+pub fn add_user(
+    config: &Config,
+    username: &str,
+    scopes: &str,
+    name: Option<&str>,
+) -> anyhow::Result<()> {
+    let path = &config.users_file;
+    let scopes = ScopeSet::parse(scopes.trim()).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?;
+    let known = Registry::load(&config.clients_file)
+        .map_err(anyhow::Error::msg)
+        .context("OAUTH_CLIENTS_FILE (defines the known scopes)")?
+        .all_scopes();
+    let unknown: Vec<&str> = scopes.difference(&known).collect();
+    if !unknown.is_empty() {
+        bail!(
+            "--scopes: unknown scope {} (known: {known})",
+            unknown.join(" ")
+        );
+    }
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => bail!("OAUTH_USERS_FILE: cannot read {}: {e}", path.display()),
+    };
+    let current = UsersFile::parse(&existing)
+        .map_err(|e| anyhow::anyhow!("OAUTH_USERS_FILE: {}: {e}", path.display()))?;
+    if current.contains(username) {
+        bail!("user {username:?} already exists in {}", path.display());
+    }
+    let password = read_password("add-user USERNAME --scopes ...")?;
+    let hash = users::hash_password(&password).map_err(anyhow::Error::msg)?;
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut entry = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        entry.push('\n');
+    }
+    entry.push_str("\n[[user]]\n");
+    entry.push_str(&format!("username = {}\n", quote(username)));
+    if let Some(n) = name {
+        entry.push_str(&format!("name = {}\n", quote(n)));
+    }
+    entry.push_str(&format!("password_hash = {}\n", quote(&hash)));
+    let list: Vec<String> = scopes.iter().map(quote).collect();
+    entry.push_str(&format!("allowed_scopes = [{}]\n", list.join(", ")));
+    let updated = format!("{existing}{entry}");
+    let parsed = UsersFile::parse(&updated).map_err(|e| anyhow::anyhow!("new entry: {e}"))?;
+    debug_assert_eq!(parsed.len(), current.len() + 1);
+    std::fs::write(path, updated)
+        .with_context(|| format!("OAUTH_USERS_FILE: cannot write {}", path.display()))?;
+    println!("added user {username:?} ({scopes}) to {}", path.display());
     Ok(())
 }
 

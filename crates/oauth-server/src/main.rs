@@ -20,7 +20,11 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::HashSecret { sha256, .. } => cli::hash_secret(sha256),
         Command::GenerateSecret => cli::generate_secret(),
-        Command::Keys { .. } | Command::Healthcheck | Command::Serve => {
+        Command::HashPassword => cli::hash_password(),
+        Command::Keys { .. }
+        | Command::Healthcheck
+        | Command::Serve
+        | Command::AddUser { .. } => {
             let config = match load_config() {
                 Ok(c) => c,
                 Err(e) => {
@@ -31,6 +35,11 @@ async fn main() -> ExitCode {
             match command {
                 Command::Keys { action } => cli::keys(&config, action),
                 Command::Healthcheck => cli::healthcheck(&config).await,
+                Command::AddUser {
+                    username,
+                    scopes,
+                    name,
+                } => cli::add_user(&config, &username, &scopes, name.as_deref()),
                 _ => serve(config).await,
             }
         }

@@ -14,6 +14,8 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::refresh::RefreshTokens;
+use crate::users::{PasswordCheck, UserDirectory};
 
 /// Cheap to clone; one `Arc` inside.
 #[derive(Clone)]
@@ -25,6 +27,8 @@ pub struct Inner {
     pub clients: ClientDirectory,
     /// Authorization codes (single use, 60 s).
     pub codes: Codes,
+    /// Refresh-token families (rotation, reuse detection).
+    pub refresh: RefreshTokens,
     /// Expiring state of the interactive flow (sessions, consents, refresh
     /// tokens, registrations): memory, or Redis when `REDIS_URL` is set.
     pub kv: Arc<dyn KvStore>,
@@ -40,8 +44,13 @@ pub struct Inner {
     pub metadata_body: Bytes,
     /// Brute-force protection (per IP, per client).
     pub limits: Limits,
-    /// Bounds concurrent argon2id verifications (memory-hard, CPU-heavy).
-    pub slow_hash_permits: Semaphore,
+    /// Bounds concurrent argon2id verifications (memory-hard, CPU-heavy);
+    /// shared by client secrets and user passwords.
+    pub slow_hash_permits: Arc<Semaphore>,
+    /// The people who sign in at /authorize (`OAUTH_USERS_FILE`).
+    pub users: Arc<dyn UserDirectory>,
+    /// Runs (and counts) password verifications for [`Inner::users`].
+    pub passwords: PasswordCheck,
 }
 
 impl AppState {

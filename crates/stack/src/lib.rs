@@ -11,7 +11,8 @@
 //!   mcp-server replica ([`Replica`]), in-process or a child process.
 //! - [`registry`]: the client registry the oauth-server loads: a copy of
 //!   `config/clients.toml` (the dev clients may also get tokens for the
-//!   stack's resource URIs) plus the caller's extra [`Client`]s.
+//!   stack's resource URIs) plus the caller's extra [`Client`]s; and a copy
+//!   of `config/users.toml` (alice and bob) as its users file.
 //! - [`child`]: finding the built binaries and starting one on a free port.
 //! - [`signin`]: a person at the `/authorize` pages without a browser (PKCE,
 //!   login and consent forms, the redirect with the code).
@@ -82,7 +83,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::keys::Algorithm;
 pub use child::ChildOutput;
-pub use registry::{ANTHROPIC_CLIENT, Client, OPENAI_CLIENT, SECURE_CLIENT};
+pub use registry::{ALICE, ANTHROPIC_CLIENT, BOB, Client, OPENAI_CLIENT, SECURE_CLIENT};
 pub use server::{OauthServer, Replica, STOP_TIMEOUT, Server};
 
 /// nginx connects to the servers from here; with nginx in front, only it may
@@ -488,6 +489,8 @@ impl StackBuilder {
             registry::render(self.dev_clients, &resources, &self.clients),
         )
         .context("writing the client registry")?;
+        let users_file = dir.path().join("users.toml");
+        std::fs::write(&users_file, registry::DEV_USERS).context("writing the users file")?;
         let keys_dir = self.keys_dir.unwrap_or_else(|| dir.path().join("keys"));
         let trusted = nginx.is_some().then_some(NGINX_ADDR);
         let stop = CancellationToken::new();
@@ -499,6 +502,8 @@ impl StackBuilder {
             if !resources.is_empty() {
                 config.resources = resources.clone();
             }
+            config.users_file = users_file.clone();
+            config.users_file_required = true;
             if let Some(alg) = self.alg {
                 config.signing_alg = alg;
             }
@@ -525,6 +530,10 @@ impl StackBuilder {
                 (
                     "OAUTH_CLIENTS_FILE".to_owned(),
                     clients_file.display().to_string(),
+                ),
+                (
+                    "OAUTH_USERS_FILE".to_owned(),
+                    users_file.display().to_string(),
                 ),
             ];
             if !resources.is_empty() {

@@ -7,6 +7,15 @@ use std::fmt::Write as _;
 /// The dev registry, compiled in so a stack starts from any directory.
 pub const DEV_CLIENTS: &str = include_str!("../../../config/clients.toml");
 
+/// The dev users (alice, bob), compiled in like [`DEV_CLIENTS`]; every
+/// stack's oauth-server loads a copy.
+pub const DEV_USERS: &str = include_str!("../../../config/users.toml");
+
+/// The dev users' public passwords (DESIGN.md §2; local use only).
+pub const ALICE: (&str, &str) = ("alice", "alice-dev-password");
+/// See [`ALICE`].
+pub const BOB: (&str, &str) = ("bob", "bob-dev-password");
+
 /// The dev clients' public secrets (DESIGN.md §2; local use only).
 pub const OPENAI_CLIENT: (&str, &str) = ("openai-mcp-client", "openai-client-secret");
 /// See [`OPENAI_CLIENT`].

@@ -5,11 +5,13 @@
 
 mod helpers;
 
+mod cimd;
 mod cli;
 mod client_auth;
 mod errors;
 mod metadata;
 mod ratelimit;
+mod register;
 mod revocation;
 mod rotation;
 mod token;

@@ -6,8 +6,11 @@
 //! Taskfile) with real tools; and a real browser (headless Chromium over
 //! WebDriver) signing in through the login and consent pages.
 //!
-//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task/chromium skip
-//! loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
+//! `official_sdks` runs the pinned official MCP SDKs (TypeScript, Python)
+//! against a stack.
+//!
+//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task/chromium
+//! (and the SDKs in `.tools/`) skip loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser_login;
@@ -19,5 +22,6 @@ mod helpers;
 mod issuer_spelling;
 mod mcp;
 mod oauth;
+mod official_sdks;
 mod tls;
 mod tools;
