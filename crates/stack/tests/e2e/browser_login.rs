@@ -159,7 +159,7 @@ async fn sign_in_and_approve(browser: Browser, expected_title: &str) {
     assert_eq!(claims["iss"], stack.issuer());
     assert_eq!(claims["client_id"], CLIENT_ID);
     assert_eq!(claims["scope"], SCOPE);
-    assert_ne!(claims["sub"], CLIENT_ID, "a user token names the user");
+    assert_eq!(claims["sub"], ALICE.0, "a user token names the user");
     assert!(
         claims["aud"] == stack.resource()
             || claims["aud"]
@@ -180,6 +180,22 @@ async fn sign_in_and_approve(browser: Browser, expected_title: &str) {
         reply["result"]["content"].is_array() && reply["result"]["isError"] != true,
         "{reply}"
     );
+    // mcp-server audited the call as alice through the client.
+    let calls: Vec<(String, String)> = stack
+        .mcp_state()
+        .unwrap()
+        .audit()
+        .recent(100)
+        .into_iter()
+        .filter(|e| e.event == "mcp.tool_called")
+        .map(|e| {
+            (
+                e.client_id.map(|c| c.into_owned()).unwrap_or_default(),
+                e.sub.map(|s| s.into_owned()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(calls, [(CLIENT_ID.to_owned(), ALICE.0.to_owned())]);
 }
 
 /// Fills the login form as alice, approves on the consent page, and waits
