@@ -12,7 +12,6 @@ use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 /// A PKCE pair (RFC 7636, S256).
@@ -26,7 +25,7 @@ impl Pkce {
     /// A fresh 256-bit verifier and its S256 challenge.
     pub fn new() -> anyhow::Result<Self> {
         let verifier = random_b64(32)?;
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let challenge = auth::pkce::s256_challenge(&verifier);
         Ok(Self {
             verifier,
             challenge,
@@ -391,10 +390,7 @@ mod tests {
     fn pkce_is_s256_of_the_verifier() {
         let p = Pkce::new().unwrap();
         assert_eq!(p.verifier.len(), 43);
-        assert_eq!(
-            p.challenge,
-            URL_SAFE_NO_PAD.encode(Sha256::digest(p.verifier.as_bytes()))
-        );
+        assert!(auth::pkce::verify_s256(&p.verifier, &p.challenge));
         assert_ne!(Pkce::new().unwrap().verifier, p.verifier);
     }
 }
