@@ -183,7 +183,12 @@ mod tests {
     #[test]
     fn every_shared_scope_has_its_own_description() {
         let generic = describe("no-such-scope");
-        let known = ["customer:read", "ticket:create", "account:calculate", "security:read"];
+        let known = [
+            "customer:read",
+            "ticket:create",
+            "account:calculate",
+            "security:read",
+        ];
         let texts: BTreeSet<&str> = known.iter().map(|s| describe(s)).collect();
         assert_eq!(texts.len(), known.len());
         assert!(!texts.contains(generic));

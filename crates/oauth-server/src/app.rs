@@ -164,10 +164,7 @@ impl App {
 
 /// `OAUTH_USERS_FILE`: the default file may be missing (no users, a
 /// warning); a file named explicitly must exist.
-async fn load_users(
-    config: &Config,
-    passwords: PasswordCheck,
-) -> anyhow::Result<Arc<FileUsers>> {
+async fn load_users(config: &Config, passwords: PasswordCheck) -> anyhow::Result<Arc<FileUsers>> {
     let path = config.users_file.clone();
     let file = if !config.users_file_required && !path.exists() {
         tracing::warn!(file = %path.display(), "no users file: nobody can sign in at /authorize (set OAUTH_USERS_FILE)");

@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 use auth::scope::ScopeSet;
 
 use crate::clients::{Registry, hash_argon2id, hash_sha256};
-use crate::users::{self, UsersFile};
 use crate::config::{Config, ENV_VARS};
 use crate::keystore;
+use crate::users::{self, UsersFile};
 
 /// OAuth 2.1 authorization server: short-lived, audience-bound, scoped JWT
 /// access tokens. Without a command it serves.
@@ -124,7 +124,10 @@ fn read_password(command: &str) -> anyhow::Result<String> {
 /// `hash-password`: the password comes from stdin so it never shows in `ps`.
 pub fn hash_password() -> anyhow::Result<()> {
     let password = read_password("hash-password")?;
-    println!("{}", users::hash_password(&password).map_err(anyhow::Error::msg)?);
+    println!(
+        "{}",
+        users::hash_password(&password).map_err(anyhow::Error::msg)?
+    );
     Ok(())
 }
 

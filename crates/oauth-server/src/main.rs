@@ -21,10 +21,7 @@ async fn main() -> ExitCode {
         Command::HashSecret { sha256, .. } => cli::hash_secret(sha256),
         Command::GenerateSecret => cli::generate_secret(),
         Command::HashPassword => cli::hash_password(),
-        Command::Keys { .. }
-        | Command::Healthcheck
-        | Command::Serve
-        | Command::AddUser { .. } => {
+        Command::Keys { .. } | Command::Healthcheck | Command::Serve | Command::AddUser { .. } => {
             let config = match load_config() {
                 Ok(c) => c,
                 Err(e) => {

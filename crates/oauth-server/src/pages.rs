@@ -95,7 +95,10 @@ pub fn respond(status: StatusCode, body: Markup, form_target: Option<&FormTarget
 /// The headers every `/authorize` answer carries, pages and redirects alike.
 pub fn security_headers(h: &mut HeaderMap) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -235,7 +238,9 @@ mod tests {
             .unwrap();
         let hash = format!("'sha256-{}'", STANDARD.encode(Sha256::digest(style)));
         assert_eq!(
-            csp(Some(&FormTarget::for_redirect("http://127.0.0.1:5000/cb?x=1"))),
+            csp(Some(&FormTarget::for_redirect(
+                "http://127.0.0.1:5000/cb?x=1"
+            ))),
             format!(
                 "default-src 'none'; style-src {hash}; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self' http://127.0.0.1:5000"
             )

@@ -22,9 +22,10 @@ pub fn router(state: AppState) -> Router {
     // group. POST (login and consent forms) has a per-IP budget answered
     // with an HTML 429 page; failed sign-ins cost the IP and the username
     // more (routes/authorize.rs).
-    let authorize = get(routes::authorize::show).merge(post(routes::authorize::submit).route_layer(
-        middleware::from_fn_with_state(state.clone(), routes::authorize::ip_budget),
-    ));
+    let authorize =
+        get(routes::authorize::show).merge(post(routes::authorize::submit).route_layer(
+            middleware::from_fn_with_state(state.clone(), routes::authorize::ip_budget),
+        ));
     Router::new()
         .merge(authenticated)
         .route("/authorize", authorize)

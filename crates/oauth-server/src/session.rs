@@ -157,7 +157,10 @@ mod tests {
         let https = CookieSpec::for_issuer("https://auth.example.com");
         assert_eq!(
             https.set_cookie(&id).unwrap(),
-            format!("__Host-securemcp_session={}; Path=/; HttpOnly; SameSite=Lax; Secure", id.0)
+            format!(
+                "__Host-securemcp_session={}; Path=/; HttpOnly; SameSite=Lax; Secure",
+                id.0
+            )
         );
         let http = CookieSpec::for_issuer("http://localhost:8080");
         assert_eq!(
@@ -171,7 +174,10 @@ mod tests {
         );
         assert_eq!(http.read(&h), Some(id.clone()));
         assert_eq!(https.read(&h), None);
-        h.insert(header::COOKIE, HeaderValue::from_static("securemcp_session=short"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("securemcp_session=short"),
+        );
         assert_eq!(http.read(&h), None);
         assert_eq!(format!("{id:?}"), "SessionId(..)");
     }

@@ -154,8 +154,7 @@ pub fn validate_password_hash(phc: &str) -> Result<(), String> {
                 .into(),
         );
     }
-    let parsed =
-        PasswordHash::new(phc).map_err(|e| format!("invalid argon2id PHC string: {e}"))?;
+    let parsed = PasswordHash::new(phc).map_err(|e| format!("invalid argon2id PHC string: {e}"))?;
     argon2::Params::try_from(&parsed).map_err(|e| format!("invalid argon2id parameters: {e}"))?;
     if parsed.salt.is_none() || parsed.hash.is_none() {
         return Err("argon2id PHC string lacks its salt or hash".into());
@@ -217,7 +216,11 @@ fn build_user(fu: FileUser) -> Result<StoredUser, String> {
             "user_id must be 1-64 characters without spaces, control characters or `:`".into(),
         );
     }
-    if fu.name.as_deref().is_some_and(|n| n.len() > 128 || n.chars().any(char::is_control)) {
+    if fu
+        .name
+        .as_deref()
+        .is_some_and(|n| n.len() > 128 || n.chars().any(char::is_control))
+    {
         return Err("name must be at most 128 printable characters".into());
     }
     validate_password_hash(&fu.password_hash).map_err(|e| format!("password_hash: {e}"))?;
@@ -347,7 +350,10 @@ mod tests {
         let twice = format!("{}{}", entry("a", &good, ""), entry("a", &good, ""));
         assert!(UsersFile::parse(&twice).unwrap_err().contains("twice"));
         let extra = format!("{}bogus = 1\n", entry("a", &good, ""));
-        assert!(UsersFile::parse(&extra).is_err(), "unknown fields are refused");
+        assert!(
+            UsersFile::parse(&extra).is_err(),
+            "unknown fields are refused"
+        );
     }
 
     #[test]

@@ -105,7 +105,11 @@ fn page(status: StatusCode, title: &str, message: &str) -> Answer {
 }
 
 fn bad_request(message: &str) -> Answer {
-    page(StatusCode::BAD_REQUEST, "This request cannot be completed", message)
+    page(
+        StatusCode::BAD_REQUEST,
+        "This request cannot be completed",
+        message,
+    )
 }
 
 fn unavailable() -> Answer {
@@ -155,7 +159,10 @@ fn see_other(location: &str) -> Response {
     let Ok(loc) = HeaderValue::from_str(location) else {
         return pages::respond(
             StatusCode::BAD_REQUEST,
-            pages::error("This request cannot be completed", "The redirect URI is invalid."),
+            pages::error(
+                "This request cannot be completed",
+                "The redirect URI is invalid.",
+            ),
             None,
         );
     };
@@ -197,8 +204,7 @@ struct Validated {
 /// RFC 7636 §4.2: S256 challenges are 43 base64url characters.
 fn valid_challenge(c: &str) -> bool {
     c.len() == 43
-        && c
-            .bytes()
+        && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -209,7 +215,11 @@ async fn validate(state: &AppState, params: &Params) -> Result<Validated, Answer
     };
     let client = match state.clients.find(client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Err(bad_request("The application (client_id) is not registered here.")),
+        Ok(None) => {
+            return Err(bad_request(
+                "The application (client_id) is not registered here.",
+            ));
+        }
         Err(e) => {
             tracing::warn!(error = %e, "authorize: client lookup failed");
             return Err(bad_request(
@@ -306,7 +316,10 @@ async fn validate(state: &AppState, params: &Params) -> Result<Validated, Answer
         .unwrap_or_default();
     let prompt_none = prompts.contains(&"none");
     if prompt_none && prompts.len() > 1 {
-        return fail("invalid_request", "prompt=none cannot be combined with other values");
+        return fail(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        );
     }
     Ok(Validated {
         code_challenge: challenge.to_owned(),
@@ -354,7 +367,11 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn finish(&self, answer: Answer) -> Response {
         let mut resp = answer.into_response(&self.state.config.issuer);
-        if let Some(v) = self.set_session.as_ref().and_then(|id| self.cookie.set_cookie(id)) {
+        if let Some(v) = self
+            .set_session
+            .as_ref()
+            .and_then(|id| self.cookie.set_cookie(id))
+        {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
         resp
@@ -411,7 +428,11 @@ async fn begin_valid(ctx: &mut Ctx<'_>, headers: &HeaderMap, v: Validated) -> An
         },
     };
     let signed_in = match session.load(kv).await {
-        Ok(Some(rec)) => state.users.get(&rec.user_id).await.map(|u| (u, rec.auth_time)),
+        Ok(Some(rec)) => state
+            .users
+            .get(&rec.user_id)
+            .await
+            .map(|u| (u, rec.auth_time)),
         Ok(None) => None,
         Err(e) => return store_failed(&e),
     };
@@ -461,14 +482,24 @@ async fn save_new(kv: &dyn server_kit::kv::KvStore, pending: &Pending) -> Result
     Ok(txn)
 }
 
-async fn save(kv: &dyn server_kit::kv::KvStore, txn: &str, pending: &Pending) -> Result<(), Answer> {
+async fn save(
+    kv: &dyn server_kit::kv::KvStore,
+    txn: &str,
+    pending: &Pending,
+) -> Result<(), Answer> {
     let value = serde_json::to_vec(pending).map_err(|e| store_failed(&e))?;
     kv.put(&txn_key(txn), &value, TXN_TTL)
         .await
         .map_err(|e| store_failed(&e))
 }
 
-fn login_page(ctx: &Ctx<'_>, client: &Client, txn: &str, pending: &Pending, failed: bool) -> Answer {
+fn login_page(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    txn: &str,
+    pending: &Pending,
+    failed: bool,
+) -> Answer {
     let action = ctx.action();
     let ids = FormIds {
         action: &action,
@@ -593,7 +624,13 @@ async fn issue(ctx: &Ctx<'_>, pending: &Pending, granted: &ScopeSet) -> Answer {
         Err(e) => return store_failed(&e),
     };
     let scope = granted.to_string();
-    audit::code_issued(&grant.client_id, &grant.sub, &scope, &grant.resource, ctx.peer);
+    audit::code_issued(
+        &grant.client_id,
+        &grant.sub,
+        &scope,
+        &grant.resource,
+        ctx.peer,
+    );
     let target = Target {
         redirect_uri: pending.redirect_uri.clone(),
         state: pending.state.clone(),
@@ -721,10 +758,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
     // Limited usernames are refused before any hashing.
-    let user_key = format!(
-        "rl:login:{}",
-        username.chars().take(64).collect::<String>()
-    );
+    let user_key = format!("rl:login:{}", username.chars().take(64).collect::<String>());
     match state.limits.check(&user_key, 1).await {
         Ok(d) if d.allowed => {}
         Ok(d) => {

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod authorize;
 mod cli;
 mod client_auth;
 mod errors;
