@@ -94,14 +94,19 @@ struct Target {
 
 /// The answers of the endpoint.
 enum Answer {
-    /// An HTML page (error, login, consent).
-    Page(Response),
+    /// An HTML page (error, login, consent) or a finished redirect; boxed to
+    /// keep the enum small.
+    Page(Box<Response>),
     /// An RFC 6749 §4.1.2.1 error redirect.
     Error(Target, &'static str, String),
 }
 
 fn page(status: StatusCode, title: &str, message: &str) -> Answer {
-    Answer::Page(pages::respond(status, pages::error(title, message), None))
+    Answer::Page(Box::new(pages::respond(
+        status,
+        pages::error(title, message),
+        None,
+    )))
 }
 
 fn bad_request(message: &str) -> Answer {
@@ -175,7 +180,7 @@ fn see_other(location: &str) -> Response {
 impl Answer {
     fn into_response(self, issuer: &str) -> Response {
         match self {
-            Answer::Page(r) => r,
+            Answer::Page(r) => *r,
             Answer::Error(target, error, description) => {
                 match target.url(
                     issuer,
@@ -506,11 +511,11 @@ fn login_page(
         txn,
         csrf_token: &pending.csrf_token,
     };
-    Answer::Page(pages::respond(
+    Answer::Page(Box::new(pages::respond(
         StatusCode::OK,
         pages::login(&ids, &client.client_name, failed),
         Some(&FormTarget::for_redirect(&pending.redirect_uri)),
-    ))
+    )))
 }
 
 /// Someone is signed in for `pending`: limit the scope to the user's, then
@@ -584,7 +589,7 @@ async fn after_login(
         csrf_token: &pending.csrf_token,
     };
     let origin = client_origin(client, &pending.redirect_uri);
-    Answer::Page(pages::respond(
+    Answer::Page(Box::new(pages::respond(
         StatusCode::OK,
         pages::consent(
             &ids,
@@ -597,7 +602,7 @@ async fn after_login(
             },
         ),
         Some(&FormTarget::for_redirect(&pending.redirect_uri)),
-    ))
+    )))
 }
 
 fn expired() -> Answer {
@@ -636,7 +641,7 @@ async fn issue(ctx: &Ctx<'_>, pending: &Pending, granted: &ScopeSet) -> Answer {
         state: pending.state.clone(),
     };
     match target.url(&state.config.issuer, &[("code", &code)]) {
-        Some(u) => Answer::Page(see_other(&u)),
+        Some(u) => Answer::Page(Box::new(see_other(&u))),
         None => bad_request("The redirect URI is invalid."),
     }
 }
@@ -764,7 +769,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
         Ok(d) => {
             audit::login(false, Some("limited"), &client.client_id, None, ctx.peer);
             audit::rate_limited("login", Some(&client.client_id), ctx.peer, d.retry_after);
-            return Answer::Page(limited_page(state, &d));
+            return Answer::Page(Box::new(limited_page(state, &d)));
         }
         Err(e) => return store_failed(&e),
     }

@@ -635,3 +635,29 @@ async fn prompt_none_and_prompt_login() {
     let done = b.login(&page, "alice", "alice-dev-password").await;
     assert_code_redirect(&app, &done);
 }
+
+#[tokio::test]
+async fn the_default_users_file_may_be_missing_a_named_one_may_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/clients.toml");
+    let mut config =
+        oauth_server::Config::with_paths("http://127.0.0.1:1", dir.path().join("keys"), clients)
+            .unwrap();
+    config.signing_alg = auth::keys::Algorithm::ES256;
+    config.users_file = dir.path().join("missing.toml");
+    let listener = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+    let app = oauth_server::App::build_with_listener(config.clone(), listener().await)
+        .await
+        .unwrap();
+    assert!(app.state().users.is_empty());
+    config.users_file_required = true;
+    let err = oauth_server::App::build_with_listener(config, listener().await)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").starts_with("OAUTH_USERS_FILE: cannot read"),
+        "{err:#}"
+    );
+}
