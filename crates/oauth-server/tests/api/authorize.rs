@@ -88,18 +88,22 @@ impl Page {
 }
 
 /// One browser: a cookie jar of one cookie, no redirects followed.
-struct Browser<'a> {
-    app: &'a TestApp,
+struct Browser {
+    base: String,
     http: reqwest::Client,
     cookie: Option<String>,
     /// Sent as X-Forwarded-For (with trusted proxies configured).
     forwarded_for: Option<String>,
 }
 
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self::at(&app.base)
+    }
+
+    fn at(base: &str) -> Self {
         Self {
-            app,
+            base: base.to_owned(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -134,7 +138,7 @@ impl<'a> Browser<'a> {
         for (k, v) in params {
             q.append_pair(k, v);
         }
-        let url = format!("{}?{}", self.app.url("/authorize"), q.finish());
+        let url = format!("{}/authorize?{}", self.base, q.finish());
         let req = self.http.get(url);
         self.send(req).await
     }
@@ -142,7 +146,7 @@ impl<'a> Browser<'a> {
     async fn post(&mut self, pairs: &[(&str, &str)]) -> Page {
         let req = self
             .http
-            .post(self.app.url("/authorize"))
+            .post(format!("{}/authorize", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(crate::helpers::form(pairs));
         self.send(req).await
@@ -660,4 +664,66 @@ async fn the_default_users_file_may_be_missing_a_named_one_may_not() {
         format!("{err:#}").starts_with("OAUTH_USERS_FILE: cannot read"),
         "{err:#}"
     );
+}
+
+/// The audit trail of the real binary (JSON logs): sign-in failures with
+/// their reason, success, consent and code issuance; never a password.
+#[tokio::test]
+async fn sign_in_consent_and_code_are_audited_without_secrets() {
+    let stack = stack::Stack::builder()
+        .mcp_replicas(0)
+        .child_processes()
+        .child_output(stack::ChildOutput::File)
+        .oauth_env("LOG_FORMAT", "json")
+        .start()
+        .await
+        .unwrap();
+    let mut b = Browser::at(stack.issuer());
+    let login = b.authorize(&request(&[("scope", "customer:read")])).await;
+    b.login(&login, "alice", "wrong-password-123").await;
+    b.login(&login, "nobody-here", "another-secret-456").await;
+    let consent = b.login(&login, "alice", "alice-dev-password").await;
+    let done = b.decide(&consent, "approve").await;
+    let code = done.redirect_query()["code"].clone();
+
+    let log = std::fs::read_to_string(stack.dir().join("oauth-server.log")).unwrap();
+    for secret in [
+        "wrong-password-123",
+        "another-secret-456",
+        "alice-dev-password",
+        &code,
+    ] {
+        assert!(!log.contains(secret), "{secret} leaked into the log");
+    }
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "audit" && v["endpoint"] == "authorize")
+        .collect();
+    let summary: Vec<(String, String, String, String)> = events
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("-").to_owned();
+            (s("event"), s("outcome"), s("reason"), s("sub"))
+        })
+        .collect();
+    let t = |e: &str, o: &str, r: &str, s: &str| {
+        (e.to_owned(), o.to_owned(), r.to_owned(), s.to_owned())
+    };
+    assert_eq!(
+        summary,
+        vec![
+            t("auth.login", "failure", "bad_password", "alice"),
+            t("auth.login", "failure", "unknown_user", "-"),
+            t("auth.login", "success", "-", "alice"),
+            t("auth.consent", "approved", "-", "alice"),
+            t("auth.code_issued", "success", "-", "alice"),
+        ],
+        "{log}"
+    );
+    for f in &events {
+        assert_eq!(f["client_id"], CLIENT);
+    }
+    assert_eq!(events[3]["scope"], "customer:read");
+    assert_eq!(events[4]["scope"], "customer:read");
 }
