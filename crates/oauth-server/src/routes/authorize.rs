@@ -41,6 +41,7 @@ use subtle::ConstantTimeEq;
 use crate::audit;
 use crate::clients::Client;
 use crate::codes::{AuthorizationCode, random_token};
+use crate::directory::LookupError;
 use crate::error::{ErrorCode, OAuthError};
 use crate::form::{Params, read_form};
 use crate::limits::ClientIp;
@@ -225,8 +226,12 @@ async fn validate(state: &AppState, params: &Params) -> Result<Validated, Answer
                 "The application (client_id) is not registered here.",
             ));
         }
-        Err(e) => {
+        Err(LookupError::Unavailable(e)) => {
             tracing::warn!(error = %e, "authorize: client lookup failed");
+            return Err(unavailable());
+        }
+        Err(LookupError::Refused(e)) => {
+            tracing::info!(error = %e, "authorize: client metadata document refused");
             return Err(bad_request(
                 "The application's registration could not be loaded.",
             ));
@@ -390,11 +395,10 @@ impl Ctx<'_> {
 /// `GET /authorize`: the authorization request in the query.
 pub async fn show(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(ClientIp(peer)): axum::Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let peer = state.limits.trusted.client_ip(peer, &headers);
     let params = match Params::parse(query.as_deref().unwrap_or("").as_bytes()) {
         Ok(p) => p,
         Err(e) => {
@@ -646,7 +650,7 @@ async fn issue(ctx: &Ctx<'_>, pending: &Pending, granted: &ScopeSet) -> Answer {
     }
 }
 
-/// Middleware: the per-IP budget on `POST /authorize`, answered with a page.
+/// Middleware: the per-IP budget on `/authorize`, answered with a page.
 pub async fn ip_budget(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
