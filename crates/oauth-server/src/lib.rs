@@ -30,7 +30,6 @@
 //! grant allowed → scope ⊆ allowed (default scopes if omitted) → resource ∈
 //! effective resources → claims → sign with the current key (RSA off the
 //! async workers) → `auth.token_issued` → JSON with `Cache-Control: no-store`.
-
 //!
 //! # A sign-in (authorization code)
 //! `GET /authorize` → per-IP budget → client and redirect URI (HTML error
