@@ -727,3 +727,29 @@ async fn sign_in_consent_and_code_are_audited_without_secrets() {
     assert_eq!(events[3]["scope"], "customer:read");
     assert_eq!(events[4]["scope"], "customer:read");
 }
+
+/// With Redis, the pending request, the session and the consent live in the
+/// shared store: a sign-in started on one replica finishes on another.
+#[tokio::test]
+async fn with_redis_a_sign_in_started_on_one_replica_finishes_on_another() {
+    let Some(redis) = testkit::RedisServer::start() else {
+        return;
+    };
+    let opts = Opts {
+        redis_url: Some(redis.url()),
+        ..Opts::default()
+    };
+    let first = spawn_with(opts.clone()).await;
+    let second = spawn_with(opts).await;
+    let mut b = Browser::new(&first);
+    let login = b.authorize(&request(&[])).await;
+    let consent = b.login(&login, "alice", "alice-dev-password").await;
+    b.base = second.base.clone();
+    let done = b.decide(&consent, "approve").await;
+    let code = assert_code_redirect(&second, &done);
+    // Codes are shared too: the first replica redeems it.
+    assert_eq!(redeem(&first, &code).await.sub, "alice");
+    // The consent is remembered for both.
+    b.base = first.base.clone();
+    assert_code_redirect(&first, &b.authorize(&request(&[])).await);
+}
