@@ -767,8 +767,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
     // Limited usernames are refused before any hashing.
-    let user_key = format!("rl:login:{}", username.chars().take(64).collect::<String>());
-    match state.limits.check(&user_key, 1).await {
+    match state.limits.check_login(username).await {
         Ok(d) if d.allowed => {}
         Ok(d) => {
             audit::login(false, Some("limited"), &client.client_id, None, ctx.peer);
@@ -784,13 +783,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
             let known = (f == LoginFailure::BadPassword).then_some(username);
             audit::login(false, Some(f.reason()), &client.client_id, known, ctx.peer);
             state.limits.penalize(ctx.peer).await;
-            if let Err(e) = state
-                .limits
-                .check(&user_key, state.limits.failed_auth_cost)
-                .await
-            {
-                tracing::warn!(error = %e, "rate limiter unavailable while charging a failed sign-in");
-            }
+            state.limits.penalize_login(username).await;
             return login_page(ctx, &client, txn, &pending, true);
         }
     };
