@@ -80,6 +80,7 @@ case "$mode" in
     start mcp env MCP_BIND=127.0.0.1:8000 "$bin/mcp-server"
     wait_http 127.0.0.1:8000
     say "ready: issuer http://localhost:8080, MCP http://localhost:8000/mcp (Ctrl-C stops)"
+    say "MCP hosts (Claude Code, VS Code, Inspector): connect to http://localhost:8000/mcp and sign in as alice / alice-dev-password (dev user)"
     ;;
   tls)
     nginx_bin="$(command -v nginx || true)"
@@ -143,6 +144,7 @@ CONF
     wait_http 127.0.0.1:8001
     say "ready: issuer https://localhost:8443, MCP https://localhost:8001/mcp (trust certs/ca.pem; Ctrl-C stops)"
     say "try: scripts/run-client-with-mkcert.sh openai-client tools"
+    say "MCP hosts: https://localhost:8001/mcp (trust certs/ca.pem), sign in as alice / alice-dev-password (dev user)"
     ;;
   *)
     die "usage: scripts/stack.sh http|tls"

@@ -23,8 +23,16 @@ pub mod names {
     pub const TOKEN_ISSUED: &str = "auth.token_issued";
     /// Client authentication failed or a token request was refused.
     pub const CLIENT_REJECTED: &str = "auth.client_rejected";
+    /// A client registered itself (RFC 7591 `POST /register`).
+    pub const CLIENT_REGISTERED: &str = "auth.client_registered";
+    /// A client ID metadata document was refused (fetch, address or content).
+    pub const CLIENT_METADATA_REFUSED: &str = "auth.client_metadata_refused";
     /// An access token was revoked (RFC 7009).
     pub const TOKEN_REVOKED: &str = "auth.token_revoked";
+    /// An authorization code was presented again: what was issued from it is revoked.
+    pub const CODE_REPLAYED: &str = "auth.code_replayed";
+    /// A rotated refresh token was presented again: its family is revoked.
+    pub const REFRESH_REUSE: &str = "auth.refresh_reuse";
     /// A person signed in at /authorize (outcome `success`), or failed to
     /// (`failure`, reason `unknown_user` / `bad_password` / `limited`).
     pub const LOGIN: &str = "auth.login";

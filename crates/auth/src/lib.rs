@@ -15,6 +15,7 @@
 //! - [`keys`]: signing keys (RS256 / ES256 / EdDSA, pre-parsed once) and
 //!   verifying keys built from JWKs or PEM; RFC 7638 thumbprints as `kid`.
 //! - [`jwk`]: JWK / JWKS documents.
+//! - [`pkce`]: RFC 7636 S256 (verifier and challenge syntax, the check).
 //! - [`jwt`]: compact JWS encoding and the strict decoder (alg allow-list,
 //!   size limits) shared by access tokens and client assertions.
 //! - [`verify`]: the access-token [`verify::Verifier`], its claim rules and
@@ -32,6 +33,7 @@ pub mod claims;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
+pub mod pkce;
 pub mod scope;
 pub mod uri;
 pub mod verify;

@@ -14,7 +14,7 @@
 //! `null`. An empty origin list disables the Origin check; requests without
 //! `Origin` (non-browser clients) always pass it.
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderValue, Uri};
 
 use server_kit::config::ConfigError;
 
@@ -193,9 +193,31 @@ impl HostPolicy {
         if values.next().is_some() {
             return Err(Refusal::OriginNotAllowed);
         }
-        let origin = origin.to_str().map_err(|_| Refusal::OriginNotAllowed)?;
-        let origin = parse_origin(origin).map_err(|_| Refusal::OriginNotAllowed)?;
-        let allowed = self.origins.iter().any(|rule| match (rule, &origin) {
+        if self.origin_listed(origin) {
+            Ok(())
+        } else {
+            Err(Refusal::OriginNotAllowed)
+        }
+    }
+
+    /// The request's `Origin` when CORS may name it in
+    /// `Access-Control-Allow-Origin`: exactly one `Origin`, listed in
+    /// `MCP_ALLOWED_ORIGINS`. An empty list allows no cross-origin reader
+    /// (it only means "do not refuse by origin" to [`HostPolicy::check`]).
+    pub fn cors_origin<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
+        let mut values = headers.get_all(http::header::ORIGIN).iter();
+        let origin = values.next()?;
+        (values.next().is_none() && self.origin_listed(origin)).then_some(origin)
+    }
+
+    fn origin_listed(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let Ok(origin) = parse_origin(origin) else {
+            return false;
+        };
+        self.origins.iter().any(|rule| match (rule, &origin) {
             (OriginRule::Null, None) => true,
             (OriginRule::Tuple { scheme, host, port }, Some((o_scheme, o_host, o_port))) => {
                 scheme == o_scheme
@@ -206,12 +228,7 @@ impl HostPolicy {
                     }
             }
             _ => false,
-        });
-        if allowed {
-            Ok(())
-        } else {
-            Err(Refusal::OriginNotAllowed)
-        }
+        })
     }
 }
 
@@ -317,6 +334,35 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn cors_origin_needs_a_listed_origin() {
+        let p = policy(&["localhost"], &["http://localhost:*", "null"]);
+        let headers = req(Some("localhost"), Some("http://localhost:5173"));
+        assert_eq!(
+            p.cors_origin(&headers).map(HeaderValue::as_bytes),
+            Some(&b"http://localhost:5173"[..])
+        );
+        assert_eq!(
+            p.cors_origin(&req(Some("localhost"), Some("null")))
+                .map(HeaderValue::as_bytes),
+            Some(&b"null"[..])
+        );
+        assert_eq!(
+            p.cors_origin(&req(Some("localhost"), Some("http://evil.example"))),
+            None
+        );
+        assert_eq!(p.cors_origin(&req(Some("localhost"), None)), None);
+        let mut two = req(Some("localhost"), Some("http://localhost:1"));
+        two.append(
+            http::header::ORIGIN,
+            HeaderValue::from_static("http://localhost:2"),
+        );
+        assert_eq!(p.cors_origin(&two), None);
+        // No list: check() lets any origin through, CORS names none.
+        let open = policy(&["localhost"], &[]);
+        assert_eq!(open.cors_origin(&headers), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!   `run_until_stopped` (graceful shutdown on SIGINT/SIGTERM).
 //! - [`router`]: every route and the `/mcp` middleware stack, in order, with
 //!   the status each layer can answer.
-//! - [`middleware`]: Host/Origin → bearer token → scope → rate limit →
+//! - [`middleware`]: CORS → Host/Origin → bearer token → scope → rate limit →
 //!   session binding; each layer takes its own slice of [`state::AppState`].
 //! - [`error`]: [`error::McpHttpError`], every answer that does not come
 //!   from rmcp (400/401/403/404/405/413/415/429/503).
@@ -27,14 +27,16 @@
 //! - [`routes`]: `/health` and the RFC 9728 metadata documents.
 //!
 //! # A request's path
-//! `POST /mcp` → `host_origin::check` (403 on a foreign Host/Origin) →
+//! `POST /mcp` → `cors::mcp` (answers a browser's preflight before any token,
+//! for `MCP_ALLOWED_ORIGINS` only; adds the CORS headers on the way out) →
+//! `host_origin::check` (403 on a foreign Host/Origin) →
 //! `bearer::authenticate` (429 for an address that keeps failing; verify the
 //! JWT against the cached JWKS, check the revocation list; 401 +
 //! `WWW-Authenticate` otherwise; the [`policy::Caller`] goes into the request
 //! extensions) → `scope::require_scope` (which tool or resource? from
 //! `Mcp-Method`/`Mcp-Name` on 2026-07-28 requests, from the body otherwise;
-//! 403 `insufficient_scope`) → `rate_limit::limit` (the caller's budget,
-//! shared through Redis; 429) → `session_binding::bind` (a legacy session
+//! 403 `insufficient_scope`) → `rate_limit::limit` (the caller's budget —
+//! per client, per (client, user) for a user token — shared through Redis; 429) → `session_binding::bind` (a legacy session
 //! serves only its opener) → rmcp, which hands the request's
 //! `http::request::Parts` to [`mcp::McpHandler`]; the handler filters lists
 //! by the caller's scopes, checks the scope again, validates the arguments

@@ -5,9 +5,11 @@
 //! - **Failed authentications per address** (`rl:ip:{addr}`): a small
 //!   in-process budget, deliberately per replica: it protects this process's
 //!   signature-verification CPU and costs no Redis round trip.
-//! - **Per client** (`rl:{client_id}`): the configured limiter (Redis when
-//!   `REDIS_URL` is set, so all replicas share one budget), `tools/call`
-//!   weighing `RATE_LIMIT_TOOL_CALL_COST`.
+//! - **Per client** (`rl:{client_id}`, and `rl:{client_id}:{sub}` for a
+//!   user token, each part percent-encoded:
+//!   [`Caller::principal`](crate::policy::Caller::principal)): the configured
+//!   limiter (Redis when `REDIS_URL` is set, so all replicas share one
+//!   budget), `tools/call` weighing `RATE_LIMIT_TOOL_CALL_COST`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -61,14 +63,16 @@ impl Limits {
         self.trusted.client_ip(peer, headers)
     }
 
-    /// Charges one request of `client_id` (a `tools/call` weighs more).
+    /// Charges one request of `principal` (a
+    /// [`Caller::principal`](crate::policy::Caller::principal); a `tools/call`
+    /// weighs more).
     pub async fn check_client(
         &self,
-        client_id: &str,
+        principal: &str,
         tool_call: bool,
     ) -> Result<Decision, LimiterError> {
         let cost = if tool_call { self.tool_call_cost } else { 1 };
-        let key = format!("rl:{client_id}");
+        let key = format!("rl:{principal}");
         self.limiter.check(&key, cost, &self.policy).await
     }
 

@@ -172,6 +172,7 @@ impl ServerHandler for McpHandler {
             self.state.audit().record(
                 AuditEvent::new(names::TOOL_CALLED, "unknown_tool")
                     .client(caller.client_id())
+                    .subject(caller.sub())
                     .tool(&shown)
                     .reason("unknown_tool")
                     .latency(started.elapsed()),
@@ -184,12 +185,14 @@ impl ServerHandler for McpHandler {
         let audit = |outcome: &'static str| {
             AuditEvent::new(names::TOOL_CALLED, outcome)
                 .client(caller.client_id())
+                .subject(caller.sub())
                 .tool(def.name)
         };
         if !caller.has_scope(def.scope) {
             self.state.audit().record(
                 AuditEvent::new(names::SCOPE_DENIED, "denied")
                     .client(caller.client_id())
+                    .subject(caller.sub())
                     .tool(def.name)
                     .reason("insufficient_scope")
                     .required_scope(def.scope)
@@ -295,6 +298,7 @@ impl ServerHandler for McpHandler {
             self.state.audit().record(
                 AuditEvent::new(names::SCOPE_DENIED, "denied")
                     .client(caller.client_id())
+                    .subject(caller.sub())
                     .resource(def.uri)
                     .reason("insufficient_scope")
                     .required_scope(scope),

@@ -32,12 +32,54 @@ impl Caller {
         &self.claims.client_id
     }
 
+    /// The user, for a user token (authorization code grant: `sub` ≠
+    /// `client_id`); `None` for a machine token.
+    pub fn user(&self) -> Option<&str> {
+        (self.claims.sub != self.claims.client_id).then_some(self.claims.sub.as_str())
+    }
+
+    /// The `sub` claim (audit events record it only when it is a user).
+    pub fn sub(&self) -> &str {
+        &self.claims.sub
+    }
+
+    /// Who owns budgets and sessions: the client for a machine token, the
+    /// (client, user) pair for a user token, so the users of one public host
+    /// do not share a budget or see each other's sessions.
+    ///
+    /// Both parts are percent-encoded (unreserved characters stay, so today's
+    /// client ids read as before): the one `:` separator can then never come
+    /// from an id, and a client id or `sub` containing `:` (CIMD client ids
+    /// are URLs) or `}` cannot produce another principal's key.
+    pub fn principal(&self) -> String {
+        principal_key(self.client_id(), self.user())
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.claims.scope.contains(scope)
     }
 
     pub fn claims(&self) -> &AccessTokenClaims {
         &self.claims
+    }
+}
+
+/// Characters kept as they are in [`principal_key`]: RFC 3986 unreserved.
+const KEY_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `client` or `client:user`, each part percent-encoded (see [`Caller::principal`]).
+pub fn principal_key(client_id: &str, user: Option<&str>) -> String {
+    let client = percent_encoding::utf8_percent_encode(client_id, KEY_ESCAPE);
+    match user {
+        None => client.to_string(),
+        Some(user) => format!(
+            "{client}:{}",
+            percent_encoding::utf8_percent_encode(user, KEY_ESCAPE)
+        ),
     }
 }
 
@@ -129,6 +171,55 @@ mod tests {
                 "security:read"
             ]
         );
+    }
+
+    #[test]
+    fn principal_keys_are_unambiguous() {
+        assert_eq!(
+            principal_key("mcp-secure-client", None),
+            "mcp-secure-client"
+        );
+        assert_eq!(
+            principal_key("claude-desktop-client", Some("alice")),
+            "claude-desktop-client:alice"
+        );
+        // A `:` or `}` in either part is escaped, so the one separator splits uniquely.
+        assert_eq!(principal_key("app", Some("a:b}")), "app:a%3Ab%7D");
+        assert_eq!(
+            principal_key("https://h/c.json", Some("bob")),
+            "https%3A%2F%2Fh%2Fc.json:bob"
+        );
+        let pairs = [
+            ("app", None),
+            ("app:alice", None),
+            ("app", Some("alice")),
+            ("app:alice", Some("bob")),
+            ("app", Some("alice:bob")),
+            ("app%3Aalice", None),
+            ("app}", Some("x")),
+            ("app", Some("}x")),
+        ];
+        let keys: std::collections::HashSet<_> =
+            pairs.iter().map(|(c, u)| principal_key(c, *u)).collect();
+        assert_eq!(keys.len(), pairs.len(), "{keys:?}");
+    }
+
+    proptest::proptest! {
+        /// The key decodes back to exactly its (client, user): no two
+        /// principals share a key, whatever characters their ids hold.
+        #[test]
+        fn principal_key_round_trips(
+            client in "[a-z:}{%/.~ -]{0,12}",
+            user in proptest::option::of("[a-z:}{%/.~ -]{0,12}"),
+        ) {
+            let key = principal_key(&client, user.as_deref());
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().unwrap().into_owned();
+            let mut parts = key.split(':');
+            let c = parts.next().map(decode);
+            let u = parts.next().map(decode);
+            proptest::prop_assert_eq!(parts.next(), None, "one separator at most: {}", key);
+            proptest::prop_assert_eq!((c, u), (Some(client), user));
+        }
     }
 
     #[test]

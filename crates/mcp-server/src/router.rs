@@ -4,7 +4,11 @@
 //! GET  /health                                        routes::health            (no auth)
 //! GET  /.well-known/oauth-protected-resource/mcp      routes::protected_resource (RFC 9728)
 //! GET  /.well-known/oauth-protected-resource          routes::protected_resource (root form)
+//!        both behind middleware::cors::public: any origin (`*`), preflight 204
 //! POST|GET|DELETE /mcp                                rmcp StreamableHttpService, behind:
+//!        0. middleware::cors::mcp             preflight (no token needed)       204, 400/403
+//!                                             (MCP_ALLOWED_ORIGINS only); CORS headers on
+//!                                             every answer below to a listed origin
 //!        1. middleware::host_origin::check    Host/Origin allow-lists            400/403
 //!        2. middleware::bearer::authenticate  failed-auth budget of the address  429
 //!                                             access token, revocation           401 (503)
@@ -16,7 +20,7 @@
 //! anything else                                       error::not_found / method_not_allowed  404/405
 //! ```
 //!
-//! Every status in the right-hand column except rmcp's is an
+//! Every status in the right-hand column except rmcp's and the preflight's 204 is an
 //! [`McpHttpError`](crate::error::McpHttpError) variant (the table in
 //! `error.rs` says which); its JSON-RPC error bodies echo the request `id`.
 //!
@@ -28,7 +32,7 @@
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -36,7 +40,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error;
 use crate::mcp::McpService;
-use crate::middleware::{bearer, host_origin, rate_limit, scope, session_binding};
+use crate::middleware::{bearer, cors, host_origin, rate_limit, scope, session_binding};
 use crate::routes::{health, protected_resource};
 use crate::state::AppState;
 
@@ -49,18 +53,25 @@ pub fn router(state: AppState, mcp: McpService) -> Router {
     // Listed in execution order: the first layer sees the request first. Each
     // takes the whole AppState and extracts its own slice (FromRef).
     let mcp_stack = ServiceBuilder::new()
+        .layer(from_fn_with_state(state.clone(), cors::mcp))
         .layer(from_fn_with_state(state.clone(), host_origin::check))
         .layer(from_fn_with_state(state.clone(), bearer::authenticate))
         .layer(from_fn_with_state(state.clone(), scope::require_scope))
         .layer(from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(from_fn_with_state(state.clone(), session_binding::bind));
 
-    let mut router = Router::new().route("/health", get(health::health)).route(
-        protected_resource::WELL_KNOWN,
-        get(protected_resource::metadata),
-    );
+    // The OPTIONS route only gives the preflight a method to land on;
+    // `cors::public` answers it.
+    let metadata = || {
+        get(protected_resource::metadata)
+            .options(|| async { http::StatusCode::NO_CONTENT })
+            .layer(from_fn(cors::public))
+    };
+    let mut router = Router::new()
+        .route("/health", get(health::health))
+        .route(protected_resource::WELL_KNOWN, metadata());
     if resource_metadata_path != protected_resource::WELL_KNOWN {
-        router = router.route(&resource_metadata_path, get(protected_resource::metadata));
+        router = router.route(&resource_metadata_path, metadata());
     }
     router
         .route_service(MCP_PATH, mcp_stack.service(mcp))

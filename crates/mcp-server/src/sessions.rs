@@ -15,7 +15,7 @@ struct Owner {
     last_seen: Instant,
 }
 
-/// Session id → owning client id.
+/// Session id → owning principal ([`Caller::principal`](crate::policy::Caller::principal): the client, or the client and user).
 #[derive(Default)]
 pub struct SessionOwners {
     map: Mutex<HashMap<String, Owner>>,
@@ -37,7 +37,7 @@ impl SessionOwners {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Checks `session` for `client_id` and refreshes its last use.
+    /// Checks `session` for the principal `client_id` and refreshes its last use.
     pub fn check(&self, session: &str, client_id: &str) -> Verdict {
         let mut map = self.lock();
         match map.get_mut(session) {

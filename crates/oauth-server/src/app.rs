@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::verify::Verifier;
@@ -19,6 +18,7 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::refresh::RefreshTokens;
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
@@ -78,8 +78,10 @@ impl App {
                 (store.clone(), store, Arc::new(MemoryKv::new()))
             }
         };
-        // A redemption record outlives everything issued from its code.
-        let codes = Codes::new(kv.clone(), Duration::from_secs(24 * 3600));
+        // A redemption record lives as long as anything issued from its
+        // code: the refresh family's absolute lifetime (access tokens are shorter).
+        let codes = Codes::new(kv.clone(), config.refresh_ttl.max(config.token_ttl));
+        let refresh = RefreshTokens::new(kv.clone(), config.refresh_ttl, config.refresh_idle);
         let limiter = config.rate_limit.build_limiter_on(redis);
         let limits = Limits {
             limiter,
@@ -88,6 +90,25 @@ impl App {
             trusted: config.rate_limit.trusted_proxies.clone(),
         };
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
+        let known_scopes = registry.all_scopes();
+        let reg = &config.registration;
+        let policy = crate::registration::PublicClientPolicy {
+            scopes: reg
+                .effective_scopes(&known_scopes)
+                .map_err(anyhow::Error::msg)
+                .context("OAUTH_REGISTRATION_SCOPES")?,
+            resources: config.resources.clone(),
+        };
+        let documents = crate::cimd::MetadataDocuments::new(
+            policy.clone(),
+            &reg.cimd_allowed_hosts,
+            reg.extra_ca_file.as_deref(),
+            reg.cimd_timeout,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("SSL_CERT_FILE")?;
+        let registrations =
+            crate::registration::Registrations::new(kv.clone(), policy, reg.max_clients);
         let metadata_body = metadata::document(&config, &registry);
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
         let slow_hash_permits = Arc::new(Semaphore::new(permits));
@@ -95,9 +116,10 @@ impl App {
         let users = load_users(&config, passwords.clone()).await?;
         let state = AppState::new(Inner {
             config,
-            known_scopes: registry.all_scopes(),
-            clients: ClientDirectory::new(registry),
+            known_scopes,
+            clients: ClientDirectory::with_sources(registry, registrations, documents),
             codes,
+            refresh,
             kv,
             keys,
             own_tokens,

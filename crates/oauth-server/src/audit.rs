@@ -6,9 +6,10 @@ use std::net::IpAddr;
 
 use auth::audit::{AuditEvent, names, outcome};
 
-/// `auth.token_issued`
+/// `auth.token_issued`; `sub` is recorded when it is a user (not the client).
 pub fn token_issued(
     client_id: &str,
+    sub: &str,
     method: &'static str,
     scope: &str,
     aud: &str,
@@ -17,6 +18,7 @@ pub fn token_issued(
 ) {
     AuditEvent::new(names::TOKEN_ISSUED, outcome::SUCCESS)
         .client(client_id)
+        .subject(sub)
         .endpoint("token")
         .auth_method(method)
         .scope(scope)
@@ -41,6 +43,16 @@ pub fn client_rejected(
         .emit();
 }
 
+/// `auth.client_registered`: a dynamic registration (RFC 7591) was stored.
+pub fn client_registered(client_id: &str, scope: &str, peer: IpAddr) {
+    AuditEvent::new(names::CLIENT_REGISTERED, outcome::SUCCESS)
+        .client(client_id)
+        .endpoint("register")
+        .scope(scope)
+        .peer(peer)
+        .emit();
+}
+
 /// `auth.token_revoked`
 pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
     AuditEvent::new(names::TOKEN_REVOKED, outcome::SUCCESS)
@@ -49,6 +61,34 @@ pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
         .jti(jti)
         .peer(peer)
         .emit();
+}
+
+/// `auth.code_replayed`: a redeemed code came back; `jti` is the access
+/// token issued from it (now revoked), when the first exchange got that far.
+pub fn code_replayed(client_id: &str, jti: Option<&str>, peer: IpAddr) {
+    let mut e = AuditEvent::new(names::CODE_REPLAYED, outcome::DENIED)
+        .client(client_id)
+        .endpoint("token")
+        .reason("code_replayed")
+        .peer(peer);
+    if let Some(jti) = jti {
+        e = e.jti(jti);
+    }
+    e.emit();
+}
+
+/// `auth.refresh_reuse`: a rotated (or foreign) refresh token was presented;
+/// its family is revoked. `jti` is the family's last access token.
+pub fn refresh_reuse(client_id: &str, reason: &'static str, jti: Option<&str>, peer: IpAddr) {
+    let mut e = AuditEvent::new(names::REFRESH_REUSE, outcome::DENIED)
+        .client(client_id)
+        .endpoint("token")
+        .reason(reason)
+        .peer(peer);
+    if let Some(jti) = jti {
+        e = e.jti(jti);
+    }
+    e.emit();
 }
 
 /// `ratelimit.limited` on the token endpoints.

@@ -1,6 +1,10 @@
 //! Client authentication at the token, revocation and introspection
-//! endpoints: `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1)
-//! and `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9).
+//! endpoints: `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1),
+//! `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9), and `none` for
+//! public clients (OAuth 2.1 §2.1): `client_id` alone, accepted only where
+//! something else binds the request to the client — the authorization_code
+//! grant (PKCE, redirect URI), the refresh_token grant (a token issued to that
+//! client) and revocation of the client's own tokens (RFC 7009 §5).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use serde::Deserialize;
 
 use crate::audit;
 use crate::clients::{AuthMethod, Client, Credential};
+use crate::directory::LookupError;
 use crate::error::OAuthError;
 use crate::form::Params;
 use crate::state::AppState;
@@ -43,7 +48,7 @@ pub async fn authenticate(
     endpoint: &'static str,
     peer: IpAddr,
 ) -> Result<Authenticated, OAuthError> {
-    match authenticate_inner(state, headers, params).await {
+    match authenticate_inner(state, headers, params, endpoint).await {
         Ok(a) => {
             state.limits.check_client(&a.client.client_id, peer).await?;
             Ok(a)
@@ -76,6 +81,7 @@ async fn authenticate_inner(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
+    endpoint: &'static str,
 ) -> Result<Authenticated, Failure> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
@@ -125,6 +131,12 @@ async fn authenticate_inner(
     if assertion.is_some() || assertion_type.is_some() {
         return check_assertion(state, assertion, assertion_type, param_id).await;
     }
+    if let Some(id) = param_id
+        && let Some(client) = find_client(state, id).await?
+        && matches!(client.credential, Credential::None)
+    {
+        return check_public(client, params, endpoint);
+    }
     Err(fail(
         OAuthError::invalid_client("client authentication is required"),
         "no_credentials",
@@ -173,6 +185,56 @@ async fn check_secret(
         return Err(deny("bad_secret"));
     }
     Ok(Authenticated { client, method })
+}
+
+/// Grants a public client may use: each binds the request to the client
+/// by something other than a secret.
+pub const PUBLIC_CLIENT_GRANTS: [&str; 2] = ["authorization_code", "refresh_token"];
+
+/// A public client (`Credential::None`) that sent only its `client_id`.
+fn check_public(
+    client: Arc<Client>,
+    params: &Params,
+    endpoint: &'static str,
+) -> Result<Authenticated, Failure> {
+    let id = client.client_id.as_str();
+    if !client.auth_methods.contains(&AuthMethod::None) {
+        return Err(fail(
+            OAuthError::invalid_client("client authentication is required"),
+            "method_not_allowed",
+            Some(id),
+        ));
+    }
+    match endpoint {
+        "revoke" => {}
+        "token" => {
+            let grant = params.get("grant_type").unwrap_or_default();
+            if !PUBLIC_CLIENT_GRANTS.contains(&grant) {
+                return Err(fail(
+                    OAuthError::new(
+                        crate::error::ErrorCode::UnauthorizedClient,
+                        "a public client may only use the authorization_code and \
+                         refresh_token grants",
+                    ),
+                    "public_client_grant",
+                    Some(id),
+                ));
+            }
+        }
+        _ => {
+            return Err(fail(
+                OAuthError::invalid_client(
+                    "client authentication is required: public clients may not use this endpoint",
+                ),
+                "public_client_endpoint",
+                Some(id),
+            ));
+        }
+    }
+    Ok(Authenticated {
+        client,
+        method: AuthMethod::None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -342,19 +404,24 @@ async fn check_assertion(
 }
 
 /// Resolves a client id through the directory; a store outage is a 503-ish
-/// `temporarily_unavailable`, not "unknown client".
+/// `temporarily_unavailable`, not "unknown client"; a refused client
+/// metadata document is an unknown client.
 async fn find_client(state: &AppState, id: &str) -> Result<Option<Arc<Client>>, Failure> {
-    state.clients.find(id).await.map_err(|e| {
-        tracing::warn!(error = %e, "client lookup failed");
-        fail(
-            OAuthError::new(
-                crate::error::ErrorCode::TemporarilyUnavailable,
-                "try again later",
-            ),
-            "client_lookup_failed",
-            Some(id),
-        )
-    })
+    match state.clients.find(id).await {
+        Ok(found) => Ok(found),
+        Err(LookupError::Refused(_)) => Ok(None),
+        Err(e @ LookupError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "client lookup failed");
+            Err(fail(
+                OAuthError::new(
+                    crate::error::ErrorCode::TemporarilyUnavailable,
+                    "try again later",
+                ),
+                "client_lookup_failed",
+                Some(id),
+            ))
+        }
+    }
 }
 
 /// Parses `Basic base64(urlenc(id):urlenc(secret))` (RFC 6749 §2.3.1).

@@ -66,6 +66,8 @@ pub struct Codes {
     /// How long the redemption record is kept: the longest life of anything
     /// issued from a code (refresh absolute lifetime).
     redemption_ttl: Duration,
+    /// How long a fresh code lives ([`CODE_TTL`]).
+    code_ttl: Duration,
 }
 
 fn digest(code: &str) -> String {
@@ -89,14 +91,25 @@ pub fn random_token() -> Result<String, StoreError> {
 
 impl Codes {
     pub fn new(kv: Arc<dyn KvStore>, redemption_ttl: Duration) -> Self {
-        Self { kv, redemption_ttl }
+        Self {
+            kv,
+            redemption_ttl,
+            code_ttl: CODE_TTL,
+        }
+    }
+
+    /// The same store with another code lifetime (tests of expiry wait out
+    /// a short one instead of 60 s).
+    pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
+        self.code_ttl = ttl;
+        self
     }
 
     /// Stores the grant and returns the code to put in the redirect.
     pub async fn issue(&self, grant: &AuthorizationCode) -> Result<String, StoreError> {
         let code = random_token()?;
         let value = serde_json::to_vec(grant).map_err(|e| StoreError::new(e.to_string()))?;
-        self.kv.put(&key(&code), &value, CODE_TTL).await?;
+        self.kv.put(&key(&code), &value, self.code_ttl).await?;
         Ok(code)
     }
 

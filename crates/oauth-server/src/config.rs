@@ -5,14 +5,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use auth::keys::Algorithm;
+use auth::scope::ScopeSet;
 use auth::uri::{canonical_resource, normalize_issuer};
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
 use server_kit::cli::EnvVar;
-use server_kit::config::{ConfigError, var_list, var_or, var_parsed};
+use server_kit::config::{ConfigError, var, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
 use server_kit::telemetry::LogFormat;
+
+use crate::registration::{
+    DEFAULT_SCOPES as DEFAULT_REGISTRATION_SCOPES, InitialAccessToken, RegistrationConfig,
+    RegistrationMode,
+};
 
 /// Local MCP resource URI (DESIGN.md §2).
 pub const DEFAULT_RESOURCE: &str = "http://localhost:8000/mcp";
@@ -33,6 +39,8 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `OAUTH_SIGNING_ALG` [RS256] | RS256, ES256 or EdDSA |
 /// | `OAUTH_RESOURCES` [http://localhost:8000/mcp] | audiences this server may issue tokens for |
 /// | `OAUTH_KEYS_RELOAD_SECS` [30] | how often the keys folder is re-read (picks up `keys rotate`) |
+/// | `OAUTH_REFRESH_TTL_SECS` [2592000] | absolute lifetime of a refresh-token family (30 days), ≥ 60 |
+/// | `OAUTH_REFRESH_IDLE_SECS` [604800] | idle lifetime of a refresh token (7 days), renewed on each rotation; 60..=`OAUTH_REFRESH_TTL_SECS` |
 /// | `REDIS_URL` [unset] | shared revocation/replay store; unset = in memory |
 /// | `REDIS_TIMEOUT_MS` [250] | connect/command timeout for Redis |
 /// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
@@ -42,6 +50,13 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
 /// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
 /// | `LOG_FORMAT` [text] | text or json |
+/// | `OAUTH_REGISTRATION` [open] | RFC 7591 `POST /register`: open, token (needs `OAUTH_REGISTRATION_TOKEN`) or off |
+/// | `OAUTH_REGISTRATION_TOKEN` [unset] | the initial access token (Bearer) of `token` mode; a secret, ≥ 16 characters |
+/// | `OAUTH_REGISTRATION_SCOPES` [customer:read ticket:create account:calculate, narrowed to the registry's scopes] | the most a registered or metadata-document client may get; a set value must name only scopes the registry has |
+/// | `OAUTH_REGISTRATION_MAX` [10000] | cap on live registrations (each lives 90 days) |
+/// | `OAUTH_REGISTRATION_PER_HOUR` [10] | registrations per hour per IP (also the burst) |
+/// | `OAUTH_CIMD_ALLOWED_HOSTS` [unset] | hosts (`host` or `host:port`) whose client metadata documents may be on private/loopback addresses |
+/// | `SSL_CERT_FILE` [unset] | extra CA certificates (PEM) trusted when fetching client metadata documents |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -57,6 +72,10 @@ pub struct Config {
     pub signing_alg: Algorithm,
     pub resources: Vec<String>,
     pub keys_reload_interval: Duration,
+    /// Absolute lifetime of a refresh-token family (from the code exchange).
+    pub refresh_ttl: Duration,
+    /// Idle lifetime of a refresh token: unused this long, it is dead.
+    pub refresh_idle: Duration,
     pub redis_url: Option<SecretString>,
     pub redis_timeout: Duration,
     /// Failure mode, Redis timeout and trusted proxies (shared `RATE_LIMIT_*`).
@@ -65,6 +84,8 @@ pub struct Config {
     pub oauth_policy: Policy,
     pub failed_auth_cost: u32,
     pub log_format: LogFormat,
+    /// Dynamic registration and client metadata documents.
+    pub registration: RegistrationConfig,
 }
 
 impl Config {
@@ -87,6 +108,10 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reload: u64 = var_parsed("OAUTH_KEYS_RELOAD_SECS", 30)?;
+        let (refresh_ttl, refresh_idle) = refresh_lifetimes(
+            var_parsed("OAUTH_REFRESH_TTL_SECS", DEFAULT_REFRESH_TTL_SECS)?,
+            var_parsed("OAUTH_REFRESH_IDLE_SECS", DEFAULT_REFRESH_IDLE_SECS)?,
+        )?;
         let rate_limit = rate_limit_from_env()?;
         let redis = RedisSettings::from_env()?;
         let per_minute: u32 = var_parsed("OAUTH_RATE_LIMIT_PER_MINUTE", 120)?;
@@ -116,12 +141,15 @@ impl Config {
             signing_alg: var_parsed("OAUTH_SIGNING_ALG", Algorithm::RS256)?,
             resources,
             keys_reload_interval: Duration::from_secs(reload.max(1)),
+            refresh_ttl,
+            refresh_idle,
             redis_url: redis.url,
             redis_timeout: redis.timeout,
             rate_limit,
             oauth_policy,
             failed_auth_cost,
             log_format: var_parsed("LOG_FORMAT", LogFormat::Text)?,
+            registration: registration_from_env()?,
         })
     }
 
@@ -144,6 +172,8 @@ impl Config {
             signing_alg: Algorithm::RS256,
             resources: vec![DEFAULT_RESOURCE.to_owned()],
             keys_reload_interval: Duration::from_secs(30),
+            refresh_ttl: Duration::from_secs(DEFAULT_REFRESH_TTL_SECS),
+            refresh_idle: Duration::from_secs(DEFAULT_REFRESH_IDLE_SECS),
             redis_url: None,
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
@@ -151,6 +181,7 @@ impl Config {
                 .map_err(|e| ConfigError::new("OAUTH_RATE_LIMIT_BURST", e.to_string()))?,
             failed_auth_cost: 5,
             log_format: LogFormat::Text,
+            registration: RegistrationConfig::defaults(),
         })
     }
 
@@ -160,11 +191,113 @@ impl Config {
     }
 }
 
+/// Refresh-token family lifetime: 30 days.
+pub const DEFAULT_REFRESH_TTL_SECS: u64 = 30 * 24 * 3600;
+/// Refresh-token idle lifetime: 7 days.
+pub const DEFAULT_REFRESH_IDLE_SECS: u64 = 7 * 24 * 3600;
+
+/// Both refresh lifetimes at least a minute (a shorter one only makes
+/// clients sign in again), and idle within absolute (a longer idle
+/// lifetime would never apply).
+fn refresh_lifetimes(ttl: u64, idle: u64) -> Result<(Duration, Duration), ConfigError> {
+    if ttl < 60 {
+        return Err(ConfigError::new(
+            "OAUTH_REFRESH_TTL_SECS",
+            "must be at least 60 seconds",
+        ));
+    }
+    if idle < 60 || idle > ttl {
+        return Err(ConfigError::new(
+            "OAUTH_REFRESH_IDLE_SECS",
+            "must be between 60 seconds and OAUTH_REFRESH_TTL_SECS",
+        ));
+    }
+    Ok((Duration::from_secs(ttl), Duration::from_secs(idle)))
+}
+
 /// RFC 8414 §2 through the one issuer rule both servers and the clients
 /// share ([`normalize_issuer`]): https (http only on loopback), no query or
 /// fragment, one canonical spelling.
 pub fn validate_issuer(raw: &str) -> Result<String, String> {
     normalize_issuer(raw).map_err(|e| e.to_string())
+}
+
+/// `OAUTH_REGISTRATION*`, `OAUTH_CIMD_ALLOWED_HOSTS`, `SSL_CERT_FILE`. The
+/// scopes are checked against the registry's in `App::build`.
+fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
+    let defaults = RegistrationConfig::defaults();
+    let mode = match var_or("OAUTH_REGISTRATION", "open").trim() {
+        "open" => RegistrationMode::Open,
+        "off" => RegistrationMode::Off,
+        "token" => {
+            let token = var("OAUTH_REGISTRATION_TOKEN").ok_or_else(|| {
+                ConfigError::new(
+                    "OAUTH_REGISTRATION_TOKEN",
+                    "is required when OAUTH_REGISTRATION=token",
+                )
+            })?;
+            if token.trim().chars().count() < 16 {
+                return Err(ConfigError::new(
+                    "OAUTH_REGISTRATION_TOKEN",
+                    "must be at least 16 characters (generate one with `oauth-server generate-secret`)",
+                ));
+            }
+            RegistrationMode::Token(InitialAccessToken::new(token.trim()))
+        }
+        other => {
+            return Err(ConfigError::new(
+                "OAUTH_REGISTRATION",
+                format!("invalid value {other:?}: expected open, token or off"),
+            ));
+        }
+    };
+    let scopes = match var("OAUTH_REGISTRATION_SCOPES") {
+        None => None,
+        Some(v) => Some(
+            ScopeSet::try_from_tokens(v.split([' ', ',']).filter(|s| !s.is_empty()))
+                .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_SCOPES", e.to_string()))?,
+        ),
+    };
+    let max_clients: u64 = var_parsed("OAUTH_REGISTRATION_MAX", defaults.max_clients)?;
+    if max_clients == 0 {
+        return Err(ConfigError::new(
+            "OAUTH_REGISTRATION_MAX",
+            "must be at least 1 (use OAUTH_REGISTRATION=off to stop registrations)",
+        ));
+    }
+    let per_hour: u32 = var_parsed("OAUTH_REGISTRATION_PER_HOUR", defaults.per_hour)?;
+    if !(1..=10_000).contains(&per_hour) {
+        return Err(ConfigError::new(
+            "OAUTH_REGISTRATION_PER_HOUR",
+            "must be between 1 and 10000",
+        ));
+    }
+    let cimd_allowed_hosts = var_list("OAUTH_CIMD_ALLOWED_HOSTS", &[])
+        .into_iter()
+        .map(|h| {
+            if h.contains("://") || h.contains('/') || h.contains('@') {
+                Err(ConfigError::new(
+                    "OAUTH_CIMD_ALLOWED_HOSTS",
+                    format!("{h:?}: entries are a host or host:port, not a URL"),
+                ))
+            } else {
+                Ok(h.to_ascii_lowercase())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = RegistrationConfig {
+        mode,
+        scopes,
+        max_clients,
+        per_hour,
+        cimd_allowed_hosts,
+        extra_ca_file: var("SSL_CERT_FILE").map(PathBuf::from),
+        cimd_timeout: defaults.cimd_timeout,
+    };
+    config
+        .rate_policy()
+        .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_PER_HOUR", e.to_string()))?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -189,6 +322,20 @@ mod tests {
             validate_issuer("http://LOCALHOST:8080").unwrap(),
             "http://localhost:8080"
         );
+    }
+
+    #[test]
+    fn refresh_lifetime_rules() {
+        let (ttl, idle) = refresh_lifetimes(3600, 60).unwrap();
+        assert_eq!((ttl.as_secs(), idle.as_secs()), (3600, 60));
+        assert!(refresh_lifetimes(3600, 3600).is_ok());
+        let e = refresh_lifetimes(59, 59).unwrap_err();
+        assert!(e.to_string().contains("OAUTH_REFRESH_TTL_SECS"), "{e}");
+        for (ttl, idle) in [(3600, 59), (3600, 3601)] {
+            let e = refresh_lifetimes(ttl, idle).unwrap_err();
+            assert!(e.to_string().contains("OAUTH_REFRESH_IDLE_SECS"), "{e}");
+            assert!(!e.to_string().contains('\n'));
+        }
     }
 }
 
@@ -234,6 +381,17 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_KEYS_RELOAD_SECS",
         "30",
         "how often the keys folder is re-read (picks up `keys rotate`)",
+    ),
+    EnvVar::new(
+        "OAUTH_REFRESH_TTL_SECS",
+        "2592000",
+        "absolute lifetime of a refresh-token family in seconds (30 days), at least 60",
+    ),
+    EnvVar::new(
+        "OAUTH_REFRESH_IDLE_SECS",
+        "604800",
+        "idle lifetime of a refresh token in seconds (7 days), renewed on each rotation; \
+         60 to OAUTH_REFRESH_TTL_SECS",
     ),
     EnvVar::new(
         "REDIS_URL",
@@ -286,6 +444,45 @@ pub const ENV_VARS: &[EnvVar] = &[
         "RATE_LIMIT_TOOL_CALL_COST",
         "2",
         "mcp-server's tools/call cost; validated here too, unused",
+    ),
+    EnvVar::new(
+        "OAUTH_REGISTRATION",
+        "open",
+        "RFC 7591 dynamic registration at POST /register (public clients only): open, token \
+         (callers present OAUTH_REGISTRATION_TOKEN as a Bearer token) or off (404)",
+    ),
+    EnvVar::new(
+        "OAUTH_REGISTRATION_TOKEN",
+        "",
+        "the initial access token of OAUTH_REGISTRATION=token (a secret, at least 16 characters)",
+    ),
+    EnvVar::new(
+        "OAUTH_REGISTRATION_SCOPES",
+        DEFAULT_REGISTRATION_SCOPES,
+        "the most a registered or client-metadata-document client may get (space-separated, \
+         each a scope some registry client has; the default is narrowed to the registry's)",
+    ),
+    EnvVar::new(
+        "OAUTH_REGISTRATION_MAX",
+        "10000",
+        "cap on live dynamic registrations (each lives 90 days); beyond it /register answers 503",
+    ),
+    EnvVar::new(
+        "OAUTH_REGISTRATION_PER_HOUR",
+        "10",
+        "registrations per hour per IP, 1 to 10000 (also the burst); more are answered 429",
+    ),
+    EnvVar::new(
+        "OAUTH_CIMD_ALLOWED_HOSTS",
+        "",
+        "comma-separated hosts (host or host:port) whose client metadata documents may be \
+         fetched from private, loopback or other non-public addresses",
+    ),
+    EnvVar::new(
+        "SSL_CERT_FILE",
+        "",
+        "extra CA certificates (PEM) trusted, besides the webpki roots, when fetching client \
+         metadata documents",
     ),
     EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
     EnvVar::new(

@@ -7,7 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// The `error` codes we answer with (RFC 6749 §5.2, RFC 7009, RFC 8707).
+/// The `error` codes we answer with (RFC 6749 §5.2, RFC 7009, RFC 8707,
+/// RFC 7591 §3.2.2, RFC 6750 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -23,6 +24,12 @@ pub enum ErrorCode {
     SlowDown,
     ServerError,
     TemporarilyUnavailable,
+    /// RFC 7591: a redirect URI of a registration is invalid.
+    InvalidRedirectUri,
+    /// RFC 7591: some other registration metadata is invalid.
+    InvalidClientMetadata,
+    /// RFC 6750: the initial access token of a registration is missing or wrong.
+    InvalidToken,
 }
 
 /// An OAuth error response. The description is written for the client

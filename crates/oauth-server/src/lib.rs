@@ -9,7 +9,7 @@
 //!   with graceful shutdown and key reloading.
 //! - [`router`]: the route table and middleware stack, in one function.
 //! - [`routes`]: one handler per endpoint (`token`, `revoke`, `introspect`,
-//!   `metadata`, `jwks`, `health`, `authorize`).
+//!   `metadata`, `jwks`, `health`, `authorize`, `register`).
 //! - [`pages`]: the login, consent and error pages of `/authorize` (maud, no
 //!   JavaScript, strict CSP); [`session`]: the browser session cookie.
 //! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt.
@@ -17,7 +17,12 @@
 //! - [`users`]: the people who sign in (`UserDirectory`, `OAUTH_USERS_FILE`).
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
+//! - [`registration`]: RFC 7591 registrations (stored, capped) and the policy
+//!   every self-registered client gets; [`cimd`]: client ID metadata
+//!   documents (fetched with [`ssrf`] guards, cached).
 //! - [`codes`]: authorization codes (single use, bound, replay-recorded).
+//! - [`refresh`]: refresh-token families (hashed at rest, rotated on every
+//!   use, reuse revokes the family).
 //! - [`keystore`]: signing keys on disk, the atomically swapped key ring, rotation.
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
 //! - [`policy`]: the scope policy (intersection) and the RFC 8707 resource rule.
@@ -42,6 +47,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod cimd;
 pub mod cli;
 pub mod client_auth;
 pub mod clients;
@@ -54,9 +60,12 @@ pub mod keystore;
 pub mod limits;
 pub mod pages;
 pub mod policy;
+pub mod refresh;
+pub mod registration;
 pub mod router;
 pub mod routes;
 pub mod session;
+pub mod ssrf;
 pub mod state;
 pub mod users;
 

@@ -89,6 +89,44 @@ impl Limits {
         }
     }
 
+    /// The per-IP registration budget (`rl:reg:{ip}`), apart from the token
+    /// endpoints' so registering cannot starve sign-ins or the other way round.
+    /// Answers only `Retry-After`: the policy is kept in cost-scaled units
+    /// (see `RegistrationConfig::rate_policy`) that `RateLimit` headers
+    /// would misstate.
+    pub async fn check_registration(
+        &self,
+        ip: IpAddr,
+        policy: &Policy,
+        cost: u32,
+    ) -> Result<(), OAuthError> {
+        match self
+            .limiter
+            .check(&format!("rl:reg:{ip}"), cost, policy)
+            .await
+        {
+            Ok(d) if d.allowed => Ok(()),
+            Ok(d) => {
+                limited("registration", None, ip, &d);
+                let mut h = HeaderMap::new();
+                h.insert(
+                    axum::http::header::RETRY_AFTER,
+                    headers::retry_after_value(d.retry_after),
+                );
+                Err(OAuthError::new(
+                    ErrorCode::SlowDown,
+                    format!(
+                        "too many registrations from this address; retry after {} s",
+                        headers::retry_after_secs(d.retry_after)
+                    ),
+                )
+                .with_status(StatusCode::TOO_MANY_REQUESTS)
+                .with_headers(h))
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
     fn too_many(&self, d: &Decision) -> OAuthError {
         let mut h = HeaderMap::new();
         headers::insert(&mut h, POLICY_NAME, &self.policy, d);

@@ -1,23 +1,65 @@
 //! Every route and the middleware stack, in one place.
+//!
+//! | routes | layers, outermost first | may answer |
+//! |---|---|---|
+//! | `/token`, `/revoke` | CORS (any origin) → per-IP limit → handler | preflight 200, 429, RFC 6749 errors |
+//! | `/introspect` | per-IP limit → handler (no CORS: resource servers call it, not browsers) | 429, RFC 6749 errors |
+//! | RFC 8414 metadata, `/jwks`, `/.well-known/jwks.json` | CORS (any origin) → handler | preflight 200 |
+//! | `/health` | handler | 200 |
+//!
+//! A trace span (matched route only) wraps everything.
 
+use std::time::Duration;
+
+use axum::http::{HeaderName, Method, header};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 use crate::{limits, routes};
 
+/// How long a browser may cache a preflight answer (Chromium caps it at 2 h).
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// CORS for endpoints a browser-based MCP host calls directly (discovery,
+/// JWKS, token, revocation, registration): any origin, and never
+/// credentials — these endpoints authenticate with what the request body
+/// or `Authorization` header carries, not cookies, so `*` grants a page
+/// nothing it could not do from a server. `/authorize` (cookies, a person)
+/// and `/introspect` (resource servers only) never get it.
+pub fn browser_cors(methods: &[Method]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(methods.to_vec())
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(CORS_MAX_AGE)
+}
+
 /// The oauth-server's HTTP surface (DESIGN.md §5).
 pub fn router(state: AppState) -> Router {
-    // Client-authenticated endpoints: per-IP budget first (limits.rs).
-    let authenticated = Router::new()
+    let ip_limit = || middleware::from_fn_with_state(state.clone(), limits::ip_limit);
+    // Client-authenticated endpoints a browser may call (a public client in
+    // a web page): CORS outside the per-IP budget, so a preflight costs
+    // nothing and a 429 is readable by the page.
+    let browser_api = Router::new()
         .route("/token", post(routes::token::token))
         .route("/revoke", post(routes::revoke::revoke))
+        .route_layer(ip_limit())
+        .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
+    // RFC 7591 registration from browser-based hosts too; its own per-IP
+    // budget inside (rl:reg:{ip}); 404 when OAUTH_REGISTRATION=off.
+    let registration = Router::new()
+        .route("/register", post(routes::register::register))
+        .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
+    let introspection = Router::new()
         .route("/introspect", post(routes::introspect::introspect))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            limits::ip_limit,
-        ));
+        .route_layer(ip_limit());
     // The interactive flow: pages for people, outside the client-authenticated
     // group. A per-IP budget on both methods (GET stores a pending request,
     // POST checks passwords), answered with an HTML 429 page; failed
@@ -28,15 +70,20 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             routes::authorize::ip_budget,
         ));
-    Router::new()
-        .merge(authenticated)
-        .route("/authorize", authorize)
+    let documents = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
             get(routes::metadata::metadata),
         )
         .route("/jwks", get(routes::jwks::jwks))
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
+        .layer(browser_cors(&[Method::GET, Method::OPTIONS]));
+    Router::new()
+        .merge(browser_api)
+        .merge(registration)
+        .merge(introspection)
+        .merge(documents)
+        .route("/authorize", authorize)
         .route("/health", get(routes::health::health))
         .layer(
             // Spans carry the matched route, never headers or bodies. Debug

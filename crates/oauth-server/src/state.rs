@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::refresh::RefreshTokens;
 use crate::users::{PasswordCheck, UserDirectory};
 
 /// Cheap to clone; one `Arc` inside.
@@ -26,6 +27,8 @@ pub struct Inner {
     pub clients: ClientDirectory,
     /// Authorization codes (single use, 60 s).
     pub codes: Codes,
+    /// Refresh-token families (rotation, reuse detection).
+    pub refresh: RefreshTokens,
     /// Expiring state of the interactive flow (sessions, consents, refresh
     /// tokens, registrations): memory, or Redis when `REDIS_URL` is set.
     pub kv: Arc<dyn KvStore>,

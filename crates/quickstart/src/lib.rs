@@ -10,7 +10,11 @@
 //!    binaries do: discovery from the MCP server's metadata, a
 //!    client_credentials token, the tool list with each tool's scopes, real
 //!    tool calls (and what a bad argument and a missing token look like);
-//! 3. stops both servers gracefully and exits 0.
+//! 3. signs a person in as an MCP host does: the authorization URL, the dev
+//!    user `alice` at the login and consent pages (driven headlessly by
+//!    `stack::signin`), the code exchanged with PKCE for a user token, a
+//!    tool call as alice, a refresh-token rotation;
+//! 4. stops both servers gracefully and exits 0.
 //!
 //! With `OPENAI_API_KEY` and/or `ANTHROPIC_API_KEY` set (environment or
 //! `.env`), step 2 continues with the clients' three demo queries through
@@ -31,6 +35,7 @@ use client_core::transcript::Transcript;
 use client_core::{ClientConfig, McpClient, RetryPolicy};
 use serde_json::{Value, json};
 use stack::Stack;
+use stack::signin::{AuthorizeRequest, Decision, Person};
 
 /// The dev client the session uses (config/clients.toml, public dev secret).
 pub const CLIENT_ID: &str = stack::OPENAI_CLIENT.0;
@@ -118,6 +123,9 @@ async fn session(stack: &Stack) -> anyhow::Result<()> {
         .context("MCP session")?;
     let mut result = calls(&mcp).await;
     if result.is_ok() {
+        result = person_signs_in(stack, &http).await;
+    }
+    if result.is_ok() {
         result = llm_demo(&mcp, http).await;
     }
     mcp.close(Duration::from_secs(2)).await;
@@ -136,7 +144,7 @@ async fn llm_demo(mcp: &McpClient, http: reqwest::Client) -> anyhow::Result<()> 
             continue;
         }
         ran = true;
-        println!("\n5. {key_var} is set: the demo queries through {name}'s tool-calling loop:");
+        println!("\n6. {key_var} is set: the demo queries through {name}'s tool-calling loop:");
         let model = factory
             .build(LlmHttp::new(http.clone(), RetryPolicy::default()))
             .with_context(|| format!("{name} configuration"))?;
@@ -152,7 +160,7 @@ async fn llm_demo(mcp: &McpClient, http: reqwest::Client) -> anyhow::Result<()> 
     }
     if !ran {
         println!(
-            "\n5. Set OPENAI_API_KEY or ANTHROPIC_API_KEY to run the model's tool-calling loop too."
+            "\n6. Set OPENAI_API_KEY or ANTHROPIC_API_KEY to run the model's tool-calling loop too."
         );
     }
     Ok(())
@@ -201,6 +209,183 @@ async fn calls(mcp: &McpClient) -> anyhow::Result<()> {
         summary(&bad.text)
     );
     Ok(())
+}
+
+/// The public dev client an MCP host signs people in with (config/clients.toml).
+pub const HOST_CLIENT: &str = "claude-desktop-client";
+/// The dev user (config/users.toml; local use only).
+pub const DEV_USER: (&str, &str) = ("alice", "alice-dev-password");
+/// Where the host listens for the redirect (loopback, any port: RFC 8252).
+const HOST_REDIRECT: &str = "http://127.0.0.1:53682/callback";
+
+/// What an MCP host (Claude Code, VS Code, Inspector) does for a person:
+/// authorization code + PKCE through the login and consent pages, the code
+/// exchanged for a user token, a tool call as that user, a refresh.
+async fn person_signs_in(stack: &Stack, http: &reqwest::Client) -> anyhow::Result<()> {
+    println!("\n5. A person signs in (authorization code + PKCE), as an MCP host does:");
+    let request = AuthorizeRequest::new(HOST_CLIENT, HOST_REDIRECT)?
+        .scope("customer:read ticket:create")
+        .resource(stack.mcp_url());
+    let url = request.url(stack.issuer())?;
+    println!("   the host opens {url}");
+    println!(
+        "   and the person signs in as {} / {} (dev user) and approves",
+        DEV_USER.0, DEV_USER.1
+    );
+    let mut person = Person::new(DEV_USER.0, DEV_USER.1)?;
+    let back = person.authorize(&url, Decision::Approve).await?;
+    let code = back.code.clone().with_context(|| {
+        format!(
+            "no code in the redirect {} (error {:?})",
+            back.location, back.error
+        )
+    })?;
+    anyhow::ensure!(
+        back.state.as_deref() == Some(request.state.as_str()),
+        "the redirect's state does not match the request's"
+    );
+    anyhow::ensure!(
+        back.iss.as_deref() == Some(stack.issuer()),
+        "the redirect's iss is not the issuer (RFC 9207)"
+    );
+    println!("   → {HOST_REDIRECT}?code=…&state=…&iss={}", stack.issuer());
+
+    let token = token_request(
+        http,
+        stack,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", HOST_CLIENT),
+            ("code", &code),
+            ("redirect_uri", HOST_REDIRECT),
+            ("code_verifier", &request.pkce.verifier),
+            ("resource", stack.mcp_url()),
+        ],
+    )
+    .await
+    .context("exchanging the code")?;
+    let access = token["access_token"].as_str().context("access_token")?;
+    let refresh = token["refresh_token"].as_str().context("refresh_token")?;
+    let claims = jwt_claims(access)?;
+    println!(
+        "   the host exchanges the code (no secret: PKCE proves it): a token for sub={} client_id={}",
+        claims["sub"].as_str().unwrap_or("?"),
+        claims["client_id"].as_str().unwrap_or("?")
+    );
+    println!(
+        "   scope {} (what was asked ∩ what the client and the user may have), and a refresh token",
+        token["scope"].as_str().unwrap_or("?")
+    );
+
+    let text = call_as(
+        http,
+        stack.mcp_url(),
+        access,
+        "get_customer_info",
+        json!({"customer_id": "12345"}),
+    )
+    .await?;
+    println!(
+        "   get_customer_info as {} → {}",
+        DEV_USER.0,
+        summary(&text)
+    );
+
+    let renewed = token_request(
+        http,
+        stack,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", HOST_CLIENT),
+            ("refresh_token", refresh),
+        ],
+    )
+    .await
+    .context("refreshing")?;
+    anyhow::ensure!(
+        renewed["refresh_token"]
+            .as_str()
+            .is_some_and(|r| r != refresh),
+        "the refresh token was not rotated"
+    );
+    println!("   refresh: a new access token and a new refresh token (the old one is now spent)");
+    Ok(())
+}
+
+/// POST /token; the JSON body of a 200, or an error with the OAuth error.
+async fn token_request(
+    http: &reqwest::Client,
+    stack: &Stack,
+    pairs: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let resp = http
+        .post(stack.token_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let json: Value = resp.json().await.context("token response")?;
+    anyhow::ensure!(
+        status.is_success(),
+        "token endpoint answered {status}: {} ({})",
+        json["error"],
+        json["error_description"]
+    );
+    Ok(json)
+}
+
+/// The claims of a JWT (display only: the MCP server verifies it).
+fn jwt_claims(jwt: &str) -> anyhow::Result<Value> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).context("not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// One `tools/call` on the 2026-07-28 stateless wire with a bearer token.
+async fn call_as(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    tool: &str,
+    args: Value,
+) -> anyhow::Result<String> {
+    const V: &str = "2026-07-28";
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+    "name": tool, "arguments": args, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": V,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "quickstart", "version": "1.0.0"},
+    }}});
+    let resp = http
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", V)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    anyhow::ensure!(status.is_success(), "MCP server answered {status}: {text}");
+    // JSON, or one SSE `data:` event.
+    let json = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or(&text);
+    let v: Value = serde_json::from_str(json.trim()).context("tools/call answer")?;
+    anyhow::ensure!(v["result"]["isError"] != json!(true), "{tool} failed: {v}");
+    Ok(v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 /// The first ~160 characters of a result, on one line.

@@ -81,6 +81,11 @@ fn quickstart_runs_the_whole_job_and_stops_cleanly() {
         "calculate_account_value  needs account:calculate",
         "\"tier\":\"bronze\",\"total\":539.0",
         "Invalid input: customer_id must be",
+        "signs in as alice / alice-dev-password",
+        "a token for sub=alice client_id=claude-desktop-client",
+        "scope customer:read ticket:create (what was asked",
+        "get_customer_info as alice → ",
+        "refresh: a new access token and a new refresh token",
         "Set OPENAI_API_KEY or ANTHROPIC_API_KEY",
         "Both servers stopped cleanly.",
     ] {

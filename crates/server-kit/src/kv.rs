@@ -29,6 +29,11 @@ pub trait KvStore: Send + Sync {
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes `key` (no error when absent).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Atomically adds one to the counter at `key` and returns the new
+    /// value; a counter that does not exist starts at 0 and lives for `ttl`
+    /// from this first increment (later increments keep its expiry). Read it
+    /// back with [`get`](Self::get) (decimal digits, as Redis stores it).
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
 }
 
 /// Sweep expired entries every this many writes.
@@ -118,10 +123,36 @@ impl KvStore for MemoryKv {
             m.map.remove(key);
         })
     }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.with(|m| {
+            let now = Instant::now();
+            let live = m.map.get(key).filter(|(_, exp)| *exp > now);
+            let (current, exp) = match live {
+                Some((v, exp)) => {
+                    let n = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| StoreError::new("value is not a counter"))?;
+                    (n, *exp)
+                }
+                None => (0, now + ttl),
+            };
+            let next = current.saturating_add(1);
+            m.write(
+                key,
+                next.to_string().as_bytes(),
+                exp.saturating_duration_since(now),
+                now,
+            );
+            Ok(next)
+        })?
+    }
 }
 
 /// Redis store: plain string keys with `PX` expiry; `take` is `GETDEL`
-/// (Redis ≥ 6.2), atomic across every replica.
+/// (Redis ≥ 6.2), atomic across every replica; `incr` is one script so a
+/// counter never exists without its expiry.
 #[derive(Clone)]
 pub struct RedisKv {
     conn: ConnectionManager,
@@ -195,7 +226,24 @@ impl KvStore for RedisKv {
             .await
             .map_err(err)
     }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let mut c = self.conn.clone();
+        redis::Script::new(INCR_SCRIPT)
+            .key(key)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut c)
+            .await
+            .map_err(err)
+    }
 }
+
+/// INCR, and PEXPIRE when the counter was just created.
+const INCR_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +271,17 @@ mod tests {
         assert_eq!(kv.get("short").await.unwrap(), None, "entries expire");
         assert_eq!(kv.take("short").await.unwrap(), None);
         assert!(kv.put_new("short", b"y", ttl).await.unwrap());
+        assert_eq!(kv.incr("n", ttl).await.unwrap(), 1);
+        assert_eq!(kv.incr("n", ttl).await.unwrap(), 2);
+        assert_eq!(kv.get("n").await.unwrap().as_deref(), Some(&b"2"[..]));
+        kv.incr("brief", Duration::from_millis(80)).await.unwrap();
+        // Later increments keep the first expiry.
+        assert_eq!(kv.incr("brief", Duration::from_secs(60)).await.unwrap(), 2);
+        tokio::time::sleep(Duration::from_millis(160)).await;
+        assert_eq!(kv.get("brief").await.unwrap(), None, "counters expire");
+        assert_eq!(kv.incr("brief", ttl).await.unwrap(), 1, "and restart at 1");
+        kv.put("text", b"x", ttl).await.unwrap();
+        assert!(kv.incr("text", ttl).await.is_err(), "only counters count");
     }
 
     #[tokio::test]

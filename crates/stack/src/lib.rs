@@ -14,6 +14,8 @@
 //!   stack's resource URIs) plus the caller's extra [`Client`]s; and a copy
 //!   of `config/users.toml` (alice and bob) as its users file.
 //! - [`child`]: finding the built binaries and starting one on a free port.
+//! - [`signin`]: a person at the `/authorize` pages without a browser (PKCE,
+//!   login and consent forms, the redirect with the code).
 //!
 //! Fixtures come from `testkit`: [`testkit::RedisServer`] (a real
 //! `redis-server`), [`testkit::Nginx`] (a real nginx rendered from
@@ -66,6 +68,7 @@
 pub mod child;
 pub mod registry;
 pub mod server;
+pub mod signin;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

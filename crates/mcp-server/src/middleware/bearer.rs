@@ -170,6 +170,7 @@ pub async fn authenticate(
             state.audit.record(
                 AuditEvent::new(names::TOKEN_REJECTED, "rejected")
                     .client(&claims.client_id)
+                    .subject(&claims.sub)
                     .reason("revoked")
                     .latency(started.elapsed()),
             );
@@ -180,6 +181,7 @@ pub async fn authenticate(
             state.audit.record(
                 AuditEvent::new(names::REVOCATION_UNCHECKED, "accepted")
                     .client(&claims.client_id)
+                    .subject(&claims.sub)
                     .reason("revocation_store_unavailable"),
             );
         }
@@ -188,6 +190,7 @@ pub async fn authenticate(
             state.audit.record(
                 AuditEvent::new(names::TOKEN_REJECTED, "unavailable")
                     .client(&claims.client_id)
+                    .subject(&claims.sub)
                     .reason("revocation_store_unavailable")
                     .latency(started.elapsed()),
             );

@@ -19,6 +19,13 @@ pub struct HostOriginState {
     policy: Arc<HostPolicy>,
 }
 
+impl HostOriginState {
+    /// The allow-lists (the [`cors`](super::cors) layer reads them too).
+    pub fn policy(&self) -> &HostPolicy {
+        &self.policy
+    }
+}
+
 impl FromRef<AppState> for HostOriginState {
     fn from_ref(state: &AppState) -> Self {
         Self {

@@ -3,6 +3,9 @@
 //! [`AppState`](crate::state::AppState) by `FromRef`) and answers every
 //! refusal with a [`McpHttpError`](crate::error::McpHttpError):
 //!
+//! 0. [`cors`]: preflights answered before authentication (204, 400/403
+//!    for a refused host or origin); CORS headers on the answers to listed
+//!    origins. (Its [`cors::public`] serves the metadata documents.)
 //! 1. [`host_origin`]: `Host` / `Origin` allow-lists (400/403).
 //! 2. [`bearer`]: failed-authentication budget of the address (429), access
 //!    token and revocation (401/503).
@@ -17,6 +20,7 @@
 
 pub mod bearer;
 pub mod body;
+pub mod cors;
 pub mod host_origin;
 pub mod rate_limit;
 pub mod scope;

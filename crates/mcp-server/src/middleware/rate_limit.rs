@@ -7,7 +7,8 @@
 //!   429 without its token being parsed, so a flood of forged tokens cannot
 //!   burn the signature-verification CPU.
 //! - **After the scope check** ([`limit`], this layer): the per-client budget
-//!   `rl:{client_id}`, `tools/call` weighing `RATE_LIMIT_TOOL_CALL_COST`.
+//!   `rl:{client_id}` (`rl:{client_id}:{sub}` for a user token, so the users
+//!   of one public host each get a budget), `tools/call` weighing `RATE_LIMIT_TOOL_CALL_COST`.
 //!   Every answer carries `RateLimit-Policy` / `RateLimit`; a denial is HTTP
 //!   429 with `Retry-After` and a JSON-RPC error body echoing the request id
 //!   (never a JSON-RPC 200), a failed limiter in `closed` mode is 503.
@@ -58,7 +59,7 @@ pub async fn limit(
     };
     let op = req.extensions().get::<Operation>();
     let tool_call = op.is_some_and(Operation::is_tool_call);
-    match limits.check_client(caller.client_id(), tool_call).await {
+    match limits.check_client(&caller.principal(), tool_call).await {
         Ok(d) if d.allowed => {
             let mut resp = next.run(req).await;
             headers::insert(resp.headers_mut(), POLICY_NAME, limits.policy(), &d);
@@ -67,6 +68,7 @@ pub async fn limit(
         Ok(decision) => {
             let mut event = AuditEvent::new(names::RATE_LIMITED, "denied")
                 .client(caller.client_id())
+                .subject(caller.sub())
                 .reason("client_budget");
             if let Some(t) = op.and_then(Operation::target) {
                 event = event.tool(t);

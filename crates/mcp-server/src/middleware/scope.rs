@@ -126,6 +126,7 @@ pub async fn require_scope(
             let target = op.target().unwrap_or_default();
             let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
                 .client(caller.client_id())
+                .subject(caller.sub())
                 .reason("insufficient_scope")
                 .required_scope(required)
                 .latency(started.elapsed());

@@ -1,5 +1,6 @@
 //! Binds each 2025-11-25 session (`Mcp-Session-Id`) to the client that
-//! opened it (MCP security best practices, "session hijacking").
+//! opened it — to the (client, user) pair for a user token
+//! ([`Caller::principal`]) — (MCP security best practices, "session hijacking").
 //!
 //! Every request is authenticated and authorized on its own token anyway; a
 //! session grants nothing. The binding stops a *different* client that learnt
@@ -45,24 +46,22 @@ pub async fn bind(
     req: Request,
     next: Next,
 ) -> Result<Response, McpHttpError> {
-    let Some(client_id) = req
-        .extensions()
-        .get::<Caller>()
-        .map(|c| c.client_id().to_owned())
-    else {
+    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return Ok(next.run(req).await);
     };
+    let owner = caller.principal();
     let session = req
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let Some(sid) = &session
-        && state.owners.check(sid, &client_id) == Verdict::Foreign
+        && state.owners.check(sid, &owner) == Verdict::Foreign
     {
         state.audit.record(
             AuditEvent::new(names::SESSION_REFUSED, "denied")
-                .client(&client_id)
+                .client(caller.client_id())
+                .subject(caller.sub())
                 .reason("foreign_session"),
         );
         // Indistinguishable from an unknown session.
@@ -77,7 +76,7 @@ pub async fn bind(
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
             {
-                state.owners.insert(new, &client_id);
+                state.owners.insert(new, &owner);
             }
         }
         Some(sid) if is_delete && resp.status().is_success() => state.owners.remove(sid),

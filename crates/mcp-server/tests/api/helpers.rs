@@ -44,6 +44,8 @@ pub struct Options {
     pub revocation_fail_open: bool,
     /// mcp-server replicas (default 1), all configured alike.
     pub replicas: Option<usize>,
+    /// `MCP_ALLOWED_ORIGINS` (default: the loopback pages of the config default).
+    pub origins: Option<Vec<String>>,
 }
 
 /// Adjusts a replica's configuration as these options describe.
@@ -59,6 +61,9 @@ fn apply(c: &mut mcp_server::Config, opts: &Options) {
         c.rate_limit.failure_mode = m;
     }
     c.revocation_fail_open = opts.revocation_fail_open;
+    if let Some(o) = &opts.origins {
+        c.allowed_origins.clone_from(o);
+    }
 }
 
 /// Both servers (started by `stack`), running until drop.
@@ -203,6 +208,17 @@ impl TestApp {
             nbf: now,
             exp: now + 600,
             jti: format!("test-{now}-{}", rand_suffix()),
+        }
+    }
+
+    /// Claims like the oauth-server issues a user (authorization code grant):
+    /// `sub` is the user, `client_id` the host that asked.
+    pub fn user_claims(&self, client_id: &str, user: &str, scope: &str) -> AccessTokenClaims {
+        AccessTokenClaims {
+            sub: user.into(),
+            client_id: client_id.into(),
+            scope: ScopeSet::parse(scope).unwrap(),
+            ..self.claims()
         }
     }
 

@@ -1,7 +1,8 @@
 //! `POST /introspect` (RFC 7662): client-authenticated. A client may inspect
 //! its own tokens; clients registered with `can_introspect` (resource
-//! servers) may inspect any. Invalid, expired, revoked or foreign tokens are
-//! all simply `{"active": false}`.
+//! servers) may inspect any. Access tokens (JWTs) and refresh tokens (opaque)
+//! are both understood. Invalid, expired, revoked or foreign tokens are all
+//! simply `{"active": false}`.
 
 use axum::Json;
 use axum::body::Body;
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::client_auth::authenticate;
+use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::read_form;
 use crate::limits::ClientIp;
@@ -31,6 +33,9 @@ pub async fn introspect(
             .get("token")
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let inactive = json!({"active": false});
+        if !token.contains('.') {
+            return refresh_token(&state, &caller, token).await;
+        }
         let Ok(c) = state.own_tokens.verify(token).await else {
             return Ok(inactive);
         };
@@ -69,4 +74,35 @@ pub async fn introspect(
     };
     no_store(&mut resp);
     resp
+}
+
+/// A refresh token: live, and the caller's (or the caller may inspect any).
+async fn refresh_token(
+    state: &AppState,
+    caller: &Client,
+    token: &str,
+) -> Result<serde_json::Value, OAuthError> {
+    let rec = state
+        .refresh
+        .find(token, auth::now_unix())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "refresh store unavailable");
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "introspection is temporarily unavailable; retry",
+            )
+        })?;
+    Ok(match rec {
+        Some(rec) if rec.client_id == caller.client_id || caller.can_introspect => json!({
+            "active": true,
+            "scope": rec.scope,
+            "client_id": rec.client_id,
+            "sub": rec.sub,
+            "exp": state.refresh.expires_at(&rec),
+            "iat": rec.issued_at,
+            "iss": state.config.issuer,
+        }),
+        _ => json!({"active": false}),
+    })
 }

@@ -5,5 +5,6 @@ pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod metadata;
+pub mod register;
 pub mod revoke;
 pub mod token;

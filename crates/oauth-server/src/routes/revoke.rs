@@ -1,6 +1,8 @@
-//! `POST /revoke` (RFC 7009): client-authenticated; the token's `jti` is
-//! denied for the rest of its life. Unknown, invalid or expired tokens, and
-//! tokens of other clients, still get 200 (§2.2) so the endpoint is no oracle.
+//! `POST /revoke` (RFC 7009): client-authenticated (public clients too,
+//! for their own tokens, §5). An access token's `jti` is denied for the rest
+//! of its life; a refresh token ends its whole family and the family's last
+//! access token (§2.1). Unknown, invalid or expired tokens, and tokens of
+//! other clients, still get 200 (§2.2) so the endpoint is no oracle.
 
 use std::time::Duration;
 
@@ -39,6 +41,12 @@ pub async fn revoke(
                 "token_type_hint must be access_token or refresh_token",
             ));
         }
+        // The hint only orders the search (§2.1), and the formats tell the
+        // two apart anyway: refresh tokens are opaque base64url (no dot),
+        // access tokens are JWTs.
+        if !token.contains('.') {
+            return revoke_refresh(&state, &client.client_id, token, peer).await;
+        }
         let Ok(claims) = state.own_tokens.verify(token).await else {
             return Ok(());
         };
@@ -75,4 +83,50 @@ pub async fn revoke(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Revokes a refresh token's family (and its last access token) when the
+/// token is live and the caller's; anything else is silently fine.
+async fn revoke_refresh(
+    state: &AppState,
+    client_id: &str,
+    token: &str,
+    peer: std::net::IpAddr,
+) -> Result<(), OAuthError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "refresh store unavailable");
+        OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "revocation is temporarily unavailable; retry",
+        )
+    };
+    let now = auth::now_unix();
+    let Some(rec) = state
+        .refresh
+        .find(token, now)
+        .await
+        .map_err(|e| unavailable(&e))?
+    else {
+        return Ok(());
+    };
+    if rec.client_id != client_id {
+        audit::client_rejected(Some(client_id), "revoke_foreign_token", "revoke", peer);
+        return Ok(());
+    }
+    let Some(last) = state
+        .refresh
+        .revoke_family(&rec.family, now)
+        .await
+        .map_err(|e| unavailable(&e))?
+    else {
+        return Ok(());
+    };
+    let ttl = Duration::from_secs(u64::try_from(last.exp - now).unwrap_or(0) + 60);
+    state
+        .revocations
+        .revoke(&last.jti, ttl)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    audit::token_revoked(client_id, &last.jti, peer);
+    Ok(())
 }

@@ -1,5 +1,15 @@
-//! `POST /token`: the client_credentials grant (RFC 6749 §4.4) with RFC 8707
-//! resource indicators, issuing RFC 9068 JWT access tokens.
+//! `POST /token`: reads the form, authenticates the client, and hands the
+//! request to its grant (one file each under `token/`). Every grant issues
+//! its RFC 9068 JWT access token through [`issue`], so claims, signing,
+//! audit and the response shape are written once.
+
+mod authorization_code;
+mod client_credentials;
+mod refresh_token;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use auth::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use auth::scope::ScopeSet;
@@ -14,10 +24,10 @@ use serde::Serialize;
 
 use crate::audit;
 use crate::client_auth::{Authenticated, authenticate};
+use crate::clients::{AuthMethod, Client};
 use crate::error::{ErrorCode, OAuthError, no_store};
-use crate::form::read_form;
+use crate::form::{Params, read_form};
 use crate::limits::ClientIp;
-use crate::policy::{grant_resource, grant_scope};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -26,6 +36,8 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: u64,
     scope: &'a ScopeSet,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
 }
 
 pub async fn token(
@@ -40,91 +52,172 @@ pub async fn token(
     }
 }
 
+/// One authenticated token request, as every grant sees it.
+struct Ctx<'a> {
+    state: &'a AppState,
+    client: Arc<Client>,
+    method: AuthMethod,
+    params: Params,
+    peer: IpAddr,
+}
+
+impl Ctx<'_> {
+    /// Logs `auth.client_rejected` with `reason` and passes `e` on.
+    fn refuse(&self, e: OAuthError, reason: &'static str) -> OAuthError {
+        audit::client_rejected(Some(&self.client.client_id), reason, "token", self.peer);
+        e
+    }
+
+    /// The client must be registered for `grant`.
+    fn require_grant(&self, grant: &str) -> Result<(), OAuthError> {
+        if self.client.grant_types.iter().any(|g| g == grant) {
+            return Ok(());
+        }
+        Err(self.refuse(
+            OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client may not use the {grant} grant"),
+            ),
+            "grant_not_allowed",
+        ))
+    }
+}
+
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-    peer: std::net::IpAddr,
+    peer: IpAddr,
 ) -> Result<Response, OAuthError> {
     let params = read_form(headers, body).await?;
-    let Some(grant_type) = params.get("grant_type") else {
+    let Some(grant_type) = params.get("grant_type").map(str::to_owned) else {
         return Err(OAuthError::invalid_request("grant_type is required"));
     };
     let Authenticated { client, method } =
         authenticate(state, headers, &params, "token", peer).await?;
-    let refuse = |e: OAuthError, reason: &'static str| {
-        audit::client_rejected(Some(&client.client_id), reason, "token", peer);
-        e
+    let ctx = Ctx {
+        state,
+        client,
+        method,
+        params,
+        peer,
     };
-    if grant_type != "client_credentials" {
-        let e = if matches!(
-            grant_type,
-            "authorization_code"
-                | "refresh_token"
-                | "urn:ietf:params:oauth:grant-type:jwt-bearer"
-                | "urn:ietf:params:oauth:grant-type:device_code"
-                | "password"
-                | "implicit"
-        ) {
-            OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "only client_credentials is supported",
-            )
-        } else {
-            OAuthError::new(ErrorCode::UnsupportedGrantType, "unknown grant_type")
-        };
-        return Err(refuse(e, "unsupported_grant_type"));
+    match grant_type.as_str() {
+        "client_credentials" => client_credentials::grant(&ctx).await,
+        "authorization_code" => authorization_code::grant(&ctx).await,
+        "refresh_token" => refresh_token::grant(&ctx).await,
+        other => {
+            let known = matches!(
+                other,
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                    | "urn:ietf:params:oauth:grant-type:device_code"
+                    | "password"
+                    | "implicit"
+            );
+            let desc = if known {
+                "supported grants: authorization_code, refresh_token, client_credentials"
+            } else {
+                "unknown grant_type"
+            };
+            Err(ctx.refuse(
+                OAuthError::new(ErrorCode::UnsupportedGrantType, desc),
+                "unsupported_grant_type",
+            ))
+        }
     }
-    if !client.grant_types.iter().any(|g| g == "client_credentials") {
-        return Err(refuse(
-            OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "this client may not use the client_credentials grant",
-            ),
-            "grant_not_allowed",
-        ));
-    }
-    let scope = grant_scope(
-        params.get("scope"),
-        &client.default_scopes,
-        &[&client.allowed_scopes],
-        &state.known_scopes,
-    )
-    .map_err(|e| refuse(e, "invalid_scope"))?;
-    let audience = grant_resource(params.get("resource"), &client, &state.config.resources)
-        .map_err(|e| refuse(e, "invalid_target"))?;
+}
 
+/// What an access token is for; `sub` is the client itself for
+/// client_credentials and the user otherwise.
+struct TokenGrant<'a> {
+    sub: &'a str,
+    scope: ScopeSet,
+    audience: String,
+}
+
+/// A signed access token and its claims.
+struct Issued {
+    token: String,
+    claims: AccessTokenClaims,
+}
+
+/// Builds the claims, signs and audits an access token for `ctx.client`.
+async fn issue(ctx: &Ctx<'_>, grant: TokenGrant<'_>) -> Result<Issued, OAuthError> {
+    let state = ctx.state;
     let now = auth::now_unix();
     let ttl = state.config.token_ttl.as_secs();
     let claims = AccessTokenClaims {
         iss: state.config.issuer.clone(),
-        sub: client.client_id.clone(),
-        aud: Audience::One(audience.clone()),
-        client_id: client.client_id.clone(),
-        scope,
+        sub: grant.sub.to_owned(),
+        aud: Audience::One(grant.audience.clone()),
+        client_id: ctx.client.client_id.clone(),
+        scope: grant.scope,
         iat: now,
         nbf: now,
         exp: now + i64::try_from(ttl).unwrap_or(900),
         jti: new_jti()?,
     };
-    let access_token = sign(state, &claims).await?;
+    let token = sign(state, &claims).await?;
     audit::token_issued(
-        &client.client_id,
-        method.as_str(),
+        &ctx.client.client_id,
+        &claims.sub,
+        ctx.method.as_str(),
         &claims.scope.to_string(),
-        &audience,
+        &grant.audience,
         &claims.jti,
-        peer,
+        ctx.peer,
     );
+    Ok(Issued { token, claims })
+}
+
+/// The RFC 6749 §5.1 response (`Cache-Control: no-store`).
+fn respond(state: &AppState, issued: &Issued, refresh_token: Option<String>) -> Response {
     let mut resp = Json(TokenResponse {
-        access_token,
+        access_token: issued.token.clone(),
         token_type: "Bearer",
-        expires_in: ttl,
-        scope: &claims.scope,
+        expires_in: state.config.token_ttl.as_secs(),
+        scope: &issued.claims.scope,
+        refresh_token,
     })
     .into_response();
     no_store(&mut resp);
-    Ok(resp)
+    resp
+}
+
+/// Denies an access token for the rest of its life (plus the verifiers'
+/// 60 s leeway); used when a code or refresh family turns out stolen.
+async fn revoke_access(state: &AppState, jti: &str, exp: i64) -> Result<(), OAuthError> {
+    let left = u64::try_from(exp - auth::now_unix()).unwrap_or(0);
+    state
+        .revocations
+        .revoke(jti, Duration::from_secs(left + 60))
+        .await
+        .map_err(|e| unavailable("revocation store", &e))
+}
+
+/// Ends a refresh family and its last access token.
+async fn revoke_family(state: &AppState, family: &str) -> Result<Option<String>, OAuthError> {
+    let revoked = state
+        .refresh
+        .revoke_family(family, auth::now_unix())
+        .await
+        .map_err(|e| unavailable("refresh store", &e))?;
+    match revoked {
+        Some(r) => {
+            revoke_access(state, &r.jti, r.exp).await?;
+            Ok(Some(r.jti))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A store outage: logged, answered 503 `temporarily_unavailable`.
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %e, "{what} unavailable");
+    OAuthError::new(
+        ErrorCode::TemporarilyUnavailable,
+        "the token service is temporarily unavailable; retry",
+    )
 }
 
 fn new_jti() -> Result<String, OAuthError> {

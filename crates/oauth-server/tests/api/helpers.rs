@@ -98,6 +98,9 @@ fn clients(keys: &TestKeys) -> Vec<stack::Client> {
     ]
 }
 
+/// A change to the oauth-server's config (see [`Opts::configure`]).
+pub type Configure = std::sync::Arc<dyn Fn(&mut oauth_server::Config) + Send + Sync>;
+
 /// Options for [`spawn_with`].
 #[derive(Default, Clone)]
 pub struct Opts {
@@ -111,6 +114,8 @@ pub struct Opts {
     /// (per minute, burst) for the oauth budget.
     pub policy: Option<(u32, u32)>,
     pub trusted_proxies: Option<&'static str>,
+    /// Any further change to the config, applied last.
+    pub configure: Option<Configure>,
 }
 
 pub async fn spawn() -> TestApp {
@@ -147,6 +152,9 @@ pub async fn spawn_with(opts: Opts) -> TestApp {
             }
             if let Some(r) = opts.reload {
                 config.keys_reload_interval = r;
+            }
+            if let Some(f) = &opts.configure {
+                f(config);
             }
         })
         .start()

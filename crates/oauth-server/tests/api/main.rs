@@ -6,11 +6,13 @@
 mod helpers;
 
 mod authorize;
+mod cimd;
 mod cli;
 mod client_auth;
 mod errors;
 mod metadata;
 mod ratelimit;
+mod register;
 mod revocation;
 mod rotation;
 mod token;

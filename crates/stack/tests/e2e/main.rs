@@ -5,8 +5,11 @@
 //! deployment files (certificate script, docker-compose.yml, Dockerfile,
 //! Taskfile) with real tools.
 //!
-//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task skip
-//! loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
+//! `official_sdks` runs the pinned official MCP SDKs (TypeScript, Python)
+//! against a stack.
+//!
+//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task (and the
+//! SDKs in `.tools/`) skip loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod child_processes;
@@ -17,5 +20,6 @@ mod helpers;
 mod issuer_spelling;
 mod mcp;
 mod oauth;
+mod official_sdks;
 mod tls;
 mod tools;
