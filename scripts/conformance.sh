@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the MCP conformance suite (server scenarios) against mcp-server with
-# authentication ON.
+# Runs the MCP conformance suite against the stack: the server scenarios
+# against mcp-server with authentication ON, and the authorization-server
+# scenarios against oauth-server, the login form submitted by a script.
 #
 #   scripts/conformance.sh            # build, start both servers, run, stop
 #   scripts/conformance.sh --install-only   # only step 1 (CI does this early)
@@ -12,12 +13,19 @@
 # 3. Starts scripts/conformance/proxy.mjs, which gets a client_credentials
 #    token for mcp-secure-client and adds it to every request (the suite
 #    cannot send tokens; the server never gets an auth-off switch).
-# 4. Runs every scenario listed below at its protocol revision, with the
-#    per-check baseline scripts/conformance/baseline.yml; exits non-zero on
-#    any unexpected failure (or stale baseline entry).
+# 4. Runs every server scenario listed below at its protocol revision, with
+#    the per-check baseline scripts/conformance/baseline.yml; exits non-zero
+#    on any unexpected failure (or stale baseline entry).
+# 5. Runs the authorization-server scenarios (authorization-server-metadata-
+#    endpoint, authorization-code-grant) at every revision in AS_VERSIONS for
+#    the public dev client claude-desktop-client (PKCE, no secret) and the
+#    resource below. The suite prints an authorization URL and waits on a
+#    loopback callback; scripts/conformance/login.mjs plays the person: it
+#    signs in as the dev user alice, approves, and follows the redirect to
+#    the callback. No baseline: every check must be SUCCESS (a WARNING or
+#    SKIPPED fails the run too).
 #
-# Which scenarios run, and why the others do not, is in README.md
-# ("Conformance").
+# Which scenarios run, and why the others do not, is in docs/conformance.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,6 +57,15 @@ SCENARIOS=(
   http-header-validation@2026-07-28
   sep-2164-resource-not-found@2026-07-28
 )
+
+# Revisions the authorization-server scenarios run at: every one the suite
+# lists for them. Earlier revisions check a subset (the CIMD-metadata check
+# starts at 2025-11-25), and the server answers all of them alike.
+AS_VERSIONS=(2025-03-26 2025-06-18 2025-11-25 2026-07-28)
+AS_SCENARIOS=(authorization-server-metadata-endpoint authorization-code-grant)
+# The public dev client and user (config/clients.toml, config/users.toml).
+AS_CLIENT="claude-desktop-client"
+AS_USER=(alice alice-dev-password)
 
 log() { printf '[conformance] %s\n' "$*" >&2; }
 
@@ -121,7 +138,8 @@ RESOURCE="http://localhost:8000/mcp"
 
 OAUTH_ENV=(
   OAUTH_BIND="127.0.0.1:$OAUTH_PORT" OAUTH_ISSUER="$ISSUER" OAUTH_KEYS_DIR="$WORK/keys"
-  OAUTH_CLIENTS_FILE="$ROOT/config/clients.toml" OAUTH_RESOURCES="$RESOURCE" RUST_LOG=warn
+  OAUTH_CLIENTS_FILE="$ROOT/config/clients.toml" OAUTH_USERS_FILE="$ROOT/config/users.toml"
+  OAUTH_RESOURCES="$RESOURCE" RUST_LOG=warn
 )
 # The suite sends hundreds of requests as one client within seconds: lift
 # the per-client budget out of its way (rate limiting has its own tests).
@@ -179,9 +197,58 @@ for entry in "${SCENARIOS[@]}"; do
   grep -E "^(Passed|Total)|passed, .* failed" "$WORK/$scenario-$version.txt" | tail -1 | sed 's/^/    /' >&2 || true
 done
 
+# --- 5. authorization-server scenarios ----------------------------------------
+# Every check of every scenario must be SUCCESS; prints one line per check.
+as_results_ok() { # results-dir scenario...
+  "$NODE" -e '
+const fs = require("fs"), path = require("path");
+const [dir, ...scenarios] = process.argv.slice(1);
+const runs = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+let ok = true;
+for (const s of scenarios) {
+  const found = runs.filter((n) => n.startsWith(`authorization-server-${s}-`));
+  if (found.length !== 1) {
+    console.error(`    ${s}: no results`);
+    ok = false;
+    continue;
+  }
+  for (const c of JSON.parse(fs.readFileSync(path.join(dir, found[0], "checks.json"), "utf8"))) {
+    console.error(`    ${c.status} ${s}: ${c.id}${c.errorMessage ? ` (${c.errorMessage})` : ""}`);
+    if (c.status !== "SUCCESS") ok = false;
+  }
+}
+process.exit(ok ? 0 : 1);
+' "$@"
+}
+
+# Both scenarios in one run of the suite: authorization-code-grant reads the
+# metadata the first one fetched (given alone with --scenario it fails with
+# "Invalid authorization server metadata").
+for version in "${AS_VERSIONS[@]}"; do
+  log "authorization server: ${AS_SCENARIOS[*]} ($version)"
+  out="$WORK/authorization-$version.txt"
+  : >"$out"
+  "$NODE" "$SUITE" authorization --url "$ISSUER" --client-id "$AS_CLIENT" --resource "$RESOURCE" \
+    -p "$(free_port)" --spec-version "$version" -o "$WORK/results-as-$version" >"$out" 2>&1 &
+  suite=$!
+  PIDS+=("$suite")
+  ok=1
+  if ! LOGIN_PASSWORD="${AS_USER[1]}" "$NODE" "$SPEC/login.mjs" --output "$out" \
+      --username "${AS_USER[0]}" --pid "$suite" >"$WORK/login-$version.txt" 2>&1; then
+    ok=0
+    kill "$suite" 2>/dev/null || true # it would wait 5 minutes for the callback
+  fi
+  wait "$suite" || ok=0
+  as_results_ok "$WORK/results-as-$version" "${AS_SCENARIOS[@]}" || ok=0
+  if ((!ok)); then
+    FAILED+=("authorization@$version")
+    cat "$out" "$WORK/login-$version.txt" >&2
+  fi
+done
+
 if ((${#FAILED[@]})); then
   log "FAILED: ${FAILED[*]}"
   log "server logs: $WORK (set KEEP_RESULTS=1 to keep them)"
   exit 1
 fi
-log "${#SCENARIOS[@]} passed, 0 failed"
+log "${#SCENARIOS[@]} server scenario runs and $((${#AS_VERSIONS[@]} * ${#AS_SCENARIOS[@]})) authorization-server scenario runs passed, 0 failed"

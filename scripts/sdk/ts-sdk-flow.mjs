@@ -346,7 +346,6 @@ async function authorizationCode(sdk, mcpUrl, expectedIssuer) {
     return {
       ...seen,
       client_id: provider.clientInformation()?.client_id,
-      registered: provider.clientInformation()?.client_id !== undefined,
       steps: provider.log,
       scope: tokens?.scope,
       refresh_token: Boolean(tokens?.refresh_token)

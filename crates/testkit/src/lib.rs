@@ -19,6 +19,8 @@
 //!   test's ports, upstreams and certificates.
 //! - [`pki`]: [`TestPki`], a throw-away CA and server certificate (rcgen);
 //!   [`TestCa`], certificates for chosen names.
+//! - [`chromedriver`]: [`ChromeDriver`], a child `chromedriver` driving
+//!   headless `chromium` (Debian's `chromium-driver`), for browser tests.
 //!
 //! # Typical use
 //!
@@ -30,6 +32,7 @@
 //! # drop(url);
 //! ```
 
+pub mod chromedriver;
 pub mod llm;
 pub mod nginx;
 pub mod pki;
@@ -37,6 +40,7 @@ pub mod ports;
 pub mod redis;
 pub mod services;
 
+pub use chromedriver::ChromeDriver;
 pub use nginx::Nginx;
 pub use pki::{TestCa, TestPki};
 pub use ports::free_port;

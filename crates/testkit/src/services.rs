@@ -1,4 +1,5 @@
-//! Locating service binaries (redis-server, nginx) and the skip-or-fail rule.
+//! Locating service binaries (redis-server, nginx, chromedriver, chromium) and
+//! the skip-or-fail rule.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -6,8 +7,8 @@ use std::path::{Path, PathBuf};
 /// Set to `1` (CI does) to turn a missing service binary into a test failure.
 pub const REQUIRE_SERVICES_VAR: &str = "SECURE_MCP_REQUIRE_SERVICES";
 
-/// True when `SECURE_MCP_REQUIRE_SERVICES=1`: a missing `redis-server`/`nginx`
-/// binary is then a hard failure instead of a skipped test.
+/// True when `SECURE_MCP_REQUIRE_SERVICES=1`: a missing service binary
+/// (`redis-server`, `nginx`, `chromedriver`, ...) is then a hard failure instead of a skipped test.
 pub fn services_required() -> bool {
     env::var(REQUIRE_SERVICES_VAR).is_ok_and(|v| v.trim() == "1")
 }

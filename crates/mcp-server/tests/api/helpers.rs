@@ -28,6 +28,11 @@ pub const SECURE_CLIENT: (&str, &str) = (
     "secure-client-secret-change-in-production",
 );
 pub const OPENAI_CLIENT: (&str, &str) = ("openai-mcp-client", "openai-client-secret");
+/// The public dev client (PKCE, no secret) an MCP host signs people in with.
+pub const PUBLIC_CLIENT: &str = "claude-desktop-client";
+/// The dev users (config/users.toml; local use only).
+pub const ALICE: (&str, &str) = ("alice", "alice-dev-password");
+pub const BOB: (&str, &str) = ("bob", "bob-dev-password");
 
 pub const V2026: &str = "2026-07-28";
 pub const V2025: &str = "2025-11-25";
@@ -182,6 +187,46 @@ impl TestApp {
         let status = resp.status();
         let body: Value = resp.json().await.unwrap();
         assert_eq!(status, 200, "token request failed: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A user token from the real interactive flow: `user` signs in at
+    /// `/authorize` for the public `claude-desktop-client` (login and consent
+    /// pages, PKCE), and the code is exchanged at `/token`.
+    pub async fn user_token(&self, user: (&str, &str), scope: &str) -> String {
+        use stack::signin::{AuthorizeRequest, Decision, Person};
+        const REDIRECT: &str = "http://127.0.0.1:53682/callback";
+        let request = AuthorizeRequest::new(PUBLIC_CLIENT, REDIRECT)
+            .unwrap()
+            .scope(scope)
+            .resource(RESOURCE);
+        let url = request.url(&self.issuer).unwrap();
+        let back = Person::new(user.0, user.1)
+            .unwrap()
+            .authorize(&url, Decision::Approve)
+            .await
+            .unwrap();
+        let code = back
+            .code
+            .unwrap_or_else(|| panic!("no code: {}", back.location));
+        let resp = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_encode(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", PUBLIC_CLIENT),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &request.pkce.verifier),
+                ("resource", RESOURCE),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "code exchange failed: {body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
 

@@ -2,9 +2,10 @@
 //! host): audit events name both, and each (client, user) pair has its own
 //! budget and its own sessions.
 //!
-//! The tokens carry the claims the oauth-server issues a user and are signed
-//! with its real key (the code grant is not needed to test what the
-//! mcp-server does with them).
+//! The first test gets its tokens from the real interactive flow (alice and
+//! bob sign in at `/authorize` for the public dev client); the others need
+//! many users or odd ids, so they sign the claims the oauth-server issues a
+//! user with its real key.
 
 use serde_json::{Value, json};
 
@@ -15,6 +16,43 @@ const USER_SCOPES: &str = "customer:read ticket:create account:calculate";
 
 fn get_customer() -> Value {
     json!({"name": "get_customer_info", "arguments": {"customer_id": "12345"}})
+}
+
+#[tokio::test]
+async fn signed_in_users_are_audited_and_budgeted_apart() {
+    // Two list calls per user, then 429.
+    let app = spawn_with(Options {
+        policy: Some((1, 2)),
+        ..Options::default()
+    })
+    .await;
+    let alice = app.user_token(ALICE, "customer:read").await;
+    let r = app
+        .call_2026(Some(&alice), "tools/call", get_customer())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let called = app.events("mcp.tool_called");
+    assert_eq!(called.len(), 1);
+    assert_eq!(
+        (called[0].client_id.as_deref(), called[0].sub.as_deref()),
+        (Some(PUBLIC_CLIENT), Some("alice"))
+    );
+    // A second sign-in of alice's shares her budget (the tool call cost 2 of it).
+    let alice_again = app.user_token(ALICE, "customer:read").await;
+    assert_ne!(alice, alice_again);
+    let r = list(&app, alice_again).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let limited = app.events("ratelimit.limited");
+    assert_eq!(limited.len(), 1);
+    assert_eq!(
+        (limited[0].client_id.as_deref(), limited[0].sub.as_deref()),
+        (Some(PUBLIC_CLIENT), Some("alice"))
+    );
+    // Bob, through the same public host, has his own.
+    let bob = app.user_token(BOB, "customer:read").await;
+    assert_eq!(list(&app, bob.clone()).await.status, 200);
+    assert_eq!(list(&app, bob.clone()).await.status, 200);
+    assert_eq!(list(&app, bob).await.status, 429);
 }
 
 #[tokio::test]

@@ -3,15 +3,17 @@
 //! CA, real Redis, the real servers in-process, two MCP replicas; the built
 //! binaries as child processes (`child_processes`); plus checks of the
 //! deployment files (certificate script, docker-compose.yml, Dockerfile,
-//! Taskfile) with real tools.
+//! Taskfile) with real tools; and a real browser (headless Chromium over
+//! WebDriver) signing in through the login and consent pages.
 //!
 //! `official_sdks` runs the pinned official MCP SDKs (TypeScript, Python)
 //! against a stack.
 //!
-//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task (and the
-//! SDKs in `.tools/`) skip loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
+//! Missing nginx/redis-server/openssl/docker-compose/hadolint/task/chromium
+//! (and the SDKs in `.tools/`) skip loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser_login;
 mod child_processes;
 mod clients;
 mod deploy_files;
