@@ -42,6 +42,15 @@
 //! refresh_token: check, consume and rotate ([`refresh`]) → claims → sign with
 //! the current key (RSA off the async workers) → `auth.token_issued` → JSON
 //! with `Cache-Control: no-store`.
+//!
+//! # A sign-in (authorization code)
+//! `GET /authorize` → per-IP budget → client and redirect URI (HTML error
+//! page until both are trusted) → response_type, PKCE S256, grant, resource,
+//! scope (errors redirect with `state` and `iss`) → login page → `POST`
+//! (session cookie + CSRF token bound to the pending request) → password
+//! (argon2id off the workers; failures cost IP and username) → consent page
+//! (or a remembered consent) → code → 303 to the client. See
+//! [`routes::authorize`].
 
 pub mod app;
 pub mod audit;

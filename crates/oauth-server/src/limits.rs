@@ -6,7 +6,11 @@
 //! 2. a failed client authentication costs its IP `OAUTH_FAILED_AUTH_COST`
 //!    more units, so guessing secrets runs out of budget fast;
 //! 3. after authentication, `rl:oauth:{client_id}` (cost 1) — one client
-//!    cannot monopolise the server from many addresses.
+//!    cannot monopolise the server from many addresses;
+//! 4. at the `/authorize` login form, the same per-IP key, and
+//!    `rl:login:{username}` (cost 1 per attempt, `OAUTH_FAILED_AUTH_COST`
+//!    more per failure) — one account cannot be guessed at from many
+//!    addresses. Those denials are an HTML 429 page (routes/authorize.rs).
 //!
 //! Denials are `429` with `Retry-After`, the draft IETF `RateLimit` headers
 //! and an RFC 6749-style JSON body (`slow_down`); a failed limiter in
@@ -39,8 +43,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// One check of `key` against the oauth budget (the login form charges
-    /// its per-IP and per-username keys through it).
+    /// One check of `key` against the oauth budget (`/authorize` charges its
+    /// per-IP key through it).
     pub async fn check(&self, key: &str, cost: u32) -> Result<Decision, LimiterError> {
         self.limiter.check(key, cost, &self.policy).await
     }
@@ -52,6 +56,24 @@ impl Limits {
             .await
         {
             tracing::warn!(error = %e, "rate limiter unavailable while charging a failed authentication");
+        }
+    }
+
+    /// A sign-in attempt for `username` at /authorize (cost 1), checked
+    /// before its password is: a guessed-at account is limited from every
+    /// address at once.
+    pub async fn check_login(&self, username: &str) -> Result<Decision, LimiterError> {
+        self.check(&login_key(username), 1).await
+    }
+
+    /// Charges a failed sign-in to the username (the IP pays through
+    /// [`Limits::penalize`]).
+    pub async fn penalize_login(&self, username: &str) {
+        if let Err(e) = self
+            .check(&login_key(username), self.failed_auth_cost)
+            .await
+        {
+            tracing::warn!(error = %e, "rate limiter unavailable while charging a failed sign-in");
         }
     }
 
@@ -118,6 +140,13 @@ impl Limits {
         .with_status(StatusCode::TOO_MANY_REQUESTS)
         .with_headers(h)
     }
+}
+
+/// `rl:login:{username}`, the name cut to 64 characters (the key stays small
+/// whatever is typed; longer names are never valid users).
+fn login_key(username: &str) -> String {
+    let cut: String = username.chars().take(64).collect();
+    format!("rl:login:{cut}")
 }
 
 fn unavailable(e: &LimiterError) -> OAuthError {

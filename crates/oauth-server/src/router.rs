@@ -63,12 +63,14 @@ pub fn router(state: AppState) -> Router {
         .route("/introspect", post(routes::introspect::introspect))
         .route_layer(ip_limit());
     // The interactive flow: pages for people, outside the client-authenticated
-    // group. POST (login and consent forms) has a per-IP budget answered
-    // with an HTML 429 page; failed sign-ins cost the IP and the username
-    // more (routes/authorize.rs).
-    let authorize =
-        get(routes::authorize::show).merge(post(routes::authorize::submit).route_layer(
-            middleware::from_fn_with_state(state.clone(), routes::authorize::ip_budget),
+    // group. A per-IP budget on both methods (GET stores a pending request,
+    // POST checks passwords), answered with an HTML 429 page; failed
+    // sign-ins cost the IP and the username more (routes/authorize.rs).
+    let authorize = get(routes::authorize::show)
+        .post(routes::authorize::submit)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            routes::authorize::ip_budget,
         ));
     let documents = Router::new()
         .route(

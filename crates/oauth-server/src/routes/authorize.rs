@@ -41,6 +41,7 @@ use subtle::ConstantTimeEq;
 use crate::audit;
 use crate::clients::Client;
 use crate::codes::{AuthorizationCode, random_token};
+use crate::directory::LookupError;
 use crate::error::{ErrorCode, OAuthError};
 use crate::form::{Params, read_form};
 use crate::limits::ClientIp;
@@ -94,14 +95,19 @@ struct Target {
 
 /// The answers of the endpoint.
 enum Answer {
-    /// An HTML page (error, login, consent).
-    Page(Response),
+    /// An HTML page (error, login, consent) or a finished redirect; boxed to
+    /// keep the enum small.
+    Page(Box<Response>),
     /// An RFC 6749 §4.1.2.1 error redirect.
     Error(Target, &'static str, String),
 }
 
 fn page(status: StatusCode, title: &str, message: &str) -> Answer {
-    Answer::Page(pages::respond(status, pages::error(title, message), None))
+    Answer::Page(Box::new(pages::respond(
+        status,
+        pages::error(title, message),
+        None,
+    )))
 }
 
 fn bad_request(message: &str) -> Answer {
@@ -175,7 +181,7 @@ fn see_other(location: &str) -> Response {
 impl Answer {
     fn into_response(self, issuer: &str) -> Response {
         match self {
-            Answer::Page(r) => r,
+            Answer::Page(r) => *r,
             Answer::Error(target, error, description) => {
                 match target.url(
                     issuer,
@@ -220,8 +226,12 @@ async fn validate(state: &AppState, params: &Params) -> Result<Validated, Answer
                 "The application (client_id) is not registered here.",
             ));
         }
-        Err(e) => {
+        Err(LookupError::Unavailable(e)) => {
             tracing::warn!(error = %e, "authorize: client lookup failed");
+            return Err(unavailable());
+        }
+        Err(LookupError::Refused(e)) => {
+            tracing::info!(error = %e, "authorize: client metadata document refused");
             return Err(bad_request(
                 "The application's registration could not be loaded.",
             ));
@@ -385,11 +395,10 @@ impl Ctx<'_> {
 /// `GET /authorize`: the authorization request in the query.
 pub async fn show(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(ClientIp(peer)): axum::Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let peer = state.limits.trusted.client_ip(peer, &headers);
     let params = match Params::parse(query.as_deref().unwrap_or("").as_bytes()) {
         Ok(p) => p,
         Err(e) => {
@@ -506,11 +515,11 @@ fn login_page(
         txn,
         csrf_token: &pending.csrf_token,
     };
-    Answer::Page(pages::respond(
+    Answer::Page(Box::new(pages::respond(
         StatusCode::OK,
         pages::login(&ids, &client.client_name, failed),
         Some(&FormTarget::for_redirect(&pending.redirect_uri)),
-    ))
+    )))
 }
 
 /// Someone is signed in for `pending`: limit the scope to the user's, then
@@ -584,7 +593,7 @@ async fn after_login(
         csrf_token: &pending.csrf_token,
     };
     let origin = client_origin(client, &pending.redirect_uri);
-    Answer::Page(pages::respond(
+    Answer::Page(Box::new(pages::respond(
         StatusCode::OK,
         pages::consent(
             &ids,
@@ -597,7 +606,7 @@ async fn after_login(
             },
         ),
         Some(&FormTarget::for_redirect(&pending.redirect_uri)),
-    ))
+    )))
 }
 
 fn expired() -> Answer {
@@ -636,12 +645,12 @@ async fn issue(ctx: &Ctx<'_>, pending: &Pending, granted: &ScopeSet) -> Answer {
         state: pending.state.clone(),
     };
     match target.url(&state.config.issuer, &[("code", &code)]) {
-        Some(u) => Answer::Page(see_other(&u)),
+        Some(u) => Answer::Page(Box::new(see_other(&u))),
         None => bad_request("The redirect URI is invalid."),
     }
 }
 
-/// Middleware: the per-IP budget on `POST /authorize`, answered with a page.
+/// Middleware: the per-IP budget on `/authorize`, answered with a page.
 pub async fn ip_budget(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -758,13 +767,12 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
     let username = params.get("username").unwrap_or("");
     let password = params.get("password").unwrap_or("");
     // Limited usernames are refused before any hashing.
-    let user_key = format!("rl:login:{}", username.chars().take(64).collect::<String>());
-    match state.limits.check(&user_key, 1).await {
+    match state.limits.check_login(username).await {
         Ok(d) if d.allowed => {}
         Ok(d) => {
             audit::login(false, Some("limited"), &client.client_id, None, ctx.peer);
             audit::rate_limited("login", Some(&client.client_id), ctx.peer, d.retry_after);
-            return Answer::Page(limited_page(state, &d));
+            return Answer::Page(Box::new(limited_page(state, &d)));
         }
         Err(e) => return store_failed(&e),
     }
@@ -775,13 +783,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
             let known = (f == LoginFailure::BadPassword).then_some(username);
             audit::login(false, Some(f.reason()), &client.client_id, known, ctx.peer);
             state.limits.penalize(ctx.peer).await;
-            if let Err(e) = state
-                .limits
-                .check(&user_key, state.limits.failed_auth_cost)
-                .await
-            {
-                tracing::warn!(error = %e, "rate limiter unavailable while charging a failed sign-in");
-            }
+            state.limits.penalize_login(username).await;
             return login_page(ctx, &client, txn, &pending, true);
         }
     };

@@ -60,6 +60,8 @@ fn help_lists_every_variable_with_its_default() {
         "serve",
         "hash-secret",
         "generate-secret",
+        "hash-password",
+        "add-user",
         "keys",
         "healthcheck",
     ] {
@@ -215,5 +217,163 @@ fn subcommands_keep_working() {
     assert!(
         list.contains("ES256") && list.contains("(signing)"),
         "{list}"
+    );
+}
+
+/// `cmd` with `stdin` piped in.
+fn run_with_stdin(dir: &Path, vars: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = command(dir, vars)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn dev_clients() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/clients.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash_and_refuses_an_empty_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_stdin(dir.path(), &[], &["hash-password"], b"s3cret pass\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim_end();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    oauth_server::users::validate_password_hash(hash).unwrap();
+    let entry =
+        format!("[[user]]\nusername = \"u\"\npassword_hash = {hash:?}\nallowed_scopes = []\n");
+    assert!(oauth_server::users::UsersFile::parse(&entry).is_ok());
+    for empty in [&b""[..], b"\n", b"\r\n"] {
+        let out = run_with_stdin(dir.path(), &[], &["hash-password"], empty);
+        assert_eq!(out.status.code(), Some(1), "{empty:?}");
+        assert!(
+            stderr(&out).contains("no password on stdin"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn add_user_appends_a_valid_entry_and_refuses_duplicates_and_unknown_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, "# mine\n").unwrap();
+    let clients = dev_clients();
+    let vars = [
+        ("OAUTH_USERS_FILE", users.to_str().unwrap()),
+        ("OAUTH_CLIENTS_FILE", clients.as_str()),
+    ];
+    let add = |name: &str, scopes: &str, pw: &[u8]| {
+        run_with_stdin(
+            dir.path(),
+            &vars,
+            &[
+                "add-user",
+                name,
+                "--scopes",
+                scopes,
+                "--name",
+                "Carol \"C\" Example",
+            ],
+            pw,
+        )
+    };
+    let out = add("carol", "customer:read ticket:create", b"carol-password\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = add("dave", "customer:read", b"dave-password");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before = std::fs::read_to_string(&users).unwrap();
+    assert!(
+        before.starts_with("# mine\n"),
+        "existing content kept: {before}"
+    );
+
+    let out = add("carol", "customer:read", b"other");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("\"carol\" already exists"),
+        "{}",
+        stderr(&out)
+    );
+    let out = add("erin", "customer:read admin:all", b"pw");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown scope admin:all"),
+        "{}",
+        stderr(&out)
+    );
+    let out = add("erin", "customer:read", b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no password on stdin"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&users).unwrap(),
+        before,
+        "refusals write nothing"
+    );
+
+    // The file stays valid and the new users sign in with their passwords.
+    let file = oauth_server::users::UsersFile::load(&users).unwrap();
+    assert_eq!(file.len(), 2);
+    let check = oauth_server::users::PasswordCheck::new(std::sync::Arc::new(
+        tokio::sync::Semaphore::new(1),
+    ));
+    let dir_users = oauth_server::users::FileUsers::new(file, check).unwrap();
+    use oauth_server::users::UserDirectory as _;
+    let carol = dir_users
+        .authenticate("carol", "carol-password")
+        .await
+        .unwrap();
+    assert_eq!(
+        carol.allowed_scopes.to_string(),
+        "customer:read ticket:create"
+    );
+    assert_eq!(carol.name, "Carol \"C\" Example");
+    assert!(
+        dir_users
+            .authenticate("dave", "dave-password")
+            .await
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_missing_users_file_is_an_error_only_when_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let clients = dev_clients();
+    let missing = dir.path().join("nope.toml");
+    let out = run(
+        dir.path(),
+        &[
+            ("OAUTH_BIND", "127.0.0.1:0"),
+            ("OAUTH_CLIENTS_FILE", clients.as_str()),
+            ("OAUTH_SIGNING_ALG", "ES256"),
+            ("OAUTH_USERS_FILE", missing.to_str().unwrap()),
+        ],
+        &["serve"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("oauth-server: OAUTH_USERS_FILE: cannot read"),
+        "{err}"
     );
 }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod authorize;
 mod cimd;
 mod cli;
 mod client_auth;
