@@ -24,8 +24,14 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthorizationCode {
     pub client_id: String,
-    /// Exactly as sent in the authorization request (the token request must repeat it).
+    /// As sent in the authorization request, or the one registered URI when
+    /// the request named none.
     pub redirect_uri: String,
+    /// Whether the authorization request named `redirect_uri`: then the
+    /// token request must repeat it exactly (OAuth 2.1 §4.1.3); if not, it
+    /// may omit it.
+    #[serde(default = "yes")]
+    pub redirect_uri_sent: bool,
     /// PKCE S256 challenge (base64url of SHA-256 of the verifier).
     pub code_challenge: String,
     /// Canonical RFC 8707 resource the token will be for.
@@ -36,6 +42,10 @@ pub struct AuthorizationCode {
     pub sub: String,
     /// When the user authenticated (unix seconds).
     pub auth_time: i64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What was issued from a redeemed code, kept so a replay can revoke it.
@@ -154,6 +164,7 @@ mod tests {
         AuthorizationCode {
             client_id: "c".into(),
             redirect_uri: "http://127.0.0.1:5000/cb".into(),
+            redirect_uri_sent: true,
             code_challenge: "x".repeat(43),
             resource: "http://localhost:8000/mcp".into(),
             scope: ScopeSet::parse("customer:read").unwrap(),

@@ -58,11 +58,18 @@ pub const CONSENT_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Policy name in the `RateLimit*` headers of a limited page.
 const POLICY_NAME: &str = "oauth";
 
+fn yes() -> bool {
+    true
+}
+
 /// A pending authorization request, between the pages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     client_id: String,
     redirect_uri: String,
+    /// OAuth 2.1 §4.1.3: /token must repeat the redirect_uri only if it was sent.
+    #[serde(default = "yes")]
+    redirect_uri_sent: bool,
     state: Option<String>,
     code_challenge: String,
     resource: String,
@@ -205,13 +212,8 @@ struct Validated {
     prompt_none: bool,
     force_login: bool,
     force_consent: bool,
-}
-
-/// RFC 7636 §4.2: S256 challenges are 43 base64url characters.
-fn valid_challenge(c: &str) -> bool {
-    c.len() == 43
-        && c.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    /// Whether the request named its redirect_uri (then /token must repeat it).
+    redirect_uri_sent: bool,
 }
 
 /// Every check that does not need the user, in the order the module docs give.
@@ -299,7 +301,7 @@ async fn validate(state: &AppState, params: &Params) -> Result<Validated, Answer
         }
         Some(_) => return fail("invalid_request", "code_challenge_method must be S256"),
     }
-    if !valid_challenge(challenge) {
+    if !auth::pkce::challenge_is_valid(challenge) {
         return fail(
             "invalid_request",
             "code_challenge must be 43 base64url characters (SHA-256 of the verifier)",
@@ -332,6 +334,7 @@ async fn validate(state: &AppState, params: &Params) -> Result<Validated, Answer
         );
     }
     Ok(Validated {
+        redirect_uri_sent: params.get("redirect_uri").is_some(),
         code_challenge: challenge.to_owned(),
         resource,
         scope,
@@ -452,6 +455,7 @@ async fn begin_valid(ctx: &mut Ctx<'_>, headers: &HeaderMap, v: Validated) -> An
     let mut pending = Pending {
         client_id: v.client.client_id.clone(),
         redirect_uri: v.target.redirect_uri.clone(),
+        redirect_uri_sent: v.redirect_uri_sent,
         state: v.target.state.clone(),
         code_challenge: v.code_challenge,
         resource: v.resource,
@@ -622,6 +626,7 @@ async fn issue(ctx: &Ctx<'_>, pending: &Pending, granted: &ScopeSet) -> Answer {
     let grant = AuthorizationCode {
         client_id: pending.client_id.clone(),
         redirect_uri: pending.redirect_uri.clone(),
+        redirect_uri_sent: pending.redirect_uri_sent,
         code_challenge: pending.code_challenge.clone(),
         resource: pending.resource.clone(),
         scope: granted.clone(),

@@ -23,6 +23,7 @@ pub fn grant(client_id: &str, verifier: &str) -> AuthorizationCode {
     AuthorizationCode {
         client_id: client_id.to_owned(),
         redirect_uri: REDIRECT.to_owned(),
+        redirect_uri_sent: true,
         code_challenge: auth::pkce::s256_challenge(verifier),
         resource: LOCAL_MCP.to_owned(),
         scope: ScopeSet::parse(SCOPE).unwrap(),
@@ -124,6 +125,41 @@ async fn a_confidential_client_without_the_refresh_grant_gets_no_refresh_token()
         decode_parts(body["access_token"].as_str().unwrap()).1["sub"],
         "alice"
     );
+}
+
+/// OAuth 2.1 §4.1.3: the token request repeats `redirect_uri` only when the
+/// authorization request named it (a client with one registered https URI
+/// may leave it out of both).
+#[tokio::test]
+async fn redirect_uri_is_required_at_token_only_when_it_was_sent() {
+    let app = spawn().await;
+    for (sent, status) in [(false, 200), (true, 400)] {
+        let v = verifier();
+        let mut g = grant(WEB_APP, &v);
+        g.redirect_uri = "https://app.example/cb".into();
+        g.redirect_uri_sent = sent;
+        g.scope = ScopeSet::parse("customer:read").unwrap();
+        let code = issue_code(&app, &g).await;
+        let resp = app
+            .post_form(
+                "/token",
+                Some((WEB_APP, FAST_SECRET)),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("code_verifier", &v),
+                ],
+            )
+            .await;
+        assert_eq!(resp.status(), status, "redirect_uri sent: {sent}");
+        if status == 400 {
+            let body = assert_oauth_error(resp, 400, "invalid_grant").await;
+            assert_eq!(
+                body["error_description"],
+                "redirect_uri must equal the one of the authorization request"
+            );
+        }
+    }
 }
 
 /// Each mismatch is `invalid_grant`, and the code is used up by it: the

@@ -104,7 +104,11 @@ fn check_binding(
     }
     // Exact string comparison: the loopback any-port rule applies when the
     // authorization request is matched against registrations, not here.
-    if ctx.params.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+    let repeated = match ctx.params.get("redirect_uri") {
+        Some(uri) => uri == grant.redirect_uri,
+        None => !grant.redirect_uri_sent,
+    };
+    if !repeated {
         return Err((
             invalid_grant("redirect_uri must equal the one of the authorization request"),
             "code_redirect_uri_mismatch",
