@@ -23,5 +23,6 @@ mod issuer_spelling;
 mod mcp;
 mod oauth;
 mod official_sdks;
+mod signin_tls;
 mod tls;
 mod tools;
