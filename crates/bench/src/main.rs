@@ -13,11 +13,14 @@
 //! `tls-token` / `tls-tools-call` (`tls` = both): the token endpoint (RS256)
 //! and stateless `tools/call` through nginx with real TLS, in the deployment's
 //! shape (the nginx template, one oauth-server, two mcp-server replicas; needs
-//! nginx installed). Default: all.
+//! nginx installed), and `sign-in`: sequential sign-ins at `/authorize`
+//! (login + consent → code) and failed logins, a wrong password against an
+//! unknown user, to show they cost the same. Default: all.
 //! Every response is checked; any error makes the run exit non-zero.
 
 mod ceiling;
 mod load;
+mod signin;
 mod stack;
 
 use std::sync::Arc;
@@ -43,6 +46,7 @@ const SCENARIOS: &[&str] = &[
     "tls-token",
     "tls-tools-call",
     "tls",
+    "sign-in",
 ];
 
 /// What runs without scenario arguments: all of them.
@@ -54,6 +58,7 @@ const DEFAULT_SCENARIOS: &[&str] = &[
     "tools-call-session",
     "tools-call-redis",
     "tls",
+    "sign-in",
 ];
 
 /// Every environment variable the bench reads (its own and testkit's, for
@@ -106,7 +111,9 @@ Scenarios: ceiling (JWT sign/verify in process, a bare axum handler, and rmcp al
 under the same tools/call requests), token-rs256, token-es256, tools-call (2026-07-28
 stateless), tools-call-session (2025-11-25), tools-call-redis, and tls-token /
 tls-tools-call (tls = both): through nginx with TLS in the deployment's shape
-(needs nginx: apt-get install -y nginx). Build first: cargo build --release --workspace";
+(needs nginx: apt-get install -y nginx), sign-in (sequential logins at /authorize:
+wrong password vs unknown user, and full sign-ins). Build first:
+cargo build --release --workspace";
 
 fn secs(s: &str) -> Result<Duration, String> {
     s.parse::<u64>()
@@ -547,7 +554,35 @@ async fn main() -> anyhow::Result<()> {
         direct.bare_axum = axum_ceiling;
         rows.extend(tls_scenarios(tls_token, tls_tools, &o, &direct).await?);
     }
-    print_table(&rows);
+    if !rows.is_empty() {
+        print_table(&rows);
+    }
+    if want("sign-in") {
+        let rounds = 40;
+        let (samples, rss) = signin::run(rounds).await?;
+        println!(
+            "\nSign-in at /authorize ({rounds} rounds, sequential; each attempt a fresh browser: GET + login POST):"
+        );
+        println!("| attempt | p50 ms | p90 ms | max ms |");
+        println!("|---|---:|---:|---:|");
+        for s in &samples {
+            println!(
+                "| {} | {:.2} | {:.2} | {:.2} |",
+                s.name,
+                s.quantile(0.5),
+                s.quantile(0.9),
+                s.quantile(1.0)
+            );
+        }
+        if let [wrong, unknown, ..] = samples.as_slice() {
+            println!(
+                "\nunknown user vs wrong password, p50: {:+.2} ms ({:+.1} %); oauth-server RSS after: {}",
+                unknown.quantile(0.5) - wrong.quantile(0.5),
+                100.0 * (unknown.quantile(0.5) / wrong.quantile(0.5) - 1.0),
+                rss.map_or("-".into(), |v| format!("{v:.1} MiB"))
+            );
+        }
+    }
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
     if errors > 0 {
         bail!("{errors} requests failed: the figures above are not valid");

@@ -58,7 +58,7 @@ fn bench_client() -> ::stack::Client {
 
 /// Child processes of the release binaries (siblings of this executable),
 /// with every rate limit lifted and the servers' log level.
-fn builder() -> ::stack::StackBuilder {
+pub fn builder() -> ::stack::StackBuilder {
     // The servers' default; BENCH_SERVER_LOG=warn measures them without
     // their per-request audit lines (to price logging, not to publish).
     let log = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
