@@ -261,6 +261,23 @@ fn compose_file_is_valid_and_publishes_only_the_tls_ports() {
         "https://localhost:8001/mcp"
     );
     assert_eq!(oauth["build"]["target"], "oauth-server");
+    // The client registry and the users (people signing in) are mounted
+    // where the variables say.
+    for (var, file) in [
+        ("OAUTH_CLIENTS_FILE", "config/clients.toml"),
+        ("OAUTH_USERS_FILE", "config/users.toml"),
+    ] {
+        let target = oauth["environment"][var].as_str().unwrap();
+        assert!(
+            oauth["volumes"].as_array().unwrap().iter().any(|v| {
+                v["type"] == "bind"
+                    && v["target"] == target
+                    && v["source"].as_str().unwrap().ends_with(file)
+                    && v["read_only"] == true
+            }),
+            "{var}={target} is not a read-only mount of {file}"
+        );
+    }
 
     // Two identical MCP replicas behind nginx, trusting only nginx.
     let nginx = &services["nginx"];
