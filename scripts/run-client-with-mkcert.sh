@@ -10,8 +10,9 @@
 # CA: certs/ca.pem (written by scripts/generate-local-certs.sh in both its
 # mkcert and openssl modes), else mkcert's CAROOT/rootCA.pem. It is ADDED to
 # the public roots (SSL_CERT_FILE); verification is never switched off.
-# URLs: MCP_SERVER_URL defaults to https://localhost:8001/mcp; the token
-# endpoint is discovered from it (set OAUTH_TOKEN_URL to override).
+# URLs: MCP_SERVER_URL defaults to https://localhost:8001/mcp and OAUTH_ISSUER
+# to https://localhost:8443 (the only server the client secret is sent to);
+# the token endpoint is discovered from them (set OAUTH_TOKEN_URL to override).
 # `openai-client`/`anthropic-client` run from PATH, target/release or
 # target/debug, else through `cargo run`.
 set -euo pipefail
@@ -31,6 +32,8 @@ fi
 
 export SSL_CERT_FILE="$ca"
 export MCP_SERVER_URL="${MCP_SERVER_URL:-https://localhost:8001/mcp}"
+# The client's secret goes only to this authorization server (the TLS one).
+export OAUTH_ISSUER="${OAUTH_ISSUER:-https://localhost:8443}"
 
 if [ $# -eq 0 ]; then
   set -- openai-client
@@ -49,7 +52,7 @@ if [ "${DEBUG_SSL:-0}" = 1 ]; then
       say "TLS to $hostport failed: $(tail -n 2 <<<"$verdict" | tr '\n' ' ')"
     fi
   fi
-  say "MCP_SERVER_URL=$MCP_SERVER_URL${OAUTH_TOKEN_URL:+ OAUTH_TOKEN_URL=$OAUTH_TOKEN_URL}"
+  say "MCP_SERVER_URL=$MCP_SERVER_URL OAUTH_ISSUER=$OAUTH_ISSUER${OAUTH_TOKEN_URL:+ OAUTH_TOKEN_URL=$OAUTH_TOKEN_URL}"
   say "command: $*"
 fi
 

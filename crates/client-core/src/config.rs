@@ -13,6 +13,9 @@ use crate::retry::RetryPolicy;
 
 /// Default MCP endpoint (DESIGN.md §2, local URLs).
 pub const DEFAULT_MCP_SERVER_URL: &str = "http://localhost:8000/mcp";
+/// Default authorization server (DESIGN.md §2, local URLs): the one the
+/// default MCP endpoint names.
+pub const DEFAULT_OAUTH_ISSUER: &str = "http://localhost:8080";
 
 /// A variable that is missing or wrong; `Display` is one line that names
 /// the variable and the fix, e.g. `OPENAI_API_KEY is not set — put it in
@@ -159,7 +162,8 @@ pub struct Credentials {
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `MCP_SERVER_URL` | `http://localhost:8000/mcp` | the MCP endpoint (https, or http to localhost) |
-/// | `OAUTH_TOKEN_URL` | discovered | token endpoint; unset = MCP 401 challenge → RFC 9728 metadata → RFC 8414 metadata |
+/// | `OAUTH_ISSUER` | `http://localhost:8080` | the authorization server this client's credentials belong to: discovery may confirm it, never replace it (the secret goes nowhere else) |
+/// | `OAUTH_TOKEN_URL` | discovered | token endpoint; unset = MCP 401 challenge → RFC 9728 metadata (must name `OAUTH_ISSUER`) → RFC 8414 metadata |
 /// | `OAUTH_CLIENT_ID` | required | the registered client |
 /// | `OAUTH_CLIENT_SECRET` | — | client secret (client_secret_basic, or _post when the server only offers that) |
 /// | `OAUTH_CLIENT_KEY_FILE` | — | PEM private key (PKCS#8 EC/Ed25519/RSA) for private_key_jwt, instead of a secret |
@@ -171,6 +175,8 @@ pub struct Credentials {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub mcp_url: Url,
+    /// `OAUTH_ISSUER`, normalised (`auth::uri::normalize_issuer`).
+    pub issuer: String,
     pub token_url: Option<Url>,
     pub credentials: Credentials,
     pub scopes: Option<ScopeSet>,
@@ -199,6 +205,12 @@ impl ClientConfig {
             .get("OAUTH_TOKEN_URL")
             .map(|v| parse_url("OAUTH_TOKEN_URL", &v))
             .transpose()?;
+        let issuer = auth::uri::normalize_issuer(
+            &vars
+                .get("OAUTH_ISSUER")
+                .unwrap_or_else(|| DEFAULT_OAUTH_ISSUER.to_owned()),
+        )
+        .map_err(|e| ConfigError::new("OAUTH_ISSUER", format!("is not a valid issuer: {e}")))?;
         let client_id = vars.get("OAUTH_CLIENT_ID").ok_or_else(|| {
             ConfigError::new(
                 "OAUTH_CLIENT_ID",
@@ -251,6 +263,7 @@ impl ClientConfig {
         let ca_files = ca_files(vars);
         Ok(Self {
             mcp_url,
+            issuer,
             token_url,
             credentials: Credentials { client_id, auth },
             scopes,
@@ -372,6 +385,24 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "OAUTH_TOKEN_AUTH_METHOD must be client_secret_basic or client_secret_post, not \"none\""
+        );
+    }
+
+    #[test]
+    fn oauth_issuer_defaults_to_the_local_one_and_is_normalised() {
+        let base = [("OAUTH_CLIENT_ID", "x"), ("OAUTH_CLIENT_SECRET", "y")];
+        let c = ClientConfig::from_vars(&vars(&base)).unwrap();
+        assert_eq!(c.issuer, DEFAULT_OAUTH_ISSUER);
+        let mut set = base.to_vec();
+        set.push(("OAUTH_ISSUER", "HTTPS://Auth.Example.com:443/"));
+        let c = ClientConfig::from_vars(&vars(&set)).unwrap();
+        assert_eq!(c.issuer, "https://auth.example.com");
+        let mut bad = base.to_vec();
+        bad.push(("OAUTH_ISSUER", "http://auth.example.com"));
+        let e = ClientConfig::from_vars(&vars(&bad)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "OAUTH_ISSUER is not a valid issuer: must use https (http is only allowed for localhost)"
         );
     }
 

@@ -40,8 +40,18 @@ pub async fn run(server_url: &str) -> Result<(), CliError> {
     tracing::info!(%scenario, "conformance run");
     let client = match credentials(&context)? {
         Some(credentials) => {
+            // The suite hands over the server URL and the credentials of its
+            // own authorization server together, on ports it picks per run:
+            // that server is what the credentials belong to, so the runner
+            // pins it from the suite's metadata. The CLI never does this:
+            // its credentials go only to OAUTH_ISSUER.
+            let issuer = discovery::discover(&http, &mcp_url, &retry)
+                .await
+                .map_err(McpError::from)?
+                .issuer;
             let config = ClientConfig {
                 mcp_url: mcp_url.clone(),
+                issuer,
                 token_url: None,
                 credentials,
                 scopes: None,

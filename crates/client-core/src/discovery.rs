@@ -67,12 +67,41 @@ pub enum DiscoveryError {
     },
     #[error("{0}")]
     Insecure(String),
+    /// The MCP server names an authorization server other than the one the
+    /// client's credentials belong to: nothing is sent there.
+    #[error(
+        "is {configured}, but the MCP server names the authorization server {named} — this client's credentials go only to OAUTH_ISSUER; if {named} is where they belong, set OAUTH_ISSUER={named}"
+    )]
+    ForeignIssuer { configured: String, named: String },
 }
 
-/// Runs the whole discovery for `mcp_url`.
+/// Discovery for a client with credentials: the MCP server's metadata must
+/// name `issuer` (the configured `OAUTH_ISSUER`) among its authorization
+/// servers, and only `issuer`'s metadata is fetched. The MCP server may
+/// confirm where the credentials go, never choose it.
+pub async fn discover_for(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    issuer: &str,
+    retry: &RetryPolicy,
+) -> Result<Discovered, DiscoveryError> {
+    discover_inner(http, mcp_url, Some(issuer), retry).await
+}
+
+/// Discovery without credentials (nothing secret is sent): follows the
+/// first authorization server the MCP server names.
 pub async fn discover(
     http: &reqwest::Client,
     mcp_url: &Url,
+    retry: &RetryPolicy,
+) -> Result<Discovered, DiscoveryError> {
+    discover_inner(http, mcp_url, None, retry).await
+}
+
+async fn discover_inner(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    pinned: Option<&str>,
     retry: &RetryPolicy,
 ) -> Result<Discovered, DiscoveryError> {
     let expected = canonical(mcp_url)?;
@@ -117,13 +146,27 @@ pub async fn discover(
     if found != expected {
         return Err(DiscoveryError::ResourceMismatch { expected, found });
     }
-    let issuer = prm
-        .authorization_servers
-        .into_iter()
-        .next()
-        .ok_or_else(|| DiscoveryError::NoAuthorizationServer {
+    let Some(first) = prm.authorization_servers.first().cloned() else {
+        return Err(DiscoveryError::NoAuthorizationServer {
             url: prm_url.to_string(),
-        })?;
+        });
+    };
+    let issuer = match pinned {
+        None => first,
+        Some(configured) => {
+            if !prm
+                .authorization_servers
+                .iter()
+                .any(|named| auth::uri::same_issuer(named, configured))
+            {
+                return Err(DiscoveryError::ForeignIssuer {
+                    configured: configured.to_owned(),
+                    named: first,
+                });
+            }
+            configured.to_owned()
+        }
+    };
     let metadata = authorization_server_metadata(http, &issuer, retry).await?;
     Ok(Discovered {
         resource: found,

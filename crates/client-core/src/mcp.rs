@@ -308,7 +308,15 @@ pub async fn token_source(
             )
         }
         None => {
-            let found = discovery::discover(http, &config.mcp_url, &config.retry).await?;
+            let found =
+                discovery::discover_for(http, &config.mcp_url, &config.issuer, &config.retry)
+                    .await
+                    .map_err(|e| match e {
+                        e @ discovery::DiscoveryError::ForeignIssuer { .. } => {
+                            McpError::Config(ConfigError::new("OAUTH_ISSUER", e.to_string()))
+                        }
+                        e => McpError::from(e),
+                    })?;
             tracing::debug!(issuer = %found.issuer, token_endpoint = %found.token_endpoint, "authorization server discovered");
             (
                 TokenEndpoint {

@@ -81,9 +81,11 @@ async fn start() -> anyhow::Result<Stack> {
 /// The client's side: what `openai-client tools` / `call` do, in one go.
 async fn session(stack: &Stack) -> anyhow::Result<()> {
     let resource = stack.mcp_url().to_owned();
+    let issuer = stack.issuer().to_owned();
     let vars = move |name: &str| -> Option<String> {
         match name {
             "MCP_SERVER_URL" => Some(resource.clone()),
+            "OAUTH_ISSUER" => Some(issuer.clone()),
             "OAUTH_CLIENT_ID" => Some(CLIENT_ID.to_owned()),
             "OAUTH_CLIENT_SECRET" => Some(CLIENT_SECRET.to_owned()),
             _ => None,

@@ -84,3 +84,8 @@ async fn the_conformance_client_scenarios_pass() {
 async fn a_long_conversation_renews_short_lived_tokens() {
     suite::a_long_conversation_renews_tokens(SPEC).await;
 }
+
+#[tokio::test]
+async fn credentials_go_only_to_oauth_issuer() {
+    suite::credentials_go_only_to_oauth_issuer(SPEC).await;
+}

@@ -71,9 +71,14 @@ async fn an_issuer_that_does_not_match_its_metadata_is_refused() {
     })
     .await;
     let alias = stack.issuer.replace("127.0.0.1", "localhost");
-    let err = token_source(&http(), &stack.config(OPENAI_CLIENT, &[]))
-        .await
-        .unwrap_err();
+    // The client is configured for the issuer the MCP server names, whose
+    // metadata then calls itself something else.
+    let err = token_source(
+        &http(),
+        &stack.config(OPENAI_CLIENT, &[("OAUTH_ISSUER", &alias)]),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(

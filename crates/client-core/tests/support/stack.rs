@@ -45,6 +45,9 @@ pub struct Options {
     /// The mcp-server names the authorization server `http://localhost:PORT`
     /// while the server calls itself `http://127.0.0.1:PORT` (issuer mismatch).
     pub mcp_issuer_alias: bool,
+    /// The mcp-server names this authorization server instead (a hostile
+    /// or misconfigured MCP server); it still verifies with the real keys.
+    pub mcp_names_issuer: Option<String>,
     /// The mcp-server's per-client rate limit `(per minute, burst)`;
     /// default: high enough never to matter.
     pub rate_limit: Option<(u32, u32)>,
@@ -120,6 +123,7 @@ impl Stack {
         };
         let token_ttl = opts.token_ttl;
         let alias = opts.mcp_issuer_alias;
+        let named = opts.mcp_names_issuer.clone();
         let (per_minute, burst) = opts.rate_limit.unwrap_or((60_000, 10_000));
         let inner = builder
             .oauth_config(move |c| {
@@ -130,6 +134,9 @@ impl Stack {
             .mcp_config(move |c| {
                 if alias {
                     c.issuer = c.issuer.replace("127.0.0.1", "localhost");
+                }
+                if let Some(named) = &named {
+                    c.issuer = named.clone();
                 }
                 c.rate_limit.policy = ratelimit::Policy::new(per_minute, burst).unwrap();
             })
@@ -153,6 +160,7 @@ impl Stack {
     pub fn client_vars(&self, client: (&str, &str)) -> Vec<(String, String)> {
         vec![
             ("MCP_SERVER_URL".into(), self.mcp_url.clone()),
+            ("OAUTH_ISSUER".into(), self.issuer.clone()),
             ("OAUTH_CLIENT_ID".into(), client.0.into()),
             ("OAUTH_CLIENT_SECRET".into(), client.1.into()),
         ]

@@ -2,6 +2,7 @@
 //! each function takes the provider's [`Spec`] and drives the real binary
 //! against the real oauth-server and mcp-server and the provider's fake API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -598,4 +599,47 @@ pub async fn a_long_conversation_renews_tokens(spec: Spec) {
         "only discovery's probe"
     );
     fake.assert_valid();
+}
+
+/// A hostile MCP server names a foreign authorization server: the client
+/// stops with one line naming both and OAUTH_ISSUER, exit 2, and sends that
+/// server nothing at all (not even a metadata request).
+pub async fn credentials_go_only_to_oauth_issuer(spec: Spec) {
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let foreign = format!("http://{}", listener.local_addr().unwrap());
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(req);
+                axum::Json(json!({"issuer": "nope"}))
+            }
+        });
+        let _ = axum::serve(listener, app).await;
+    });
+    let stack = Stack::start_with(Options {
+        mcp_names_issuer: Some(foreign.clone()),
+        ..Default::default()
+    })
+    .await;
+    let fake = spec.fake(vec![]).await;
+    let out = spec.run(&["tools"], &spec.vars(&stack, &fake)).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: OAUTH_ISSUER is {issuer}, but the MCP server names the authorization server \
+             {foreign} — this client's credentials go only to OAUTH_ISSUER; if {foreign} is where \
+             they belong, set OAUTH_ISSUER={foreign}\n",
+            issuer = stack.issuer
+        )
+    );
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the foreign server was contacted"
+    );
 }

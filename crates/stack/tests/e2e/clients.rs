@@ -91,9 +91,11 @@ async fn demo_through_nginx(api: Api) {
     let ca = stack.ca_pem().display().to_string();
     let base_url = fake.base_url();
     let resource = stack.resource.clone();
+    let issuer = stack.issuer.clone();
     let vars = move |name: &str| -> Option<String> {
         Some(match name {
             "MCP_SERVER_URL" => resource.clone(),
+            "OAUTH_ISSUER" => issuer.clone(),
             "OAUTH_CLIENT_ID" => client_id.to_owned(),
             "OAUTH_CLIENT_SECRET" => secret.to_owned(),
             "SSL_CERT_FILE" => ca.clone(),

@@ -140,7 +140,7 @@ fn run_client_script_sets_the_ca_and_tls_urls() {
     let probe = [
         "sh",
         "-c",
-        "printf '%s|%s' \"$SSL_CERT_FILE\" \"$MCP_SERVER_URL\"",
+        "printf '%s|%s|%s' \"$SSL_CERT_FILE\" \"$MCP_SERVER_URL\" \"$OAUTH_ISSUER\"",
     ];
     // Without a CA (and mkcert hidden): a one-line error saying what to run.
     let out = run(Command::new(&script)
@@ -161,7 +161,10 @@ fn run_client_script_sets_the_ca_and_tls_urls() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("{}|https://localhost:8001/mcp", ca.display())
+        format!(
+            "{}|https://localhost:8001/mcp|https://localhost:8443",
+            ca.display()
+        )
     );
     // DEBUG_SSL=1 says what it uses; an explicit MCP_SERVER_URL wins.
     let out = run(Command::new(&script)
