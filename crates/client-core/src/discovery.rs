@@ -367,12 +367,18 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
                 what,
             });
         }
-        let bytes = resp
-            .bytes()
+        let bytes = crate::read::read_capped(resp, crate::read::METADATA_MAX)
             .await
-            .map_err(|e| DiscoveryError::Unreachable {
-                url: url.to_string(),
-                detail: tls::describe(&e),
+            .map_err(|e| match e {
+                crate::read::ReadError::TooLarge { .. } => DiscoveryError::Malformed {
+                    url: url.to_string(),
+                    what,
+                    detail: e.to_string(),
+                },
+                crate::read::ReadError::Io(detail) => DiscoveryError::Unreachable {
+                    url: url.to_string(),
+                    detail,
+                },
             })?;
         return serde_json::from_slice(&bytes).map_err(|e| DiscoveryError::Malformed {
             url: url.to_string(),

@@ -29,6 +29,7 @@
 //! - [`agent`]: the provider-neutral conversation, [`agent::ChatModel`], and
 //!   the tool loop (parallel tool calls, error results, turn limit).
 //! - [`llm`]: the HTTP layer the providers share (retries, error bodies).
+//! - [`read`]: bounded response bodies (token, metadata, LLM, errors).
 //! - [`transcript`]: printing the loop's events for people or as JSON lines.
 //! - [`cli`]: the command line both binaries expose (`ask`, `chat`, `tools`,
 //!   `call`, the demo queries); [`conformance`]: the hidden client runner for
@@ -48,6 +49,7 @@ pub mod conformance;
 pub mod discovery;
 pub mod llm;
 pub mod mcp;
+pub mod read;
 pub mod retry;
 pub mod tls;
 pub mod token;

@@ -132,10 +132,12 @@ impl LlmHttp {
             };
             let status = response.status();
             if status.is_success() {
-                let bytes = response.bytes().await.map_err(|e| LlmError::BadResponse {
-                    provider: provider.name,
-                    detail: tls::describe(&e),
-                })?;
+                let bytes = crate::read::read_capped(response, crate::read::LLM_MAX)
+                    .await
+                    .map_err(|e| LlmError::BadResponse {
+                        provider: provider.name,
+                        detail: e.to_string(),
+                    })?;
                 return serde_json::from_slice(&bytes).map_err(|e| LlmError::BadResponse {
                     provider: provider.name,
                     detail: format!("not JSON ({e})"),
@@ -193,7 +195,11 @@ impl LlmHttp {
 
 /// `(error.type, error.message)` from an OpenAI- or Anthropic-style error body.
 async fn error_details(response: reqwest::Response) -> (Option<String>, String) {
-    let text = response.text().await.unwrap_or_default();
+    // An error body larger than this is not worth showing: the status says enough.
+    let text = crate::read::read_capped(response, crate::read::ERROR_BODY_MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     if let Ok(v) = serde_json::from_str::<Value>(&text) {
         let err = v.get("error").unwrap_or(&v);
         let message = err

@@ -354,11 +354,19 @@ impl TokenSource {
             detail: tls::describe(&e),
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| TokenError::Unreachable {
-            url: url.to_owned(),
-            summary: attempt.summary(),
-            detail: tls::describe(&e),
-        })?;
+        let body = crate::read::read_capped(resp, crate::read::TOKEN_MAX)
+            .await
+            .map_err(|e| match e {
+                crate::read::ReadError::TooLarge { .. } => TokenError::BadResponse {
+                    url: url.to_owned(),
+                    detail: e.to_string(),
+                },
+                crate::read::ReadError::Io(detail) => TokenError::Unreachable {
+                    url: url.to_owned(),
+                    summary: attempt.summary(),
+                    detail,
+                },
+            })?;
         if !status.is_success() {
             if let Ok(err) = serde_json::from_slice::<OAuthErrorBody>(&body) {
                 return Err(TokenError::OAuth {
