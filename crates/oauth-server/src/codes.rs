@@ -44,7 +44,8 @@ pub struct AuthorizationCode {
     pub auth_time: i64,
 }
 
-fn yes() -> bool {
+/// serde default for flags that were always true before the field existed.
+pub(crate) fn yes() -> bool {
     true
 }
 

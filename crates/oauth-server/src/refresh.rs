@@ -384,6 +384,26 @@ mod tests {
     use super::*;
     use server_kit::kv::MemoryKv;
 
+    /// A memory store (absolute 1000 s, idle 100 s) and the scope its families get.
+    fn store_and_scope() -> (RefreshTokens, ScopeSet) {
+        let store = RefreshTokens::new(
+            Arc::new(MemoryKv::new()),
+            Duration::from_secs(1000),
+            Duration::from_secs(100),
+        );
+        (store, ScopeSet::parse("customer:read").unwrap())
+    }
+
+    fn family_of(scope: &ScopeSet) -> NewFamily<'_> {
+        NewFamily {
+            client_id: "c",
+            sub: "alice",
+            scope,
+            resource: "http://localhost:8000/mcp",
+            auth_time: 0,
+        }
+    }
+
     #[test]
     fn jwts_and_junk_are_never_looked_up() {
         assert!(plausible(&random_token().unwrap()));
@@ -394,19 +414,8 @@ mod tests {
 
     #[tokio::test]
     async fn lifetimes_follow_the_injected_clock() {
-        let store = RefreshTokens::new(
-            Arc::new(MemoryKv::new()),
-            Duration::from_secs(1000),
-            Duration::from_secs(100),
-        );
-        let scope = ScopeSet::parse("customer:read").unwrap();
-        let grant = NewFamily {
-            client_id: "c",
-            sub: "alice",
-            scope: &scope,
-            resource: "http://localhost:8000/mcp",
-            auth_time: 0,
-        };
+        let (store, scope) = store_and_scope();
+        let grant = family_of(&scope);
         let access = IssuedAccess { jti: "j", exp: 5 };
         let (t, _) = store.start(&grant, access, 0).await.unwrap();
         let rec = store.find(&t, 99).await.unwrap().unwrap();
@@ -428,19 +437,8 @@ mod tests {
     /// the rightful client using one token at once) does not revive the family.
     #[tokio::test]
     async fn a_rotation_racing_a_revocation_stays_revoked() {
-        let store = RefreshTokens::new(
-            Arc::new(MemoryKv::new()),
-            Duration::from_secs(1000),
-            Duration::from_secs(100),
-        );
-        let scope = ScopeSet::parse("customer:read").unwrap();
-        let grant = NewFamily {
-            client_id: "c",
-            sub: "alice",
-            scope: &scope,
-            resource: "http://localhost:8000/mcp",
-            auth_time: 0,
-        };
+        let (store, scope) = store_and_scope();
+        let grant = family_of(&scope);
         let access = IssuedAccess { jti: "j", exp: 5 };
         let (t, family) = store.start(&grant, access, 0).await.unwrap();
         let Redeemed::Live(rec) = store.redeem(&t, 1).await.unwrap() else {

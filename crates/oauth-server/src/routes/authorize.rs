@@ -58,17 +58,13 @@ pub const CONSENT_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Policy name in the `RateLimit*` headers of a limited page.
 const POLICY_NAME: &str = "oauth";
 
-fn yes() -> bool {
-    true
-}
-
 /// A pending authorization request, between the pages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     client_id: String,
     redirect_uri: String,
     /// OAuth 2.1 §4.1.3: /token must repeat the redirect_uri only if it was sent.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::codes::yes")]
     redirect_uri_sent: bool,
     state: Option<String>,
     code_challenge: String,
