@@ -8,6 +8,8 @@ use url::Url;
 
 /// RFC 8414 well-known path segment.
 pub const AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+/// OpenID Connect Discovery 1.0 well-known path segment.
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
 /// RFC 9728 well-known path segment.
 pub const PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";
 
@@ -25,6 +27,26 @@ fn inserted(id: &Url, segment: &str) -> Url {
 /// RFC 8414 §3.1: where the metadata of `issuer` lives.
 pub fn authorization_server_metadata_url(issuer: &Url) -> Url {
     inserted(issuer, AUTHORIZATION_SERVER)
+}
+
+/// Where a client looks for `issuer`'s metadata, in the order of the MCP
+/// authorization spec: RFC 8414 path insertion, then OpenID Connect
+/// discovery with path insertion, then OpenID Connect discovery appended to
+/// the issuer's path. An issuer without a path has two candidates.
+pub fn authorization_server_metadata_candidates(issuer: &Url) -> Vec<Url> {
+    let mut urls = vec![
+        authorization_server_metadata_url(issuer),
+        inserted(issuer, OPENID_CONFIGURATION),
+    ];
+    let path = issuer.path().trim_end_matches('/');
+    if !path.is_empty() {
+        let mut appended = issuer.clone();
+        appended.set_path(&format!("{path}{OPENID_CONFIGURATION}"));
+        appended.set_query(None);
+        appended.set_fragment(None);
+        urls.push(appended);
+    }
+    urls
 }
 
 /// RFC 9728 §3.1: the path (on the resource's origin) of its metadata, e.g.
@@ -59,6 +81,31 @@ pub fn protected_resource_metadata_candidates(resource: &Url) -> Vec<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_server_candidates_follow_the_mcp_spec_order() {
+        let list = |issuer: &str| -> Vec<String> {
+            authorization_server_metadata_candidates(&url(issuer))
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            list("https://auth.example.com/tenant1/"),
+            vec![
+                "https://auth.example.com/.well-known/oauth-authorization-server/tenant1",
+                "https://auth.example.com/.well-known/openid-configuration/tenant1",
+                "https://auth.example.com/tenant1/.well-known/openid-configuration",
+            ]
+        );
+        assert_eq!(
+            list("http://localhost:8080"),
+            vec![
+                "http://localhost:8080/.well-known/oauth-authorization-server",
+                "http://localhost:8080/.well-known/openid-configuration",
+            ]
+        );
+    }
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()

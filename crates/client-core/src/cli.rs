@@ -6,7 +6,12 @@
 //! openai-client chat            a conversation (REPL)
 //! openai-client tools           tools and their scopes (no LLM key needed)
 //! openai-client call NAME JSON  one direct tool call (no LLM key needed)
+//! openai-client login           a person signs in (browser, authorization code + PKCE)
+//! openai-client logout          revoke and forget that login
 //! ```
+//!
+//! Credentials: a machine client's `OAUTH_CLIENT_SECRET` / `OAUTH_CLIENT_KEY_FILE`
+//! when set (client_credentials), else the person's stored login.
 //!
 //! `--json` prints a machine-readable transcript (JSON lines). Failures are
 //! one line on stderr naming the fix; exit code 2 for configuration, 1 for
@@ -21,8 +26,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::agent::{Agent, AgentError, ChatModel, Conversation};
-use crate::config::{self, ClientConfig, ConfigError, Env};
+use crate::config::{self, ClientConfig, ConfigError, Env, LoginConfig};
 use crate::llm::LlmHttp;
+use crate::login::{self, LoginError};
 use crate::mcp::{McpClient, McpError};
 use crate::retry::RetryPolicy;
 use crate::tls::{TlsError, TrustStore};
@@ -69,6 +75,22 @@ pub enum Command {
         #[arg(default_value = "{}")]
         arguments: String,
     },
+    /// Sign in as a person (opens the browser; authorization code + PKCE).
+    /// The login is kept in the OS keyring (or a 0600 file) until `logout`.
+    Login {
+        /// Print the sign-in URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Scopes to ask for, space separated (default: what the MCP server
+        /// says it needs, else OAUTH_SCOPES).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Seconds to wait for the browser to come back.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(5..=3600))]
+        timeout: u64,
+    },
+    /// Revoke the stored login at the authorization server and delete it.
+    Logout,
     /// Client runner for the MCP conformance suite (server URL last).
     #[command(hide = true)]
     Conformance {
@@ -94,6 +116,8 @@ pub enum CliError {
     #[error(transparent)]
     Mcp(#[from] McpError),
     #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
     Agent(#[from] AgentError),
     #[error("{0}")]
     Usage(String),
@@ -108,6 +132,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Tls(_) | Self::Usage(_) | Self::Mcp(McpError::Config(_)) => 2,
+            Self::Login(e) if e.is_config() => 2,
             _ => 1,
         }
     }
@@ -139,6 +164,17 @@ pub fn main(factory: &dyn ModelFactory) -> ExitCode {
     }
 }
 
+/// This binary's name (`openai-client`, `anthropic-client`), for messages
+/// that name a command to run.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| s.ends_with("-client"))
+        .unwrap_or_else(|| "openai-client".to_owned())
+}
+
 fn init_tracing() {
     // rmcp logs its own view of failures we already report in one line.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -158,10 +194,60 @@ pub async fn run(cli: Cli, factory: &dyn ModelFactory) -> Result<(), CliError> {
     let out = Transcript::stdout(cli.json);
     let max_turns = usize::from(cli.max_turns);
     match cli.command {
+        Some(Command::Login {
+            no_browser,
+            scope,
+            timeout,
+        }) => {
+            let mut config = LoginConfig::from_vars(&Env)?;
+            if let Some(scope) = scope {
+                config.scopes = Some(config::parse_scopes("--scope", &scope)?);
+            }
+            let http = TrustStore::load(&config::ca_files(&Env))?.http_client()?;
+            let store = crate::store::open(&Env)?;
+            let browser = login::Browser::bind(!no_browser, Duration::from_secs(timeout)).await?;
+            let configured = login::configured_client(&Env)?;
+            let stored = login::login(http, &config, configured, store.clone(), &browser).await?;
+            out.line(
+                &format!(
+                    "Logged in at {} for {} (scope: {}). The login is kept in {}; `logout` revokes it.",
+                    stored.issuer,
+                    config.mcp_url,
+                    stored.scope.as_deref().unwrap_or("the server's default"),
+                    store.describe()
+                ),
+                json!({"event": "login", "issuer": stored.issuer, "resource": stored.resource,
+                       "client_id": stored.client_id, "scope": stored.scope, "store": store.describe()}),
+            );
+            Ok(())
+        }
+        Some(Command::Logout) => {
+            let config = LoginConfig::from_vars(&Env)?;
+            let http = TrustStore::load(&config::ca_files(&Env))?.http_client()?;
+            let store = crate::store::open(&Env)?;
+            match login::logout(http, &config, store.clone()).await? {
+                Some(stored) => out.line(
+                    &format!(
+                        "Logged out of {}: the refresh token is revoked and deleted from {}.",
+                        stored.issuer,
+                        store.describe()
+                    ),
+                    json!({"event": "logout", "issuer": stored.issuer, "revoked": true}),
+                ),
+                None => out.line(
+                    &format!(
+                        "Not logged in at {} for {}; nothing to do.",
+                        config.issuer, config.mcp_url
+                    ),
+                    json!({"event": "logout", "issuer": config.issuer, "revoked": false}),
+                ),
+            }
+            Ok(())
+        }
         Some(Command::Tools) => {
-            let (http, config) = mcp_setup()?;
-            let mcp = McpClient::connect_using(http, &config).await?;
-            let result = print_tools(&mcp, &config, &out).await;
+            let http = TrustStore::load(&config::ca_files(&Env))?.http_client()?;
+            let mcp = connect(http).await?;
+            let result = print_tools(&mcp, &out).await;
             mcp.close(Duration::from_secs(2)).await;
             result
         }
@@ -177,8 +263,8 @@ pub async fn run(cli: Cli, factory: &dyn ModelFactory) -> Result<(), CliError> {
                         .into(),
                 ));
             }
-            let (http, config) = mcp_setup()?;
-            let mcp = McpClient::connect_using(http, &config).await?;
+            let http = TrustStore::load(&config::ca_files(&Env))?.http_client()?;
+            let mcp = connect(http).await?;
             let result = direct_call(&mcp, &name, arguments, &out).await;
             mcp.close(Duration::from_secs(2)).await;
             result
@@ -219,10 +305,17 @@ pub async fn run(cli: Cli, factory: &dyn ModelFactory) -> Result<(), CliError> {
     }
 }
 
-fn mcp_setup() -> Result<(reqwest::Client, ClientConfig), CliError> {
-    let config = ClientConfig::from_vars(&Env)?;
-    let http = TrustStore::load(&config.ca_files)?.http_client()?;
-    Ok((http, config))
+/// The MCP session of a CLI command: a machine client when its secret or
+/// key is configured, else the person's stored login.
+async fn connect(http: reqwest::Client) -> Result<McpClient, CliError> {
+    if config::has_machine_credentials(&Env) {
+        let config = ClientConfig::from_vars(&Env)?;
+        return Ok(McpClient::connect_using(http, &config).await?);
+    }
+    let config = LoginConfig::from_vars(&Env)?;
+    let store = crate::store::open(&Env)?;
+    let tokens = login::session_tokens(http.clone(), &config, store).await?;
+    Ok(McpClient::connect_with(http, tokens, &config.mcp_url, config.retry.clone()).await?)
 }
 
 struct LlmSession {
@@ -238,8 +331,7 @@ impl LlmSession {
         let trust = TrustStore::load(&config::ca_files(&Env))?;
         let http = trust.http_client()?;
         let model = factory.build(LlmHttp::new(http.clone(), RetryPolicy::default()))?;
-        let config = ClientConfig::from_vars(&Env)?;
-        let mcp = McpClient::connect_using(http, &config).await?;
+        let mcp = connect(http).await?;
         let tools = mcp.list_tools().await?;
         tracing::debug!(model = %model.describe(), tools = tools.len(), "session ready");
         Ok(Self { model, mcp, tools })
@@ -298,12 +390,12 @@ impl LlmSession {
     }
 }
 
-async fn print_tools(
-    mcp: &McpClient,
-    config: &ClientConfig,
-    out: &Transcript,
-) -> Result<(), CliError> {
+async fn print_tools(mcp: &McpClient, out: &Transcript) -> Result<(), CliError> {
     let tools = mcp.list_tools().await?;
+    let server = config::mcp_url(&Env)?;
+    let client_id = mcp
+        .tokens()
+        .map_or("(anonymous)", crate::token::TokenSource::client_id);
     if out.is_json() {
         let list: Vec<Value> = tools
             .iter()
@@ -316,8 +408,8 @@ async fn print_tools(
             .collect();
         out.line(
             "",
-            json!({"event": "tools", "server": config.mcp_url.as_str(),
-                   "client_id": config.credentials.client_id, "tools": list}),
+            json!({"event": "tools", "server": server.as_str(),
+                   "client_id": client_id, "tools": list}),
         );
         return Ok(());
     }
@@ -326,8 +418,8 @@ async fn print_tools(
             "{} tool{} on {} for client {}:",
             tools.len(),
             if tools.len() == 1 { "" } else { "s" },
-            config.mcp_url,
-            config.credentials.client_id
+            server,
+            client_id
         ),
         Value::Null,
     );

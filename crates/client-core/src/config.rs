@@ -108,6 +108,8 @@ pub fn check_url_scheme(var: &str, url: &Url) -> Result<(), ConfigError> {
 /// How the client authenticates at the token endpoint.
 #[derive(Clone)]
 pub enum ClientAuth {
+    /// A public client (authorization code + PKCE): only its `client_id` is sent.
+    None,
     /// A shared secret, sent with `method`.
     Secret {
         secret: SecretString,
@@ -120,6 +122,7 @@ pub enum ClientAuth {
 impl fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::None => f.write_str("None"),
             Self::Secret { method, .. } => f
                 .debug_struct("Secret")
                 .field("secret", &"[redacted]")
@@ -193,24 +196,12 @@ impl ClientConfig {
 
     /// Reads every variable through `vars` and validates it.
     pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
-        let mcp_url = parse_url(
-            "MCP_SERVER_URL",
-            &vars
-                .get("MCP_SERVER_URL")
-                .unwrap_or_else(|| DEFAULT_MCP_SERVER_URL.to_owned()),
-        )?;
-        auth::uri::canonical_resource(mcp_url.as_str())
-            .map_err(|e| ConfigError::new("MCP_SERVER_URL", format!("is not usable: {e}")))?;
+        let mcp_url = mcp_url(vars)?;
         let token_url = vars
             .get("OAUTH_TOKEN_URL")
             .map(|v| parse_url("OAUTH_TOKEN_URL", &v))
             .transpose()?;
-        let issuer = auth::uri::normalize_issuer(
-            &vars
-                .get("OAUTH_ISSUER")
-                .unwrap_or_else(|| DEFAULT_OAUTH_ISSUER.to_owned()),
-        )
-        .map_err(|e| ConfigError::new("OAUTH_ISSUER", format!("is not a valid issuer: {e}")))?;
+        let issuer = issuer(vars)?;
         let client_id = vars.get("OAUTH_CLIENT_ID").ok_or_else(|| {
             ConfigError::new(
                 "OAUTH_CLIENT_ID",
@@ -252,14 +243,7 @@ impl ClientConfig {
                 ));
             }
         };
-        let scopes = vars
-            .get("OAUTH_SCOPES")
-            .map(|s| {
-                let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
-                ScopeSet::parse(&joined)
-                    .map_err(|e| ConfigError::new("OAUTH_SCOPES", format!("is invalid: {e}")))
-            })
-            .transpose()?;
+        let scopes = scopes(vars)?;
         let ca_files = ca_files(vars);
         Ok(Self {
             mcp_url,
@@ -274,6 +258,77 @@ impl ClientConfig {
 }
 
 /// The extra CA files named by `SSL_CERT_FILE` and `MCP_CA_CERT`, as `(variable, path)`.
+/// `MCP_SERVER_URL` (default: the local server), usable as a resource.
+pub fn mcp_url(vars: &impl Vars) -> Result<Url, ConfigError> {
+    let url = parse_url(
+        "MCP_SERVER_URL",
+        &vars
+            .get("MCP_SERVER_URL")
+            .unwrap_or_else(|| DEFAULT_MCP_SERVER_URL.to_owned()),
+    )?;
+    auth::uri::canonical_resource(url.as_str())
+        .map_err(|e| ConfigError::new("MCP_SERVER_URL", format!("is not usable: {e}")))?;
+    Ok(url)
+}
+
+/// `OAUTH_ISSUER` in its normalised spelling (default: the local server).
+pub fn issuer(vars: &impl Vars) -> Result<String, ConfigError> {
+    auth::uri::normalize_issuer(
+        &vars
+            .get("OAUTH_ISSUER")
+            .unwrap_or_else(|| DEFAULT_OAUTH_ISSUER.to_owned()),
+    )
+    .map_err(|e| ConfigError::new("OAUTH_ISSUER", format!("is not a valid issuer: {e}")))
+}
+
+/// `OAUTH_SCOPES`, space separated (unset: the server's default).
+pub fn scopes(vars: &impl Vars) -> Result<Option<ScopeSet>, ConfigError> {
+    vars.get("OAUTH_SCOPES")
+        .map(|s| parse_scopes("OAUTH_SCOPES", &s))
+        .transpose()
+}
+
+/// A space-separated scope list named by `var`.
+pub fn parse_scopes(var: &str, value: &str) -> Result<ScopeSet, ConfigError> {
+    let joined = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    ScopeSet::parse(&joined).map_err(|e| ConfigError::new(var, format!("is invalid: {e}")))
+}
+
+/// Whether machine credentials are configured (a secret or a key): then
+/// the client uses client_credentials, else a person's stored login.
+pub fn has_machine_credentials(vars: &impl Vars) -> bool {
+    vars.get("OAUTH_CLIENT_SECRET").is_some() || vars.get("OAUTH_CLIENT_KEY_FILE").is_some()
+}
+
+/// What a person's login needs from the environment.
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    pub mcp_url: Url,
+    /// The authorization server the person signs in at (discovery may
+    /// confirm it, never replace it: the password goes there).
+    pub issuer: String,
+    pub scopes: Option<ScopeSet>,
+    pub retry: RetryPolicy,
+}
+
+impl LoginConfig {
+    pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
+        Ok(Self {
+            mcp_url: mcp_url(vars)?,
+            issuer: issuer(vars)?,
+            scopes: scopes(vars)?,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The store key of this login: (issuer, canonical MCP URL).
+    pub fn store_key(&self) -> String {
+        let resource = auth::uri::canonical_resource(self.mcp_url.as_str())
+            .unwrap_or_else(|_| self.mcp_url.to_string());
+        crate::store::StoredLogin::key(&self.issuer, &resource)
+    }
+}
+
 pub fn ca_files(vars: &impl Vars) -> Vec<(String, PathBuf)> {
     ["SSL_CERT_FILE", "MCP_CA_CERT"]
         .into_iter()

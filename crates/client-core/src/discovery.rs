@@ -1,15 +1,23 @@
-//! Finding the token endpoint from the MCP server alone.
+//! Finding the authorization server from the MCP server alone (MCP
+//! authorization spec, "Authorization Server Discovery").
 //!
 //! 1. An unauthenticated POST to the MCP endpoint answers 401 with
-//!    `WWW-Authenticate: Bearer resource_metadata="…"` (MCP authorization,
-//!    RFC 9728 §5.1). Without that pointer, the well-known URL built from the
-//!    MCP URL is used (path form first, then the root form).
-//! 2. The protected-resource metadata names the `resource` (it must be the
-//!    MCP URL we use, RFC 9728 §3.3) and its `authorization_servers`.
-//! 3. The authorization server's RFC 8414 metadata is fetched from the
-//!    well-known URL derived from the issuer; its `issuer` must name the
-//!    issuer we asked for (RFC 8414 §3.3), compared in the one normalised
-//!    spelling every party uses (`auth::uri::normalize_issuer`).
+//!    `WWW-Authenticate: Bearer resource_metadata="…"` (RFC 9728 §5.1), and
+//!    maybe the `scope` to ask for. Without that pointer, the well-known URL
+//!    built from the MCP URL is used (path form first, then the root form).
+//! 2. The protected-resource metadata names the `resource` and its
+//!    `authorization_servers`. The resource must be the MCP URL or a prefix
+//!    of it on the same origin (RFC 9728 §3.3 as the MCP spec applies it);
+//!    it is what tokens are requested for (RFC 8707).
+//! 3. The authorization server's metadata is fetched from RFC 8414's
+//!    path-inserted well-known URL, then OpenID Connect discovery (path
+//!    inserted, then appended); its `issuer` must name the issuer we asked for
+//!    (RFC 8414 §3.3), compared in the one normalised spelling every party
+//!    uses (`auth::uri::normalize_issuer`).
+//! 4. Servers of the 2025-03-26 revision publish no resource metadata: the
+//!    MCP server's origin is then the authorization server, and without its
+//!    metadata the default endpoints `/authorize`, `/token` and `/register`
+//!    on that origin are used.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +40,24 @@ pub struct Discovered {
     pub auth_methods: Vec<String>,
     /// `scopes_supported` of the protected resource (empty when absent).
     pub scopes_supported: Vec<String>,
+    /// The `scope` of the MCP server's 401 challenge, if it named one.
+    pub challenge_scope: Option<String>,
+    /// Everything the authorization server's metadata said.
+    pub server: AuthorizationServer,
+}
+
+impl Discovered {
+    /// The scope to ask a person for (MCP spec, "Scope Selection Strategy"):
+    /// the challenge's, else the resource's `scopes_supported`, else none
+    /// (the server's default).
+    pub fn scope_to_request(&self) -> Option<String> {
+        self.challenge_scope
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| {
+                (!self.scopes_supported.is_empty()).then(|| self.scopes_supported.join(" "))
+            })
+    }
 }
 
 /// Why discovery failed; each message says where it stopped.
@@ -105,8 +131,9 @@ async fn discover_inner(
     retry: &RetryPolicy,
 ) -> Result<Discovered, DiscoveryError> {
     let expected = canonical(mcp_url)?;
+    let challenge = challenge(http, mcp_url, retry).await?;
     let mut candidates = Vec::new();
-    if let Some(from_challenge) = challenge_metadata_url(http, mcp_url, retry).await? {
+    if let Some(from_challenge) = challenge.resource_metadata.clone() {
         candidates.push(from_challenge);
     }
     candidates.extend(well_known_prm_urls(mcp_url));
@@ -131,11 +158,14 @@ async fn discover_inner(
         }
     }
     let Some((prm_url, prm)) = prm else {
-        return Err(
-            last_err.unwrap_or_else(|| DiscoveryError::NoAuthorizationServer {
-                url: mcp_url.to_string(),
-            }),
-        );
+        // Nothing published: a 2025-03-26 server is its own authorization
+        // server. Anything but "not found" is reported as it is.
+        return match last_err {
+            Some(DiscoveryError::Status { status: 404, .. }) | None => {
+                legacy(http, mcp_url, expected, pinned, challenge.scope, retry).await
+            }
+            Some(e) => Err(e),
+        };
     };
     let found =
         auth::uri::canonical_resource(&prm.resource).map_err(|e| DiscoveryError::Malformed {
@@ -143,7 +173,7 @@ async fn discover_inner(
             what: "protected-resource metadata",
             detail: format!("resource {:?}: {e}", prm.resource),
         })?;
-    if found != expected {
+    if !resource_covers(&found, &expected) {
         return Err(DiscoveryError::ResourceMismatch { expected, found });
     }
     let Some(first) = prm.authorization_servers.first().cloned() else {
@@ -167,25 +197,123 @@ async fn discover_inner(
             configured.to_owned()
         }
     };
-    let metadata = authorization_server_metadata(http, &issuer, retry).await?;
+    let server = authorization_server_metadata(http, &issuer, retry).await?;
     Ok(Discovered {
         resource: found,
         issuer,
-        token_endpoint: metadata.token_endpoint,
-        auth_methods: metadata.auth_methods,
+        token_endpoint: server.token_endpoint.clone(),
+        auth_methods: server.auth_methods.clone(),
         scopes_supported: prm.scopes_supported,
+        challenge_scope: challenge.scope,
+        server,
     })
 }
 
-/// RFC 8414 metadata of `issuer`, with the issuer checked.
-#[derive(Debug, Clone)]
+/// The 2025-03-26 fallback: the MCP server's origin is the authorization
+/// server; its metadata if it has some, else the default endpoints.
+async fn legacy(
+    http: &reqwest::Client,
+    mcp_url: &Url,
+    resource: String,
+    pinned: Option<&str>,
+    challenge_scope: Option<String>,
+    retry: &RetryPolicy,
+) -> Result<Discovered, DiscoveryError> {
+    let origin = mcp_url.origin().ascii_serialization();
+    if let Some(configured) = pinned
+        && !auth::uri::same_issuer(&origin, configured)
+    {
+        return Err(DiscoveryError::ForeignIssuer {
+            configured: configured.to_owned(),
+            named: origin,
+        });
+    }
+    let issuer = pinned.map_or(origin.clone(), str::to_owned);
+    let server = match authorization_server_metadata(http, &issuer, retry).await {
+        Ok(server) => server,
+        Err(DiscoveryError::Status { status: 404, .. }) => {
+            let at = |path: &str| {
+                let mut u = mcp_url.clone();
+                u.set_path(path);
+                u.set_query(None);
+                u.set_fragment(None);
+                u
+            };
+            tracing::debug!(%origin, "no metadata at all; using the default endpoints (2025-03-26)");
+            AuthorizationServer {
+                issuer: issuer.clone(),
+                token_endpoint: at("/token"),
+                auth_methods: Vec::new(),
+                authorization_endpoint: Some(at("/authorize")),
+                registration_endpoint: Some(at("/register")),
+                revocation_endpoint: None,
+                code_challenge_methods: Vec::new(),
+                scopes_supported: Vec::new(),
+                iss_parameter_supported: false,
+                cimd_supported: false,
+                published: false,
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Discovered {
+        resource,
+        issuer,
+        token_endpoint: server.token_endpoint.clone(),
+        auth_methods: server.auth_methods.clone(),
+        scopes_supported: Vec::new(),
+        challenge_scope,
+        server,
+    })
+}
+
+/// RFC 9728 §3.3 as the MCP spec applies it: the metadata's resource is the
+/// MCP URL itself or covers it (same origin, a path prefix ending at a
+/// segment boundary).
+fn resource_covers(resource: &str, mcp: &str) -> bool {
+    if resource == mcp {
+        return true;
+    }
+    let (Ok(r), Ok(m)) = (Url::parse(resource), Url::parse(mcp)) else {
+        return false;
+    };
+    if r.origin() != m.origin() || r.query().is_some() {
+        return false;
+    }
+    let prefix = r.path().trim_end_matches('/');
+    let path = m.path();
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An authorization server's metadata (RFC 8414), issuer checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationServer {
     pub issuer: String,
     pub token_endpoint: Url,
+    /// `token_endpoint_auth_methods_supported` (empty when absent).
     pub auth_methods: Vec<String>,
+    pub authorization_endpoint: Option<Url>,
+    pub registration_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+    /// `code_challenge_methods_supported` (empty when absent).
+    pub code_challenge_methods: Vec<String>,
+    /// `scopes_supported` (empty when absent).
+    pub scopes_supported: Vec<String>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207).
+    pub iss_parameter_supported: bool,
+    /// `client_id_metadata_document_supported` (client ID metadata documents).
+    pub cimd_supported: bool,
+    /// Whether the document was published at all (false: 2025-03-26 defaults).
+    pub published: bool,
 }
 
-/// Fetches and checks the RFC 8414 metadata of `issuer`.
+/// Fetches and checks the metadata of `issuer`: RFC 8414 first, then
+/// OpenID Connect discovery (`auth::well_known::authorization_server_metadata_candidates`).
+/// A 4xx moves on to the next form; the last answer is the error.
 pub async fn authorization_server_metadata(
     http: &reqwest::Client,
     issuer: &str,
@@ -197,8 +325,28 @@ pub async fn authorization_server_metadata(
         detail: e.to_string(),
     })?;
     check_url_scheme("issuer", &issuer_url).map_err(|e| DiscoveryError::Insecure(e.to_string()))?;
-    let url = rfc8414_url(&issuer_url);
-    let doc: AsMetadata = fetch_json(http, &url, "authorization-server metadata", retry).await?;
+    let mut last = None;
+    for url in auth::well_known::authorization_server_metadata_candidates(&issuer_url) {
+        match fetch_json::<AsMetadata>(http, &url, "authorization-server metadata", retry).await {
+            Ok(doc) => return checked(doc, &url, issuer),
+            Err(e @ DiscoveryError::Status { status, .. }) if (400..500).contains(&status) => {
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| DiscoveryError::Status {
+        url: issuer.to_owned(),
+        status: 404,
+        what: "authorization-server metadata",
+    }))
+}
+
+fn checked(
+    doc: AsMetadata,
+    url: &Url,
+    issuer: &str,
+) -> Result<AuthorizationServer, DiscoveryError> {
     // The one issuer rule of every party (auth::uri::normalize_issuer):
     // `http://LOCALHOST:8080/` names the same issuer as `http://localhost:8080`.
     if !auth::uri::same_issuer(&doc.issuer, issuer) {
@@ -208,18 +356,31 @@ pub async fn authorization_server_metadata(
             found: doc.issuer,
         });
     }
-    let token_endpoint =
-        Url::parse(&doc.token_endpoint).map_err(|e| DiscoveryError::Malformed {
+    let endpoint = |name: &'static str, value: &str| -> Result<Url, DiscoveryError> {
+        let parsed = Url::parse(value).map_err(|e| DiscoveryError::Malformed {
             url: url.to_string(),
             what: "authorization-server metadata",
-            detail: format!("token_endpoint: {e}"),
+            detail: format!("{name}: {e}"),
         })?;
-    check_url_scheme("token_endpoint", &token_endpoint)
-        .map_err(|e| DiscoveryError::Insecure(format!("authorization server metadata: {e}")))?;
+        check_url_scheme(name, &parsed)
+            .map_err(|e| DiscoveryError::Insecure(format!("authorization server metadata: {e}")))?;
+        Ok(parsed)
+    };
+    let optional = |name: &'static str, value: &Option<String>| {
+        value.as_deref().map(|v| endpoint(name, v)).transpose()
+    };
     Ok(AuthorizationServer {
+        token_endpoint: endpoint("token_endpoint", &doc.token_endpoint)?,
+        authorization_endpoint: optional("authorization_endpoint", &doc.authorization_endpoint)?,
+        registration_endpoint: optional("registration_endpoint", &doc.registration_endpoint)?,
+        revocation_endpoint: optional("revocation_endpoint", &doc.revocation_endpoint)?,
         issuer: doc.issuer,
-        token_endpoint,
         auth_methods: doc.token_endpoint_auth_methods_supported,
+        code_challenge_methods: doc.code_challenge_methods_supported,
+        scopes_supported: doc.scopes_supported,
+        iss_parameter_supported: doc.authorization_response_iss_parameter_supported,
+        cimd_supported: doc.client_id_metadata_document_supported,
+        published: true,
     })
 }
 
@@ -238,6 +399,17 @@ struct AsMetadata {
     token_endpoint: String,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Vec<String>,
+    authorization_endpoint: Option<String>,
+    registration_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
+    code_challenge_methods_supported: Vec<String>,
+    #[serde(default)]
+    scopes_supported: Vec<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    client_id_metadata_document_supported: bool,
 }
 
 fn canonical(url: &Url) -> Result<String, DiscoveryError> {
@@ -248,12 +420,19 @@ fn canonical(url: &Url) -> Result<String, DiscoveryError> {
     })
 }
 
+/// What an unauthenticated request's 401 said.
+#[derive(Debug, Default)]
+struct Pointer {
+    resource_metadata: Option<Url>,
+    scope: Option<String>,
+}
+
 /// POSTs to the MCP endpoint without a token and reads the challenge.
-async fn challenge_metadata_url(
+async fn challenge(
     http: &reqwest::Client,
     mcp_url: &Url,
     retry: &RetryPolicy,
-) -> Result<Option<Url>, DiscoveryError> {
+) -> Result<Pointer, DiscoveryError> {
     let body = r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#;
     let mut state = retry.start();
     let resp = loop {
@@ -278,18 +457,24 @@ async fn challenge_metadata_url(
     let resp =
         resp.map_err(|e| unreachable(mcp_url, &e, "is the MCP server running at MCP_SERVER_URL?"))?;
     if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(None);
+        return Ok(Pointer::default());
     }
-    let pointer = resp
+    let Some(bearer) = resp
         .headers()
         .get_all(http::header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter_map(Challenge::parse)
         .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
-        .and_then(|c| c.params.get("resource_metadata").cloned());
-    let Some(pointer) = pointer else {
-        return Ok(None);
+    else {
+        return Ok(Pointer::default());
+    };
+    let scope = bearer.params.get("scope").cloned();
+    let Some(pointer) = bearer.params.get("resource_metadata").cloned() else {
+        return Ok(Pointer {
+            resource_metadata: None,
+            scope,
+        });
     };
     let url = Url::parse(&pointer).map_err(|e| DiscoveryError::Malformed {
         url: mcp_url.to_string(),
@@ -303,7 +488,10 @@ async fn challenge_metadata_url(
             "the MCP server's challenge points at {url}, which is not https — refusing to follow it"
         )));
     }
-    Ok(Some(url))
+    Ok(Pointer {
+        resource_metadata: Some(url),
+        scope,
+    })
 }
 
 fn unreachable(url: &Url, e: &reqwest::Error, hint: &str) -> DiscoveryError {
@@ -488,6 +676,46 @@ mod tests {
         assert_eq!(Challenge::parse("Bearer").unwrap().params.len(), 0);
         assert!(Challenge::parse(r#"Bearer scope="unterminated"#).is_none());
         assert!(Challenge::parse("").is_none());
+    }
+
+    #[test]
+    fn a_resource_covers_urls_below_it_on_its_origin() {
+        assert!(resource_covers(
+            "https://a.example/mcp",
+            "https://a.example/mcp"
+        ));
+        assert!(resource_covers(
+            "https://a.example",
+            "https://a.example/mcp"
+        ));
+        assert!(resource_covers(
+            "https://a.example/",
+            "https://a.example/mcp"
+        ));
+        assert!(resource_covers(
+            "https://a.example/v1",
+            "https://a.example/v1/mcp"
+        ));
+        assert!(!resource_covers(
+            "https://a.example/v1",
+            "https://a.example/v10/mcp"
+        ));
+        assert!(!resource_covers(
+            "https://a.example/mcp/x",
+            "https://a.example/mcp"
+        ));
+        assert!(!resource_covers(
+            "https://b.example",
+            "https://a.example/mcp"
+        ));
+        assert!(!resource_covers(
+            "http://a.example",
+            "https://a.example/mcp"
+        ));
+        assert!(!resource_covers(
+            "https://a.example:8443",
+            "https://a.example/mcp"
+        ));
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! Access tokens from the client_credentials grant (OAuth 2.1 §4.2, RFC 6749 §4.4).
+//! Access tokens: the client_credentials grant (OAuth 2.1 §4.2, RFC 6749
+//! §4.4) for machine clients, the authorization_code and refresh_token
+//! grants (OAuth 2.1 §4.1, §4.3) for a person's login.
 //!
 //! [`TokenSource`] is the only place that talks to the token endpoint:
 //! - client authentication: client_secret_basic (default), client_secret_post
-//!   (when forced or the only method the server lists), or private_key_jwt
-//!   (RFC 7523 assertion signed with `OAUTH_CLIENT_KEY_FILE`);
+//!   (when forced or the only method the server lists), private_key_jwt
+//!   (RFC 7523 assertion signed with `OAUTH_CLIENT_KEY_FILE`), or none (a
+//!   public client sends only its `client_id`);
+//! - a login's refresh token rotates on every use; each new one is handed to
+//!   the [`RefreshSink`] (the token store) before the access token is used;
 //! - `resource` (RFC 8707) is sent on every request;
 //! - the token is cached and renewed when a quarter of its life (at most
 //!   30 s) remains, so callers never send an expired token;
@@ -11,7 +16,8 @@
 //!   once: concurrent callers that saw the same rejected token share one
 //!   renewal;
 //! - [`TokenSource::step_up`] asks once per scope for a token with one more
-//!   scope after a 403 `insufficient_scope`;
+//!   scope after a 403 `insufficient_scope` (a login asks the person again,
+//!   through its [`StepUp`] hook: a refresh token cannot widen a grant);
 //! - 429/5xx/connection failures are retried through [`crate::retry`].
 //!
 //! The lock is held while a token is fetched, so parallel tool calls never
@@ -122,6 +128,21 @@ pub enum TokenError {
     /// intersection of what is asked and what is allowed).
     #[error("the authorization server granted only `{granted}`")]
     ScopeNotGranted { granted: String },
+    /// The refresh token was refused (expired, revoked or rotated elsewhere).
+    #[error(
+        "the login at {issuer} has expired or was revoked ({code}) — run `{program} login` again"
+    )]
+    LoginExpired {
+        issuer: String,
+        code: String,
+        program: String,
+    },
+    /// The rotated refresh token could not be saved: the login would be lost.
+    #[error("cannot save the renewed login: {0}")]
+    Store(String),
+    /// Asking the person for more scopes failed.
+    #[error("{0}")]
+    StepUp(String),
 }
 
 impl TokenError {
@@ -166,6 +187,49 @@ struct TokenResponse {
     token_type: String,
     expires_in: Option<u64>,
     scope: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// Where a login's rotated refresh tokens go (the token store).
+pub trait RefreshSink: Send + Sync {
+    /// Saves `refresh` (and the scope it carries) before it is relied on.
+    fn save(&self, refresh: &SecretString, scope: Option<&str>) -> Result<(), String>;
+}
+
+/// Asks the person to authorize `scopes` again (a login's step-up).
+#[async_trait::async_trait]
+pub trait StepUp: Send + Sync {
+    /// Runs the authorization-code flow for `scopes` and exchanges the code
+    /// with `tokens` ([`TokenSource::exchange_code`]).
+    async fn authorize(&self, tokens: &TokenSource, scopes: &ScopeSet) -> Result<(), TokenError>;
+}
+
+/// One token request's grant.
+enum GrantRequest<'a> {
+    ClientCredentials,
+    Refresh(&'a SecretString),
+    Code {
+        code: &'a str,
+        verifier: &'a str,
+        redirect_uri: &'a str,
+    },
+}
+
+impl GrantRequest<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::Refresh(_) => "refresh_token",
+            Self::Code { .. } => "authorization_code",
+        }
+    }
+}
+
+/// What the token endpoint answered.
+struct Issued {
+    token: Arc<AccessToken>,
+    refresh: Option<SecretString>,
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +240,8 @@ struct OAuthErrorBody {
 
 struct State {
     current: Option<Arc<AccessToken>>,
+    /// A login's current refresh token (`None` for client_credentials).
+    refresh: Option<SecretString>,
     /// Scopes to request; `None` = the client's default scopes.
     requested: Option<ScopeSet>,
     /// Scopes a step-up was already attempted for (bounds step-ups).
@@ -190,6 +256,13 @@ struct Inner {
     retry: RetryPolicy,
     state: Mutex<State>,
     fetches: AtomicU64,
+    login: Option<Login>,
+}
+
+/// What makes a source a person's login rather than a machine client.
+struct Login {
+    sink: Option<Arc<dyn RefreshSink>>,
+    step_up: Option<Arc<dyn StepUp>>,
 }
 
 /// Cached, self-renewing client_credentials tokens. Cheap to clone.
@@ -227,12 +300,118 @@ impl TokenSource {
                 retry,
                 state: Mutex::new(State {
                     current: None,
+                    refresh: None,
                     requested: scopes,
                     stepped_up: HashSet::new(),
                 }),
                 fetches: AtomicU64::new(0),
+                login: None,
             }),
         }
+    }
+
+    /// A source for a person's login: tokens come from the authorization
+    /// code ([`TokenSource::exchange_code`]) or from `refresh`, which
+    /// rotates; every new refresh token goes to `sink` first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_login(
+        http: reqwest::Client,
+        endpoint: TokenEndpoint,
+        credentials: Credentials,
+        resource: String,
+        refresh: Option<SecretString>,
+        sink: Option<Arc<dyn RefreshSink>>,
+        step_up: Option<Arc<dyn StepUp>>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                credentials,
+                resource,
+                retry,
+                state: Mutex::new(State {
+                    current: None,
+                    refresh,
+                    requested: None,
+                    stepped_up: HashSet::new(),
+                }),
+                fetches: AtomicU64::new(0),
+                login: Some(Login { sink, step_up }),
+            }),
+        }
+    }
+
+    /// Exchanges an authorization code (OAuth 2.1 §4.1.3) and keeps the
+    /// tokens it brings. Returns the granted scope.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<String>, TokenError> {
+        let mut state = self.inner.state.lock().await;
+        let issued = self
+            .fetch(
+                None,
+                GrantRequest::Code {
+                    code,
+                    verifier,
+                    redirect_uri,
+                },
+            )
+            .await?;
+        self.keep(&mut state, issued)
+    }
+
+    /// The current refresh token of a login (for `logout`).
+    pub async fn refresh_token(&self) -> Option<SecretString> {
+        self.inner.state.lock().await.refresh.clone()
+    }
+
+    /// Stores what the endpoint issued: the refresh token is saved before
+    /// the access token is handed out, so a crash cannot lose the login.
+    fn keep(&self, state: &mut State, issued: Issued) -> Result<Option<String>, TokenError> {
+        if let Some(refresh) = issued.refresh {
+            if let Some(sink) = self.inner.login.as_ref().and_then(|l| l.sink.as_ref()) {
+                sink.save(&refresh, issued.scope.as_deref())
+                    .map_err(TokenError::Store)?;
+            }
+            state.refresh = Some(refresh);
+        }
+        state.current = Some(issued.token);
+        Ok(issued.scope)
+    }
+
+    /// A new token for `state`: the login's refresh token, or client credentials.
+    async fn obtain(
+        &self,
+        state: &mut State,
+        scopes: Option<&ScopeSet>,
+    ) -> Result<Arc<AccessToken>, TokenError> {
+        let issued = match (&self.inner.login, state.refresh.clone()) {
+            (Some(_), Some(refresh)) => self.fetch(None, GrantRequest::Refresh(&refresh)).await?,
+            (Some(_), None) => {
+                return Err(TokenError::LoginExpired {
+                    issuer: self.issuer().to_owned(),
+                    code: "no refresh token".into(),
+                    program: crate::cli::program_name(),
+                });
+            }
+            (None, _) => self.fetch(scopes, GrantRequest::ClientCredentials).await?,
+        };
+        let token = issued.token.clone();
+        self.keep(state, issued)?;
+        Ok(token)
+    }
+
+    fn issuer(&self) -> &str {
+        self.inner
+            .endpoint
+            .issuer
+            .as_deref()
+            .unwrap_or(self.inner.endpoint.url.as_str())
     }
 
     /// The client id.
@@ -264,9 +443,7 @@ impl TokenSource {
             return Ok(t.clone());
         }
         let scopes = state.requested.clone();
-        let token = self.fetch(scopes.as_ref()).await?;
-        state.current = Some(token.clone());
-        Ok(token)
+        self.obtain(&mut state, scopes.as_ref()).await
     }
 
     /// The resource server rejected the token with serial `rejected`: get a
@@ -281,9 +458,7 @@ impl TokenSource {
         }
         tracing::info!(client_id = %self.client_id(), "access token rejected by the MCP server; re-authenticating");
         let scopes = state.requested.clone();
-        let token = self.fetch(scopes.as_ref()).await?;
-        state.current = Some(token.clone());
-        Ok(token)
+        self.obtain(&mut state, scopes.as_ref()).await
     }
 
     /// After a 403 `insufficient_scope` for `scope`: one attempt per scope to
@@ -306,8 +481,31 @@ impl TokenSource {
             return Ok(None);
         }
         tracing::info!(client_id = %self.client_id(), %scope, "MCP server needs another scope; asking for it once");
-        let token = self.fetch(Some(&wanted)).await?;
-        state.current = Some(token.clone());
+        let token = match &self.inner.login {
+            None => {
+                let issued = self
+                    .fetch(Some(&wanted), GrantRequest::ClientCredentials)
+                    .await?;
+                let token = issued.token.clone();
+                self.keep(&mut state, issued)?;
+                token
+            }
+            // A refresh token cannot widen the grant: the person is asked.
+            Some(Login { step_up: None, .. }) => return Ok(None),
+            Some(Login {
+                step_up: Some(hook),
+                ..
+            }) => {
+                let hook = hook.clone();
+                drop(state);
+                hook.authorize(self, &wanted).await?;
+                state = self.inner.state.lock().await;
+                state
+                    .current
+                    .clone()
+                    .ok_or_else(|| TokenError::StepUp("no token after the step-up".into()))?
+            }
+        };
         if let Some(granted) = token.scopes.as_ref().filter(|g| !g.contains(scope)) {
             return Err(TokenError::ScopeNotGranted {
                 granted: granted.to_string(),
@@ -317,14 +515,18 @@ impl TokenSource {
         Ok(Some(token))
     }
 
-    async fn fetch(&self, scopes: Option<&ScopeSet>) -> Result<Arc<AccessToken>, TokenError> {
+    async fn fetch(
+        &self,
+        scopes: Option<&ScopeSet>,
+        grant: GrantRequest<'_>,
+    ) -> Result<Issued, TokenError> {
         let inner = &*self.inner;
         let url = inner.endpoint.url.as_str();
         let mut attempt = inner.retry.start();
         let started = Instant::now();
         let resp = loop {
             // A fresh assertion per attempt: each carries its own jti.
-            let request = self.build_request(scopes)?;
+            let request = self.build_request(scopes, &grant)?;
             let sent = request.send().await;
             let wait = match &sent {
                 Ok(r) if retry::is_retryable_status(r.status()) => {
@@ -369,6 +571,13 @@ impl TokenSource {
             })?;
         if !status.is_success() {
             if let Ok(err) = serde_json::from_slice::<OAuthErrorBody>(&body) {
+                if matches!(grant, GrantRequest::Refresh(_)) && err.error == "invalid_grant" {
+                    return Err(TokenError::LoginExpired {
+                        issuer: self.issuer().to_owned(),
+                        code: err.error,
+                        program: crate::cli::program_name(),
+                    });
+                }
                 return Err(TokenError::OAuth {
                     client_id: inner.credentials.client_id.clone(),
                     code: err.error,
@@ -408,35 +617,70 @@ impl TokenSource {
             started + life.saturating_sub(margin)
         });
         let serial = inner.fetches.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(client_id = %inner.credentials.client_id, serial, expires_in = ?expires_in, scope = ?granted, "access token obtained");
-        Ok(Arc::new(AccessToken {
-            value: SecretString::from(parsed.access_token),
-            scopes: granted,
-            renew_at,
-            expires_in,
-            serial,
-        }))
+        tracing::debug!(client_id = %inner.credentials.client_id, grant = grant.name(), serial, expires_in = ?expires_in, scope = ?granted, "access token obtained");
+        Ok(Issued {
+            token: Arc::new(AccessToken {
+                value: SecretString::from(parsed.access_token),
+                scopes: granted,
+                renew_at,
+                expires_in,
+                serial,
+            }),
+            refresh: parsed
+                .refresh_token
+                .filter(|r| !r.is_empty())
+                .map(SecretString::from),
+            scope: parsed.scope,
+        })
     }
 
     fn build_request(
         &self,
         scopes: Option<&ScopeSet>,
+        grant: &GrantRequest<'_>,
     ) -> Result<reqwest::RequestBuilder, TokenError> {
         let inner = &*self.inner;
         let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
+        form.append_pair("grant_type", grant.name());
+        match grant {
+            GrantRequest::ClientCredentials => {}
+            GrantRequest::Refresh(refresh) => {
+                form.append_pair("refresh_token", refresh.expose_secret());
+            }
+            GrantRequest::Code {
+                code,
+                verifier,
+                redirect_uri,
+            } => {
+                form.append_pair("code", code);
+                form.append_pair("redirect_uri", redirect_uri);
+                form.append_pair("code_verifier", verifier);
+            }
+        }
         form.append_pair("resource", &inner.resource);
         if let Some(s) = scopes
             && !s.is_empty()
         {
             form.append_pair("scope", &s.to_string());
         }
-        let mut request = inner
+        let request = inner
             .http
             .post(inner.endpoint.url.clone())
             .header("accept", "application/json")
             .header("content-type", "application/x-www-form-urlencoded")
             .timeout(Duration::from_secs(15));
+        let request = self.authenticate(request, &mut form)?;
+        Ok(request.body(form.finish()))
+    }
+
+    /// Adds this client's authentication to a request to the authorization
+    /// server (token or revocation endpoint).
+    fn authenticate(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        form: &mut url::form_urlencoded::Serializer<'_, String>,
+    ) -> Result<reqwest::RequestBuilder, TokenError> {
+        let inner = &*self.inner;
         let client_id = &inner.credentials.client_id;
         match &inner.credentials.auth {
             ClientAuth::Secret { secret, method } => match self.secret_method(*method) {
@@ -460,6 +704,9 @@ impl TokenSource {
                     form.append_pair("client_secret", secret.expose_secret());
                 }
             },
+            ClientAuth::None => {
+                form.append_pair("client_id", client_id);
+            }
             ClientAuth::PrivateKeyJwt { key } => {
                 let now = auth::now_unix();
                 let aud = inner
@@ -477,7 +724,57 @@ impl TokenSource {
                 form.append_pair("client_assertion", &assertion);
             }
         }
-        Ok(request.body(form.finish()))
+        Ok(request)
+    }
+
+    /// Revokes `token` at `url` (RFC 7009), authenticated as this client.
+    /// The server answers 200 whether or not it knew the token.
+    pub async fn revoke(
+        &self,
+        url: &Url,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<(), TokenError> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token.expose_secret());
+        form.append_pair("token_type_hint", hint);
+        let request = self
+            .inner
+            .http
+            .post(url.clone())
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .timeout(Duration::from_secs(15));
+        let request = self.authenticate(request, &mut form)?;
+        let resp =
+            request
+                .body(form.finish())
+                .send()
+                .await
+                .map_err(|e| TokenError::Unreachable {
+                    url: url.to_string(),
+                    summary: "1 attempt".into(),
+                    detail: tls::describe(&e),
+                })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = crate::read::read_capped(resp, crate::read::ERROR_BODY_MAX)
+            .await
+            .unwrap_or_default();
+        match serde_json::from_slice::<OAuthErrorBody>(&body) {
+            Ok(err) => Err(TokenError::OAuth {
+                client_id: self.inner.credentials.client_id.clone(),
+                code: err.error,
+                description: err.error_description,
+            }),
+            Err(_) => Err(TokenError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+                summary: "1 attempt".into(),
+            }),
+        }
     }
 
     fn secret_method(&self, forced: Option<SecretMethod>) -> SecretMethod {

@@ -76,6 +76,11 @@ async fn chat_keeps_the_conversation_between_questions() {
 }
 
 #[tokio::test]
+async fn a_person_logs_in_and_out() {
+    suite::login_and_logout(SPEC).await;
+}
+
+#[tokio::test]
 async fn the_conformance_client_scenarios_pass() {
     suite::conformance_client_scenarios(SPEC).await;
 }

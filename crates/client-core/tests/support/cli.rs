@@ -25,7 +25,9 @@ impl Run {
     }
 }
 
-/// Runs `bin args…` with only `vars` (plus PATH) in its environment.
+/// Runs `bin args…` with only `vars` (plus PATH) in its environment. Logins
+/// go to a file in the working directory unless `vars` say otherwise, so no
+/// run sees the machine's keyring or another run's login.
 pub async fn run(bin: &str, args: &[&str], vars: &[(String, String)], stdin: Option<&str>) -> Run {
     let cwd = tempfile::tempdir().unwrap();
     run_in(cwd.path(), bin, args, vars, stdin).await
@@ -44,6 +46,8 @@ pub async fn run_in(
         .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OAUTH_TOKEN_STORE", "file")
+        .env("OAUTH_TOKEN_STORE_FILE", cwd.join("logins.json"))
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -19,6 +19,8 @@ pub const ANTHROPIC_CLIENT: (&str, &str) = ("anthropic-mcp-client", "anthropic-c
 pub const READER_CLIENT: (&str, &str) = ("reader-client", "reader-secret-0123456789abcdefghij");
 /// Allowed customer:read + ticket:create, default customer:read only.
 pub const NARROW_CLIENT: (&str, &str) = ("narrow-client", "narrow-secret-0123456789abcdefghij");
+/// A resource server's client that may introspect any token.
+pub const INTROSPECTOR: (&str, &str) = ("introspector", "introspector-secret-0123456789abcd");
 /// private_key_jwt client (key in [`Stack::jwt_key_pem`]).
 pub const JWT_CLIENT: &str = "jwt-client";
 
@@ -80,6 +82,9 @@ fn clients(jwt_public_pem: &str) -> Vec<::stack::Client> {
         ::stack::Client::with_secret(NARROW_CLIENT.0, NARROW_CLIENT.1)
             .allowed_scopes(&["customer:read", "ticket:create"])
             .default_scopes(&["customer:read"]),
+        ::stack::Client::with_secret(INTROSPECTOR.0, INTROSPECTOR.1)
+            .allowed_scopes(&["customer:read"])
+            .line("can_introspect = true"),
         ::stack::Client::with_public_key_pem(JWT_CLIENT, jwt_public_pem)
             .allowed_scopes(&["customer:read", "ticket:create", "account:calculate"])
             .default_scopes(&["customer:read", "ticket:create", "account:calculate"]),
@@ -186,6 +191,28 @@ impl Stack {
         let mut config = client_core::ClientConfig::from_vars(&lookup).unwrap();
         config.retry = fast_retry();
         config
+    }
+
+    /// RFC 7662 introspection of `token` by a resource server's client:
+    /// the `active` member.
+    pub async fn is_active(&self, token: &str) -> bool {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/introspect",
+                self.token_url.trim_end_matches("/token")
+            ))
+            .basic_auth(INTROSPECTOR.0, Some(INTROSPECTOR.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "token={}",
+                url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        body["active"].as_bool().unwrap()
     }
 
     /// Revokes `token` at the authorization server (RFC 7009).

@@ -297,20 +297,31 @@ pub async fn configuration_errors_name_the_fix(spec: Spec) {
             spec.key_var
         )
     );
+    // Neither a machine client nor a person's login: both fixes are named.
+    let program = std::path::Path::new(spec.bin)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let not_logged_in = format!(
+        "error: not logged in at http://localhost:8080 for http://localhost:8000/mcp — run `{program} login`, or give a machine client's OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (the dev clients are in config/clients.toml)\n"
+    );
     let out = spec.run(&["tools"], &[]).await;
     assert_eq!(out.code, 2);
-    assert_eq!(
-        out.stderr,
-        "error: OAUTH_CLIENT_ID is not set — put it in .env or export it (the dev clients are in config/clients.toml)\n"
-    );
+    assert_eq!(out.stderr, not_logged_in);
     let out = spec
         .run(&["ask", "hi"], &[(spec.key_var.into(), KEY.into())])
         .await;
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.starts_with("error: OAUTH_CLIENT_ID is not set"),
-        "{}",
-        out.stderr
+    assert_eq!(out.stderr, not_logged_in);
+    // A secret without its client id is a machine client missing a variable.
+    let out = spec
+        .run(&["tools"], &[("OAUTH_CLIENT_SECRET".into(), "s".into())])
+        .await;
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        "error: OAUTH_CLIENT_ID is not set — put it in .env or export it (the dev clients are in config/clients.toml)\n"
     );
     let vars = vec![
         (spec.key_var.into(), KEY.into()),
@@ -641,5 +652,203 @@ pub async fn credentials_go_only_to_oauth_issuer(spec: Spec) {
         seen.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "the foreign server was contacted"
+    );
+}
+
+/// Starts `bin login --no-browser` and returns the child and the sign-in URL
+/// it printed (the rest of its stderr is kept for the assertion messages).
+async fn start_login(
+    bin: &str,
+    args: &[&str],
+    vars: &[(String, String)],
+) -> (tokio::process::Child, url::Url, Vec<String>) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if let Some(url) = line.trim().strip_prefix("http") {
+                return url::Url::parse(&format!("http{url}")).unwrap();
+            }
+        }
+        panic!("login printed no URL: {seen:?}");
+    })
+    .await
+    .expect("login printed no URL within 30 s");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url, seen)
+}
+
+/// `login` end to end against the real oauth-server: an HTTP form submitter
+/// plays the browser (signs in as alice, approves), the client registers
+/// itself (RFC 7591), checks the redirect and stores the refresh token
+/// (0600 file); `tools` then works with no secret at all and rotates the
+/// refresh token; `logout` revokes it (introspection: inactive) and forgets
+/// it, after which `tools` names the fix.
+pub async fn login_and_logout(spec: Spec) {
+    let stack = Stack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logins.json");
+    let vars: Vec<(String, String)> = vec![
+        ("MCP_SERVER_URL".into(), stack.mcp_url.clone()),
+        ("OAUTH_ISSUER".into(), stack.issuer.clone()),
+        ("OAUTH_TOKEN_STORE".into(), "file".into()),
+        ("OAUTH_TOKEN_STORE_FILE".into(), file.display().to_string()),
+    ];
+    let (child, url, _) = start_login(spec.bin, &["login", "--no-browser"], &vars).await;
+    assert_eq!(
+        url.as_str().split('?').next(),
+        Some(format!("{}/authorize", stack.issuer).as_str())
+    );
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["resource"], stack.mcp_url);
+    assert!(query["redirect_uri"].starts_with("http://127.0.0.1:"));
+    assert!(query["state"].len() >= 22);
+
+    let mut alice = ::stack::signin::Person::new(::stack::ALICE.0, ::stack::ALICE.1).unwrap();
+    let back = alice
+        .authorize(&url, ::stack::signin::Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(back.iss.as_deref(), Some(stack.issuer.as_str()));
+    let page = reqwest::get(back.location.clone()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Signed in."));
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "Logged in at {} for {} (scope: ",
+            stack.issuer, stack.mcp_url
+        )),
+        "{stdout}"
+    );
+
+    let stored = |file: &std::path::Path| -> Option<client_core::store::StoredLogin> {
+        let all: std::collections::BTreeMap<String, client_core::store::StoredLogin> =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        all.into_values().next()
+    };
+    let first = stored(&file).expect("the login is stored");
+    assert_eq!(first.issuer, stack.issuer);
+    assert_eq!(first.resource, stack.mcp_url);
+    assert!(
+        first.registered,
+        "no OAUTH_CLIENT_ID: the client registered itself"
+    );
+    assert!(first.client_secret.is_none(), "a public client");
+    assert_eq!(first.refresh_token.len(), 43);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(stack.is_active(&first.refresh_token).await);
+
+    // No secret, no client id: the stored login is enough.
+    let out = spec.run(&["tools"], &vars).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("get_customer_info"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("for client {}:", first.client_id)),
+        "{}",
+        out.stdout
+    );
+    let rotated = stored(&file).unwrap();
+    assert_ne!(
+        rotated.refresh_token, first.refresh_token,
+        "refresh rotates"
+    );
+    assert!(!stack.is_active(&first.refresh_token).await);
+    assert!(stack.is_active(&rotated.refresh_token).await);
+    let out = spec
+        .run(
+            &["call", "get_customer_info", r#"{"customer_id":"12345"}"#],
+            &vars,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // A second login reuses the registered client and replaces the token.
+    let (child, url, _) = start_login(spec.bin, &["login", "--no-browser"], &vars).await;
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], first.client_id);
+    let back = alice
+        .authorize(&url, ::stack::signin::Decision::Approve)
+        .await
+        .unwrap();
+    reqwest::get(back.location).await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let second = stored(&file).unwrap();
+    assert_eq!(second.client_id, first.client_id);
+    let live = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        live.matches("refresh_token").count(),
+        1,
+        "one login per server"
+    );
+    assert!(stack.is_active(&second.refresh_token).await);
+    assert!(
+        !stack.is_active(&rotated.refresh_token).await,
+        "the replaced login is revoked"
+    );
+
+    let out = spec.run(&["logout"], &vars).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Logged out of {}: the refresh token is revoked and deleted from {}.\n",
+            stack.issuer,
+            file.display()
+        )
+    );
+    assert!(!stack.is_active(&second.refresh_token).await, "revoked");
+    assert!(stored(&file).is_none(), "forgotten");
+    let out = spec.run(&["logout"], &vars).await;
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.starts_with("Not logged in at "),
+        "{}",
+        out.stdout
+    );
+
+    let out = spec.run(&["tools"], &vars).await;
+    assert_eq!(out.code, 2);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: not logged in at {} for {} — run `{} login`, or give a machine client's OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (the dev clients are in config/clients.toml)\n",
+            stack.issuer,
+            stack.mcp_url,
+            std::path::Path::new(spec.bin)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+        )
     );
 }
