@@ -7,6 +7,13 @@
 //! private_key_jwt). The runner does what the CLI does — discovery, token,
 //! session, tools/list, and one tools/call when the server offers tools —
 //! through the same code paths, then closes the session.
+//!
+//! A server that wants a token when the suite gave no credentials gets the
+//! person's flow of `login` (login.rs) with an [`Unattended`] user agent: the
+//! suite's authorization server approves without a page, so following its
+//! redirect is the whole sign-in. The client is the context's (a
+//! pre-registered one), else the suite's client ID metadata document URL
+//! when the server supports those, else dynamic registration.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +23,7 @@ use serde_json::Value;
 use crate::cli::CliError;
 use crate::config::{self, ClientAuth, ClientConfig, ConfigError, Credentials, Env, Vars as _};
 use crate::discovery;
+use crate::login::{AskAgain, Login, Unattended, UserAgent as _};
 use crate::mcp::{McpClient, McpError};
 use crate::retry::RetryPolicy;
 use crate::tls::TrustStore;
@@ -61,34 +69,88 @@ pub async fn run(server_url: &str) -> Result<(), CliError> {
             McpClient::connect_using(http, &config).await?
         }
         None => match McpClient::connect_anonymous(http.clone(), &mcp_url).await {
-            Ok(client) => client,
-            // The server wants a token but the suite gave us no credentials
-            // (an interactive authorization_code scenario): still run
-            // discovery, whose checks (resource, issuer) are what such a
-            // scenario can test on a client-credentials client, then stop.
+            // Some servers let `initialize` through and want a token for
+            // everything else: the first refusal starts the sign-in.
+            Ok(client) => match client.list_tools().await {
+                Err(McpError::Unauthorized { .. }) => {
+                    client.close(Duration::from_secs(2)).await;
+                    signed_in(http, &mcp_url, &context, retry).await?
+                }
+                _ => client,
+            },
             Err(McpError::Unauthorized { .. }) => {
-                discovery::discover(&http, &mcp_url, &retry)
-                    .await
-                    .map_err(McpError::from)?;
-                return Err(CliError::Usage(
-                    "the server requires interactive authorization (authorization_code), which \
-                     this client-credentials client does not perform"
-                        .into(),
-                ));
+                signed_in(http, &mcp_url, &context, retry).await?
             }
             Err(e) => return Err(e.into()),
         },
     };
     let tools = client.list_tools().await?;
-    if let Some(tool) = tools.first()
-        && scenario.starts_with("tools")
-    {
+    // Every scenario whose server offers a tool expects it called (the
+    // step-up scenarios challenge exactly there).
+    if let Some(tool) = tools.first() {
         let arguments = sample_arguments(&Value::Object(tool.input_schema.clone()));
         let outcome = client.call_tool(&tool.name, arguments).await?;
         tracing::info!(tool = %tool.name, is_error = outcome.is_error, "tool called");
     }
     client.close(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// The suite's client ID metadata document (its authorization server
+/// accepts only this URL as a metadata-document client id).
+const SUITE_CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadata.json";
+
+/// The authorization-code flow of `login`, unattended.
+async fn signed_in(
+    http: reqwest::Client,
+    mcp_url: &url::Url,
+    context: &Value,
+    retry: RetryPolicy,
+) -> Result<McpClient, CliError> {
+    let found = discovery::discover(&http, mcp_url, &retry)
+        .await
+        .map_err(McpError::from)?;
+    let configured = match context.get("client_id").and_then(Value::as_str) {
+        Some(id) => Some(Credentials {
+            client_id: id.to_owned(),
+            auth: match context.get("client_secret").and_then(Value::as_str) {
+                Some(secret) => ClientAuth::Secret {
+                    secret: secret.to_owned().into(),
+                    method: None,
+                },
+                None => ClientAuth::None,
+            },
+        }),
+        None if found.server.cimd_supported => Some(Credentials {
+            client_id: SUITE_CLIENT_METADATA_URL.to_owned(),
+            auth: ClientAuth::None,
+        }),
+        None => None,
+    };
+    let redirect =
+        url::Url::parse("http://127.0.0.1/callback").map_err(|e| CliError::Usage(e.to_string()))?;
+    let agent = Unattended::new(http.clone(), redirect);
+    let login = Arc::new(
+        Login::prepare(
+            http.clone(),
+            found,
+            configured,
+            None,
+            agent.redirect_uri(),
+            retry.clone(),
+        )
+        .await?,
+    );
+    let step_up = Arc::new(AskAgain {
+        login: login.clone(),
+        open_browser: false,
+        timeout: Duration::from_secs(30),
+        unattended: true,
+    });
+    let tokens = login.tokens(None, None, Some(step_up));
+    let scope = login.scope(None);
+    login.authorize(&agent, &tokens, scope.as_deref()).await?;
+    Ok(McpClient::connect_with(http, tokens, mcp_url, retry).await?)
 }
 
 fn credentials(context: &Value) -> Result<Option<Credentials>, ConfigError> {

@@ -425,9 +425,15 @@ impl Login {
             }
         }
         let back = agent.authorize(&url).await?;
-        let code = check_redirect(&back, &state, issuer, server.iss_parameter_supported)?;
+        let published = if server.published {
+            server.issuer.as_str()
+        } else {
+            issuer.as_str()
+        };
+        let code = check_redirect(&back, &state, published, server.iss_parameter_supported)?;
+        let asked = scope.and_then(|s| ScopeSet::parse(s).ok());
         Ok(tokens
-            .exchange_code(&code, &verifier, agent.redirect_uri().as_str())
+            .exchange_code(&code, &verifier, agent.redirect_uri().as_str(), asked)
             .await?)
     }
 
@@ -482,6 +488,9 @@ pub fn stored_credentials(login: &StoredLogin) -> Credentials {
 }
 
 /// Step 4: the code, if the redirect is the answer to our request.
+/// `issuer` is the metadata's `issuer` as published: RFC 9207 §2.4 compares
+/// `iss` to it by simple string comparison, with no normalisation (a
+/// trailing-slash variant is another issuer).
 pub fn check_redirect(
     back: &Url,
     state: &str,
@@ -496,7 +505,7 @@ pub fn check_redirect(
     // RFC 9207 §2.4: a present `iss` is compared first, also on errors, so a
     // mix-up attacker's error page cannot speak for our server.
     match get("iss") {
-        Some(iss) if !auth::uri::same_issuer(&iss, issuer) => {
+        Some(iss) if iss != issuer => {
             return Err(LoginError::BadRedirect(format!(
                 "iss {iss:?}, but the sign-in was at {issuer} (RFC 9207 mix-up defence)"
             )));

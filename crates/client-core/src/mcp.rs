@@ -369,6 +369,16 @@ fn from_transport(error: &DynamicTransportError, client_id: &str) -> McpError {
         .error
         .downcast_ref::<StreamableHttpError<TransportError>>()
     else {
+        // An anonymous session (plain reqwest transport) refused by a server
+        // that wants a token for this request.
+        if let Some(StreamableHttpError::AuthRequired(_)) = error
+            .error
+            .downcast_ref::<StreamableHttpError<reqwest::Error>>()
+        {
+            return McpError::Unauthorized {
+                detail: "the MCP server requires a token".to_owned(),
+            };
+        }
         return McpError::Session(crate::tls::describe(error.error.as_ref()));
     };
     match e {

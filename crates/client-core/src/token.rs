@@ -344,17 +344,20 @@ impl TokenSource {
     }
 
     /// Exchanges an authorization code (OAuth 2.1 §4.1.3) and keeps the
-    /// tokens it brings. Returns the granted scope.
+    /// tokens it brings. `asked` is the scope the authorization request
+    /// named: the grant when the response does not say (RFC 6749 §5.1), and
+    /// the base of the next step-up. Returns the granted scope.
     pub async fn exchange_code(
         &self,
         code: &str,
         verifier: &str,
         redirect_uri: &str,
+        asked: Option<ScopeSet>,
     ) -> Result<Option<String>, TokenError> {
         let mut state = self.inner.state.lock().await;
         let issued = self
             .fetch(
-                None,
+                asked.as_ref(),
                 GrantRequest::Code {
                     code,
                     verifier,
@@ -658,8 +661,10 @@ impl TokenSource {
             }
         }
         form.append_pair("resource", &inner.resource);
+        // The other grants carry the scope of the authorization they come from.
         if let Some(s) = scopes
             && !s.is_empty()
+            && matches!(grant, GrantRequest::ClientCredentials)
         {
             form.append_pair("scope", &s.to_string());
         }
