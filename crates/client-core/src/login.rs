@@ -855,11 +855,16 @@ mod tests {
         let ok =
             url("http://127.0.0.1:5/callback?code=abc&state=s1&iss=https%3A%2F%2Fauth.example.com");
         assert_eq!(check_redirect(&ok, "s1", ISSUER, true).unwrap(), "abc");
-        // A trailing slash is the same issuer (one normalisation rule).
+        // RFC 9207: simple string comparison, so a trailing slash differs.
         let slash = url(
             "http://127.0.0.1:5/callback?code=abc&state=s1&iss=https%3A%2F%2Fauth.example.com%2F",
         );
-        assert_eq!(check_redirect(&slash, "s1", ISSUER, true).unwrap(), "abc");
+        assert_eq!(
+            check_redirect(&slash, "s1", ISSUER, true)
+                .unwrap_err()
+                .to_string(),
+            "the browser came back with iss \"https://auth.example.com/\", but the sign-in was at https://auth.example.com (RFC 9207 mix-up defence) — start the login again"
+        );
         let cases = [
             (
                 "http://127.0.0.1:5/callback?code=abc&state=s2",
