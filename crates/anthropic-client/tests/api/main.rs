@@ -77,7 +77,7 @@ async fn chat_keeps_the_conversation_between_questions() {
 
 #[tokio::test]
 async fn a_person_logs_in_and_out() {
-    suite::login_and_logout(SPEC).await;
+    suite::login_and_logout(SPEC, suite::LoginStore::Keyring).await;
 }
 
 #[tokio::test]

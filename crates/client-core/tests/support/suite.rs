@@ -692,22 +692,59 @@ async fn start_login(
     (child, url, seen)
 }
 
+/// Where the login test keeps the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStore {
+    /// `OAUTH_TOKEN_STORE=file` in a temporary folder.
+    File,
+    /// `OAUTH_TOKEN_STORE=keyring`: the OS keyring (the kernel keyring on
+    /// Linux; required where services are required).
+    Keyring,
+}
+
 /// `login` end to end against the real oauth-server: an HTTP form submitter
 /// plays the browser (signs in as alice, approves), the client registers
 /// itself (RFC 7591), checks the redirect and stores the refresh token
-/// (0600 file); `tools` then works with no secret at all and rotates the
-/// refresh token; `logout` revokes it (introspection: inactive) and forgets
-/// it, after which `tools` names the fix.
-pub async fn login_and_logout(spec: Spec) {
+/// (0600 file, or the OS keyring); `tools` then works with no secret at all
+/// and rotates the refresh token; `logout` revokes it (introspection:
+/// inactive) and forgets it, after which `tools` names the fix.
+pub async fn login_and_logout(spec: Spec, store: LoginStore) {
+    use client_core::store::{KeyringStore, StoredLogin, TokenStore as _};
+    let store = match (store, KeyringStore::probe()) {
+        (LoginStore::Keyring, Err(e)) => {
+            assert!(!testkit::services_required(), "no OS keyring: {e}");
+            eprintln!("SKIPPED the keyring part: no OS keyring ({e}); using the file store");
+            LoginStore::File
+        }
+        (s, _) => s,
+    };
     let stack = Stack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("logins.json");
-    let vars: Vec<(String, String)> = vec![
+    let mut vars: Vec<(String, String)> = vec![
         ("MCP_SERVER_URL".into(), stack.mcp_url.clone()),
         ("OAUTH_ISSUER".into(), stack.issuer.clone()),
-        ("OAUTH_TOKEN_STORE".into(), "file".into()),
-        ("OAUTH_TOKEN_STORE_FILE".into(), file.display().to_string()),
     ];
+    match store {
+        LoginStore::File => {
+            vars.push(("OAUTH_TOKEN_STORE".into(), "file".into()));
+            vars.push(("OAUTH_TOKEN_STORE_FILE".into(), file.display().to_string()));
+        }
+        LoginStore::Keyring => vars.push(("OAUTH_TOKEN_STORE".into(), "keyring".into())),
+    }
+    let key = StoredLogin::key(&stack.issuer, &stack.mcp_url);
+    let stored = || -> Option<StoredLogin> {
+        match store {
+            LoginStore::File => client_core::store::FileStore::new(file.clone())
+                .load(&key)
+                .unwrap(),
+            LoginStore::Keyring => KeyringStore.load(&key).unwrap(),
+        }
+    };
+    let described = match store {
+        LoginStore::File => file.display().to_string(),
+        LoginStore::Keyring => "the OS keyring".to_owned(),
+    };
     let (child, url, _) = start_login(spec.bin, &["login", "--no-browser"], &vars).await;
     assert_eq!(
         url.as_str().split('?').next(),
@@ -743,12 +780,7 @@ pub async fn login_and_logout(spec: Spec) {
         "{stdout}"
     );
 
-    let stored = |file: &std::path::Path| -> Option<client_core::store::StoredLogin> {
-        let all: std::collections::BTreeMap<String, client_core::store::StoredLogin> =
-            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-        all.into_values().next()
-    };
-    let first = stored(&file).expect("the login is stored");
+    let first = stored().expect("the login is stored");
     assert_eq!(first.issuer, stack.issuer);
     assert_eq!(first.resource, stack.mcp_url);
     assert!(
@@ -758,12 +790,14 @@ pub async fn login_and_logout(spec: Spec) {
     assert!(first.client_secret.is_none(), "a public client");
     assert_eq!(first.refresh_token.len(), 43);
     #[cfg(unix)]
-    {
+    if store == LoginStore::File {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.matches("refresh_token").count(), 1);
     }
     assert!(stack.is_active(&first.refresh_token).await);
 
@@ -777,7 +811,7 @@ pub async fn login_and_logout(spec: Spec) {
         "{}",
         out.stdout
     );
-    let rotated = stored(&file).unwrap();
+    let rotated = stored().unwrap();
     assert_ne!(
         rotated.refresh_token, first.refresh_token,
         "refresh rotates"
@@ -803,14 +837,16 @@ pub async fn login_and_logout(spec: Spec) {
     reqwest::get(back.location).await.unwrap();
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let second = stored(&file).unwrap();
+    let second = stored().unwrap();
     assert_eq!(second.client_id, first.client_id);
-    let live = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(
-        live.matches("refresh_token").count(),
-        1,
-        "one login per server"
-    );
+    if store == LoginStore::File {
+        let live = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            live.matches("refresh_token").count(),
+            1,
+            "one login per server"
+        );
+    }
     assert!(stack.is_active(&second.refresh_token).await);
     assert!(
         !stack.is_active(&rotated.refresh_token).await,
@@ -823,12 +859,11 @@ pub async fn login_and_logout(spec: Spec) {
         out.stdout,
         format!(
             "Logged out of {}: the refresh token is revoked and deleted from {}.\n",
-            stack.issuer,
-            file.display()
+            stack.issuer, described
         )
     );
     assert!(!stack.is_active(&second.refresh_token).await, "revoked");
-    assert!(stored(&file).is_none(), "forgotten");
+    assert!(stored().is_none(), "forgotten");
     let out = spec.run(&["logout"], &vars).await;
     assert_eq!(out.code, 0);
     assert!(
