@@ -81,6 +81,11 @@ async fn a_person_logs_in_and_out() {
 }
 
 #[tokio::test]
+async fn a_long_conversation_renews_a_login() {
+    suite::a_long_conversation_renews_a_login(SPEC).await;
+}
+
+#[tokio::test]
 async fn the_conformance_client_scenarios_pass() {
     suite::conformance_client_scenarios(SPEC).await;
 }

@@ -887,3 +887,105 @@ pub async fn login_and_logout(spec: Spec, store: LoginStore) {
         )
     );
 }
+
+/// Runs `login --no-browser` to the end with `person` approving.
+async fn log_in(spec: Spec, vars: &[(String, String)], person: &mut ::stack::signin::Person) {
+    let (child, url, _) = start_login(spec.bin, &["login", "--no-browser"], vars).await;
+    let back = person
+        .authorize(&url, ::stack::signin::Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(reqwest::get(back.location).await.unwrap().status(), 200);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A person's login outlives its access tokens: two-second tokens, a model
+/// that takes 0.7 s per turn. Every tool call succeeds; the client renewed
+/// the access token by refresh before expiry (refresh_token grants at the
+/// token endpoint, each rotating the stored refresh token), and the MCP
+/// server never rejected a token.
+pub async fn a_long_conversation_renews_a_login(spec: Spec) {
+    let stack = Stack::start_with(Options {
+        token_ttl: Some(Duration::from_secs(2)),
+        oauth_proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("logins.json");
+    let vars: Vec<(String, String)> = vec![
+        ("MCP_SERVER_URL".into(), stack.mcp_url.clone()),
+        ("OAUTH_ISSUER".into(), stack.issuer.clone()),
+        ("OAUTH_TOKEN_STORE".into(), "file".into()),
+        ("OAUTH_TOKEN_STORE_FILE".into(), file.display().to_string()),
+    ];
+    let mut alice = ::stack::signin::Person::new(::stack::ALICE.0, ::stack::ALICE.1).unwrap();
+    log_in(spec, &vars, &mut alice).await;
+    let store = client_core::store::FileStore::new(file.clone());
+    let key = client_core::store::StoredLogin::key(&stack.issuer, &stack.mcp_url);
+    let first = client_core::store::TokenStore::load(&store, &key)
+        .unwrap()
+        .unwrap();
+    let before = stack.oauth_faults.seen("/token").len();
+
+    let slow = Duration::from_millis(700);
+    let mut script: Vec<Reply> = (0..6)
+        .map(|_| Reply::tool("get_customer_info", json!({"customer_id": "12345"})).after(slow))
+        .collect();
+    script.push(Reply::text("Done.").after(slow));
+    let fake = spec.fake(script).await;
+    let mut run_vars = vars.clone();
+    run_vars.push((spec.key_var.into(), KEY.into()));
+    run_vars.push((spec.base_var.into(), fake.base_url()));
+    run_vars.push((spec.model_var.into(), "test-model".into()));
+    let out = spec
+        .run(
+            &["ask", "Check customer 12345 six times", "--json"],
+            &run_vars,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let results: Vec<Value> = out
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 6);
+    assert!(
+        results.iter().all(|r| r["is_error"] == false),
+        "{results:?}"
+    );
+    let renewals = &stack.oauth_faults.seen("/token")[before..];
+    assert!(
+        renewals.len() >= 3 && renewals.iter().all(|(_, s)| *s == 200),
+        "{renewals:?}"
+    );
+    let last = client_core::store::TokenStore::load(&store, &key)
+        .unwrap()
+        .unwrap();
+    assert_ne!(last.refresh_token, first.refresh_token);
+    assert!(stack.is_active(&last.refresh_token).await);
+    let rejected: Vec<_> = stack
+        .mcp
+        .audit()
+        .recent(1000)
+        .into_iter()
+        .filter(|e| e.event == "mcp.token_rejected")
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![Some("missing_token"), Some("missing_token")],
+        "only the two discovery probes (login, ask)"
+    );
+    fake.assert_valid();
+}
