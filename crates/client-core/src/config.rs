@@ -145,6 +145,15 @@ pub enum SecretMethod {
 }
 
 impl SecretMethod {
+    /// The RFC 7591 / RFC 8414 name, if it is one of ours.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "client_secret_basic" => Some(Self::Basic),
+            "client_secret_post" => Some(Self::Post),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Basic => "client_secret_basic",
@@ -210,13 +219,16 @@ impl ClientConfig {
         })?;
         let method = vars
             .get("OAUTH_TOKEN_AUTH_METHOD")
-            .map(|m| match m.trim() {
-                "client_secret_basic" => Ok(SecretMethod::Basic),
-                "client_secret_post" => Ok(SecretMethod::Post),
-                other => Err(ConfigError::new(
-                    "OAUTH_TOKEN_AUTH_METHOD",
-                    format!("must be client_secret_basic or client_secret_post, not {other:?}"),
-                )),
+            .map(|m| {
+                SecretMethod::parse(m.trim()).ok_or_else(|| {
+                    ConfigError::new(
+                        "OAUTH_TOKEN_AUTH_METHOD",
+                        format!(
+                            "must be client_secret_basic or client_secret_post, not {:?}",
+                            m.trim()
+                        ),
+                    )
+                })
             })
             .transpose()?;
         let auth = match (

@@ -32,7 +32,7 @@ use crate::discovery::{self, Discovered, DiscoveryError};
 use crate::retry::RetryPolicy;
 use crate::store::{LoginSink, StoredLogin, TokenStore};
 use crate::tls;
-use crate::token::{StepUp, TokenEndpoint, TokenError, TokenSource};
+use crate::token::{LoginParts, StepUp, TokenEndpoint, TokenError, TokenSource};
 
 /// How long the loopback listener waits for the browser by default.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -355,9 +355,11 @@ impl Login {
             },
             self.client.credentials.clone(),
             self.found.resource.clone(),
-            refresh,
-            sink.map(|s| s as Arc<dyn crate::token::RefreshSink>),
-            step_up,
+            LoginParts {
+                refresh,
+                sink: sink.map(|s| s as Arc<dyn crate::token::RefreshSink>),
+                step_up,
+            },
             self.retry.clone(),
         )
     }
@@ -473,11 +475,10 @@ pub fn stored_credentials(login: &StoredLogin) -> Credentials {
     let auth = match &login.client_secret {
         Some(secret) => ClientAuth::Secret {
             secret: SecretString::from(secret.clone()),
-            method: match login.client_auth_method.as_deref() {
-                Some("client_secret_post") => Some(SecretMethod::Post),
-                Some("client_secret_basic") => Some(SecretMethod::Basic),
-                _ => None,
-            },
+            method: login
+                .client_auth_method
+                .as_deref()
+                .and_then(SecretMethod::parse),
         },
         None => ClientAuth::None,
     };
@@ -609,11 +610,10 @@ async fn register(
         None => ClientAuth::None,
         Some(secret) => ClientAuth::Secret {
             secret: SecretString::from(secret),
-            method: match reg.token_endpoint_auth_method.as_deref() {
-                Some("client_secret_post") => Some(SecretMethod::Post),
-                Some("client_secret_basic") => Some(SecretMethod::Basic),
-                _ => None,
-            },
+            method: reg
+                .token_endpoint_auth_method
+                .as_deref()
+                .and_then(SecretMethod::parse),
         },
     };
     tracing::info!(client_id = %reg.client_id, "registered this client at the authorization server");
@@ -789,9 +789,7 @@ async fn revoke(
         },
         stored_credentials(stored),
         stored.resource.clone(),
-        None,
-        None,
-        None,
+        LoginParts::default(),
         retry.clone(),
     );
     tokens

@@ -259,6 +259,17 @@ struct Inner {
     login: Option<Login>,
 }
 
+/// What a person's login brings to a [`TokenSource`].
+#[derive(Default)]
+pub struct LoginParts {
+    /// The refresh token to start from (`None`: an authorization code comes next).
+    pub refresh: Option<SecretString>,
+    /// Where rotated refresh tokens are saved.
+    pub sink: Option<Arc<dyn RefreshSink>>,
+    /// How to ask the person for more scopes.
+    pub step_up: Option<Arc<dyn StepUp>>,
+}
+
 /// What makes a source a person's login rather than a machine client.
 struct Login {
     sink: Option<Arc<dyn RefreshSink>>,
@@ -291,39 +302,50 @@ impl TokenSource {
         scopes: Option<ScopeSet>,
         retry: RetryPolicy,
     ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                http,
-                endpoint,
-                credentials,
-                resource,
-                retry,
-                state: Mutex::new(State {
-                    current: None,
-                    refresh: None,
-                    requested: scopes,
-                    stepped_up: HashSet::new(),
-                }),
-                fetches: AtomicU64::new(0),
-                login: None,
-            }),
-        }
+        Self::build(http, endpoint, credentials, resource, scopes, None, retry)
     }
 
     /// A source for a person's login: tokens come from the authorization
-    /// code ([`TokenSource::exchange_code`]) or from `refresh`, which
-    /// rotates; every new refresh token goes to `sink` first.
-    #[allow(clippy::too_many_arguments)]
+    /// code ([`TokenSource::exchange_code`]) or from the login's refresh
+    /// token, which rotates; every new refresh token goes to its sink first.
     pub fn for_login(
         http: reqwest::Client,
         endpoint: TokenEndpoint,
         credentials: Credentials,
         resource: String,
-        refresh: Option<SecretString>,
-        sink: Option<Arc<dyn RefreshSink>>,
-        step_up: Option<Arc<dyn StepUp>>,
+        login: LoginParts,
         retry: RetryPolicy,
     ) -> Self {
+        Self::build(
+            http,
+            endpoint,
+            credentials,
+            resource,
+            None,
+            Some(login),
+            retry,
+        )
+    }
+
+    fn build(
+        http: reqwest::Client,
+        endpoint: TokenEndpoint,
+        credentials: Credentials,
+        resource: String,
+        requested: Option<ScopeSet>,
+        login: Option<LoginParts>,
+        retry: RetryPolicy,
+    ) -> Self {
+        let (refresh, login) = match login {
+            Some(parts) => (
+                parts.refresh,
+                Some(Login {
+                    sink: parts.sink,
+                    step_up: parts.step_up,
+                }),
+            ),
+            None => (None, None),
+        };
         Self {
             inner: Arc::new(Inner {
                 http,
@@ -334,11 +356,11 @@ impl TokenSource {
                 state: Mutex::new(State {
                     current: None,
                     refresh,
-                    requested: None,
+                    requested,
                     stepped_up: HashSet::new(),
                 }),
                 fetches: AtomicU64::new(0),
-                login: Some(Login { sink, step_up }),
+                login,
             }),
         }
     }
