@@ -317,6 +317,7 @@ async fn print_tools(
         out.line(
             "",
             json!({"event": "tools", "server": config.mcp_url.as_str(),
+                   "protocol": mcp.protocol_version(),
                    "client_id": config.credentials.client_id, "tools": list}),
         );
         return Ok(());

@@ -106,7 +106,11 @@ fn is_oversized(e: &SseError) -> bool {
         if inner.to_string().starts_with("SSE event exceeded the maximum size"))
 }
 
-fn guard_stream(stream: BoxedSseResponse, pending: Option<Pending>, max: usize) -> BoxedSseResponse {
+fn guard_stream(
+    stream: BoxedSseResponse,
+    pending: Option<Pending>,
+    max: usize,
+) -> BoxedSseResponse {
     futures::stream::unfold(Some(stream), move |state| {
         let pending = pending.clone();
         async move {
@@ -274,5 +278,56 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for Wire<C> {
             )
             .await?;
         Ok(guard_stream(stream, None, max_sse_event_size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{ClientRequest, DiscoverRequest, DiscoverRequestParams, ServerResult};
+    use serde_json::json;
+
+    use super::*;
+
+    fn probe() -> ClientJsonRpcMessage {
+        ClientJsonRpcMessage::request(
+            ClientRequest::DiscoverRequest(DiscoverRequest::new(DiscoverRequestParams {})),
+            RequestId::Number(7),
+        )
+    }
+
+    fn answer(result: serde_json::Value) -> ServerJsonRpcMessage {
+        serde_json::from_value(json!({"jsonrpc": "2.0", "id": 7, "result": result})).unwrap()
+    }
+
+    #[test]
+    fn a_legacy_servers_result_to_the_probe_becomes_invalid_request() {
+        let pending = Pending::of(&probe(), false).unwrap();
+        let ServerJsonRpcMessage::Error(error) = pending.correct(answer(json!({}))) else {
+            panic!("not turned into an error");
+        };
+        assert_eq!(error.id, Some(RequestId::Number(7)));
+        assert_eq!(error.error.code, ErrorCode::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn a_discover_result_and_other_requests_pass_unchanged() {
+        let discovered = answer(json!({
+            "resultType": "complete", "supportedVersions": ["2026-07-28"],
+            "capabilities": {}, "ttlMs": 0, "cacheScope": "private"}));
+        let ServerJsonRpcMessage::Response(r) = &discovered else {
+            panic!("fixture")
+        };
+        assert!(matches!(r.result, ServerResult::DiscoverResult(_)), "{r:?}");
+        let pending = Pending::of(&probe(), false).unwrap();
+        assert!(matches!(
+            pending.correct(discovered),
+            ServerJsonRpcMessage::Response(_)
+        ));
+        // Inside a session it is not the probe.
+        let in_session = Pending::of(&probe(), true).unwrap();
+        assert!(matches!(
+            in_session.correct(answer(json!({}))),
+            ServerJsonRpcMessage::Response(_)
+        ));
     }
 }
