@@ -171,7 +171,7 @@ pub enum McpError {
     #[error("tool arguments must be a JSON object, got {0}")]
     InvalidArguments(String),
     #[error(
-        "the MCP server speaks protocol version{} {}, this client {} — upgrade the one that is behind",
+        "the MCP server speaks protocol version{} {}, this client speaks {} — upgrade the one that is behind",
         if .server.len() == 1 { "" } else { "s" },
         list_or_none(.server),
         .client.join(" and ")
@@ -539,5 +539,49 @@ fn from_transport(error: &DynamicTransportError, client_id: &str) -> McpError {
             McpError::TooLarge { max: *max_size }
         }
         other => McpError::Session(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{ErrorData, ProtocolVersion};
+    use rmcp::service::ClientInitializeError;
+
+    use super::from_init_error;
+
+    #[test]
+    fn no_common_protocol_version_is_one_line_naming_both() {
+        let future: ProtocolVersion = serde_json::from_str("\"2099-01-01\"").unwrap();
+        let e = from_init_error(
+            ClientInitializeError::NoCompatibleProtocolVersion {
+                client_supported: vec![ProtocolVersion::V_2026_07_28],
+                server_supported: vec![future],
+            },
+            "c",
+        );
+        assert_eq!(
+            e.to_string(),
+            "the MCP server speaks protocol version 2099-01-01, this client speaks 2026-07-28 — \
+             upgrade the one that is behind"
+        );
+    }
+
+    #[test]
+    fn a_failed_fallback_reports_the_fallbacks_error() {
+        let e = from_init_error(
+            ClientInitializeError::LegacyFallbackFailed {
+                discover: Box::new(ClientInitializeError::JsonRpcError(
+                    ErrorData::method_not_found::<rmcp::model::DiscoverRequestMethod>(),
+                )),
+                fallback: Box::new(ClientInitializeError::JsonRpcError(
+                    ErrorData::invalid_params("unsupported protocol version", None),
+                )),
+            },
+            "c",
+        );
+        assert_eq!(
+            e.to_string(),
+            "the MCP server answered with error -32602: unsupported protocol version"
+        );
     }
 }
