@@ -409,6 +409,7 @@ async fn print_tools(mcp: &McpClient, out: &Transcript) -> Result<(), CliError> 
         out.line(
             "",
             json!({"event": "tools", "server": server.as_str(),
+                   "protocol": mcp.protocol_version(),
                    "client_id": client_id, "tools": list}),
         );
         return Ok(());

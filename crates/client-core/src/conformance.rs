@@ -5,8 +5,9 @@
 //! for authorization scenarios, `MCP_CONFORMANCE_CONTEXT` (JSON with
 //! `client_id` and `client_secret`, or `private_key_pem` for
 //! private_key_jwt). The runner does what the CLI does — discovery, token,
-//! session, tools/list, and one tools/call when the server offers tools —
-//! through the same code paths, then closes the session.
+//! session (2026-07-28 with the 2025-11-25 fallback), tools/list, and the
+//! tool calls the scenario expects ([`tool_calls`]) — through the same code
+//! paths, then closes the session.
 //!
 //! A server that wants a token when the suite gave no credentials gets the
 //! person's flow of `login` (login.rs) with an [`Unattended`] user agent: the
@@ -24,9 +25,13 @@ use crate::cli::CliError;
 use crate::config::{self, ClientAuth, ClientConfig, ConfigError, Credentials, Env, Vars as _};
 use crate::discovery;
 use crate::login::{AskAgain, Login, Unattended, UserAgent as _};
-use crate::mcp::{McpClient, McpError};
+use crate::mcp::{McpClient, McpError, Protocol, ToolInfo};
 use crate::retry::RetryPolicy;
 use crate::tls::TrustStore;
+use crate::token::{TokenError, TokenSource};
+
+/// JSON-RPC "method not found".
+const METHOD_NOT_FOUND: i32 = -32601;
 
 /// Runs the scenario the suite names against `server_url`.
 pub async fn run(server_url: &str) -> Result<(), CliError> {
@@ -64,36 +69,109 @@ pub async fn run(server_url: &str) -> Result<(), CliError> {
                 credentials,
                 scopes: None,
                 ca_files: Vec::new(),
-                retry,
+                retry: retry.clone(),
             };
-            McpClient::connect_using(http, &config).await?
+            McpClient::connect_using(http.clone(), &config).await?
         }
-        None => match McpClient::connect_anonymous(http.clone(), &mcp_url).await {
+        None => match McpClient::connect_anonymous(http.clone(), &mcp_url, Protocol::Auto).await {
             // Some servers let `initialize` through and want a token for
             // everything else: the first refusal starts the sign-in.
             Ok(client) => match client.list_tools().await {
                 Err(McpError::Unauthorized { .. }) => {
                     client.close(Duration::from_secs(2)).await;
-                    signed_in(http, &mcp_url, &context, retry).await?
+                    signed_in(http.clone(), &mcp_url, &context, retry.clone()).await?
                 }
                 _ => client,
             },
             Err(McpError::Unauthorized { .. }) => {
-                signed_in(http, &mcp_url, &context, retry).await?
+                signed_in(http.clone(), &mcp_url, &context, retry.clone()).await?
             }
             Err(e) => return Err(e.into()),
         },
     };
-    let tools = client.list_tools().await?;
-    // Every scenario whose server offers a tool expects it called (the
-    // step-up scenarios challenge exactly there).
-    if let Some(tool) = tools.first() {
-        let arguments = sample_arguments(&Value::Object(tool.input_schema.clone()));
-        let outcome = client.call_tool(&tool.name, arguments).await?;
-        tracing::info!(tool = %tool.name, is_error = outcome.is_error, "tool called");
+    let signed = client.tokens().is_some_and(TokenSource::is_login);
+    match exercise(&client, &scenario, &context).await {
+        // A refused token that renewal could not replace, in a signed-in
+        // session (no refresh token, or refused again): the MCP
+        // server may now name another authorization server (SEP-2352). Run
+        // discovery and the sign-in again — a new registration there, never
+        // this server's client — and repeat the scenario's calls once.
+        Err(McpError::Unauthorized { .. } | McpError::Token(TokenError::LoginExpired { .. }))
+            if signed =>
+        {
+            client.close(Duration::from_secs(2)).await;
+            tracing::info!(
+                "token refused after renewal; discovering the authorization server again"
+            );
+            let client = signed_in(http, &mcp_url, &Value::Null, retry).await?;
+            exercise(&client, &scenario, &context).await?;
+            client.close(Duration::from_secs(2)).await;
+        }
+        other => {
+            other?;
+            client.close(Duration::from_secs(2)).await;
+        }
     }
-    client.close(Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// tools/list, then the calls the scenario expects.
+async fn exercise(client: &McpClient, scenario: &str, context: &Value) -> Result<(), McpError> {
+    let tools = client.list_tools().await?;
+    tracing::info!(protocol = ?client.protocol_version(), tools = tools.len(), "session open");
+    for (name, arguments) in tool_calls(scenario, context, &tools) {
+        match client.call_tool(&name, arguments).await {
+            Ok(outcome) => tracing::info!(tool = %name, is_error = outcome.is_error, "tool called"),
+            // A server that lists tools but has no tools/call (e.g.
+            // json-schema-ref-no-deref) is only testing tools/list.
+            Err(McpError::Protocol { code, .. }) if code == METHOD_NOT_FOUND => {
+                tracing::info!(tool = %name, "the server does not implement tools/call");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The tool calls a scenario expects: the suite's own list when its context
+/// has one (`toolCalls`, e.g. `http-custom-headers`), the schema round trip
+/// `json-schema-2020-12-preservation` asks for, else one call of the first
+/// listed tool with arguments that satisfy its schema (`tools_call`,
+/// `sse-retry`, `http-standard-headers`, `http-invalid-tool-headers`, …).
+/// rmcp has already dropped tools whose `x-mcp-header` annotations are
+/// invalid (SEP-2243), so "first listed" is never one of those.
+fn tool_calls(scenario: &str, context: &Value, tools: &[ToolInfo]) -> Vec<(String, Value)> {
+    if let Some(calls) = context.get("toolCalls").and_then(Value::as_array) {
+        return calls
+            .iter()
+            .filter_map(|call| {
+                let name = call.get("name")?.as_str()?.to_owned();
+                Some((name, call.get("arguments").cloned().unwrap_or(Value::Null)))
+            })
+            .collect();
+    }
+    if scenario == "json-schema-2020-12-preservation" {
+        // The suite's instruction: pass the focal tool's inputSchema,
+        // verbatim, as `schema` to the echo tool.
+        let focal = tools.iter().find(|t| t.name == "json_schema_2020_12_tool");
+        if let Some(focal) = focal
+            && tools.iter().any(|t| t.name == "json_schema_echo")
+        {
+            let schema = Value::Object(focal.input_schema.clone());
+            return vec![(
+                "json_schema_echo".to_owned(),
+                serde_json::json!({ "schema": schema }),
+            )];
+        }
+    }
+    tools
+        .first()
+        .map(|tool| {
+            let schema = Value::Object(tool.input_schema.clone());
+            (tool.name.clone(), sample_arguments(&schema))
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The suite's client ID metadata document (its authorization server

@@ -23,13 +23,20 @@
 //!   streamable HTTP client (`StreamableHttpClient`): it puts the bearer
 //!   token on every request, re-authenticates once on 401, steps up once on
 //!   403 `insufficient_scope`, and retries 429/5xx.
+//! - [`wire`]: [`wire::Wire`], under rmcp's transport for every MCP
+//!   connection: a legacy server's answer to the `server/discover` probe
+//!   becomes the error that makes rmcp fall back, an oversized SSE event
+//!   becomes an error naming the limit.
 //! - [`mcp`]: [`mcp::McpClient`] — connect (discovery → token → rmcp
-//!   session), list tools with their `_meta["securemcp/scopes"]`, call tools,
-//!   and map every failure to an [`mcp::McpError`] that says what to do.
+//!   client: 2026-07-28 stateless, falling back to 2025-11-25 sessions;
+//!   every answer bounded by [`mcp::MCP_MAX`]), list tools with their
+//!   `_meta["securemcp/scopes"]`, call tools, and map every failure to an
+//!   [`mcp::McpError`] that says what to do.
 //! - [`agent`]: the provider-neutral conversation, [`agent::ChatModel`], and
 //!   the tool loop (parallel tool calls, error results, turn limit).
 //! - [`llm`]: the HTTP layer the providers share (retries, error bodies).
-//! - [`read`]: bounded response bodies (token, metadata, LLM, errors).
+//! - [`read`]: bounded response bodies (token, metadata, LLM, errors; MCP
+//!   answers are bounded in [`mcp`]).
 //! - [`transcript`]: printing the loop's events for people or as JSON lines.
 //! - [`cli`]: the command line both binaries expose (`ask`, `chat`, `tools`,
 //!   `call`, the demo queries); [`conformance`]: the hidden client runner for
@@ -37,8 +44,10 @@
 //!
 //! # A tool call's path
 //! model asks for `get_customer_info` → [`agent::Agent`] →
-//! [`mcp::McpClient::call_tool`] → rmcp → [`transport::AuthorizedHttp`]
-//! (token from [`token::TokenSource`], retries from [`retry`]) → the MCP
+//! [`mcp::McpClient::call_tool`] → rmcp (`_meta`, `MCP-Protocol-Version`,
+//! `Mcp-Method`/`Mcp-Name`/`Mcp-Param-*` headers) → [`wire::Wire`] →
+//! [`transport::AuthorizedHttp`] (token from [`token::TokenSource`],
+//! retries from [`retry`]) → the MCP
 //! server → the result (or an error result) goes back to the model with the
 //! call's id.
 
@@ -57,9 +66,10 @@ pub mod tls;
 pub mod token;
 pub mod transcript;
 pub mod transport;
+pub mod wire;
 
 pub use agent::{Agent, AssistantTurn, ChatModel, Conversation, Message, ToolCall, ToolResult};
 pub use config::{ClientConfig, ConfigError};
-pub use mcp::{McpClient, McpError, ToolInfo, ToolOutcome};
+pub use mcp::{McpClient, McpError, Protocol, ToolInfo, ToolOutcome};
 pub use retry::RetryPolicy;
 pub use token::TokenSource;

@@ -1,17 +1,28 @@
 //! The MCP session: connect, list tools with their scopes, call tools.
+//!
+//! Both protocol generations: by default the client opens with
+//! `server/discover` and speaks the 2026-07-28 stateless wire (per-request
+//! `_meta`, `MCP-Protocol-Version`, `Mcp-Method`/`Mcp-Name` and SEP-2243
+//! `Mcp-Param-*` headers — rmcp's transport adds them); a server that answers
+//! the probe like a 2025-11-25 server (a JSON-RPC error, or a 4xx with or
+//! without one) gets a legacy `initialize` session on the same connection at
+//! once. Only a server that does not answer the probe at all costs rmcp's
+//! 10 s auto-discover timeout. [`Protocol`] pins one generation.
 
 use std::time::Duration;
 
-use rmcp::ServiceExt as _;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig as ClientInfo, Implementation,
-    JsonObject, Tool,
+    JsonObject, ProtocolVersion, Tool,
 };
-use rmcp::service::{ClientInitializeError, RoleClient, RunningService, ServiceError};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt as _, RoleClient, RunningService,
+    ServiceError,
+};
 use rmcp::transport::DynamicTransportError;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClientTransportConfig, StreamableHttpError,
+    StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 use serde_json::Value;
 use url::Url;
@@ -22,9 +33,60 @@ use crate::retry::RetryPolicy;
 use crate::tls::{TlsError, TrustStore};
 use crate::token::{TokenEndpoint, TokenError, TokenSource};
 use crate::transport::{AuthorizedHttp, TransportError};
+use crate::wire::{TOO_LARGE_KEY, Wire};
 
 /// `_meta` key under which the server lists the scopes a tool needs.
 pub const SCOPES_META_KEY: &str = "securemcp/scopes";
+
+/// The largest MCP answer the client reads: one JSON response or one SSE
+/// event (the same bound as one LLM answer, [`crate::read::LLM_MAX`]). A
+/// larger one ends the request with [`McpError::TooLarge`].
+pub const MCP_MAX: usize = 16 * 1024 * 1024;
+
+/// Which MCP protocol generation the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// 2026-07-28 (stateless, `server/discover`), falling back to 2025-11-25
+    /// sessions when the server is legacy. What the CLI uses.
+    #[default]
+    Auto,
+    /// 2026-07-28 only: a legacy server is an error.
+    Stateless,
+    /// 2025-11-25 sessions only (`initialize`, `Mcp-Session-Id`).
+    Legacy,
+}
+
+impl Protocol {
+    /// The 2026-07-28 stateless revision.
+    pub const STATELESS: ProtocolVersion = ProtocolVersion::V_2026_07_28;
+    /// The 2025-11-25 session revision used for the fallback.
+    pub const LEGACY: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+
+    fn lifecycle(self) -> ClientLifecycleMode {
+        match self {
+            Self::Auto => ClientLifecycleMode::Auto {
+                preferred_versions: vec![Self::STATELESS],
+                legacy_version: Some(Self::LEGACY),
+            },
+            Self::Stateless => ClientLifecycleMode::Discover {
+                preferred_versions: vec![Self::STATELESS],
+            },
+            Self::Legacy => ClientLifecycleMode::Initialize,
+        }
+    }
+
+    /// The client info to start with: `initialize` carries its version.
+    fn client_info(self) -> ClientInfo {
+        let mut info = ClientInfo::new(
+            ClientCapabilities::default(),
+            Implementation::new("secure-mcp-client", env!("CARGO_PKG_VERSION")),
+        );
+        if self == Self::Legacy {
+            info.protocol_version = Self::LEGACY;
+        }
+        info
+    }
+}
 
 /// A tool as the server describes it, plus the scopes it needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,8 +170,30 @@ pub enum McpError {
     Protocol { code: i32, message: String },
     #[error("tool arguments must be a JSON object, got {0}")]
     InvalidArguments(String),
+    #[error(
+        "the MCP server speaks protocol version{} {}, this client speaks {} — upgrade the one that is behind",
+        if .server.len() == 1 { "" } else { "s" },
+        list_or_none(.server),
+        .client.join(" and ")
+    )]
+    UnsupportedProtocol {
+        server: Vec<String>,
+        client: Vec<String>,
+    },
+    #[error(
+        "the MCP server sent an answer larger than {max} bytes (the client's limit for one MCP message); the request was abandoned"
+    )]
+    TooLarge { max: usize },
     #[error("MCP session failed: {0}")]
     Session(String),
+}
+
+fn list_or_none(versions: &[String]) -> String {
+    if versions.is_empty() {
+        "(none named)".to_owned()
+    } else {
+        versions.join(", ")
+    }
 }
 
 fn denial(refusal: &Option<String>) -> String {
@@ -151,22 +235,31 @@ impl McpClient {
         Self::connect_with(http, tokens, &config.mcp_url, config.retry.clone()).await
     }
 
-    /// Opens a session with an existing token source (tests, embedders).
+    /// Opens a session with an existing token source (tests, embedders),
+    /// speaking 2026-07-28 with the 2025-11-25 fallback.
     pub async fn connect_with(
         http: reqwest::Client,
         tokens: TokenSource,
         mcp_url: &Url,
         retry: RetryPolicy,
     ) -> Result<Self, McpError> {
+        Self::connect_with_protocol(http, tokens, mcp_url, retry, Protocol::Auto).await
+    }
+
+    /// [`McpClient::connect_with`] pinned to one protocol generation.
+    pub async fn connect_with_protocol(
+        http: reqwest::Client,
+        tokens: TokenSource,
+        mcp_url: &Url,
+        retry: RetryPolicy,
+        protocol: Protocol,
+    ) -> Result<Self, McpError> {
         // Fail on credentials before rmcp wraps the error in its own.
         tokens.token().await?;
         let client = AuthorizedHttp::new(http, tokens.clone(), retry);
-        let transport = StreamableHttpClientTransport::with_client(
-            client,
-            StreamableHttpClientTransportConfig::with_uri(mcp_url.as_str()),
-        );
-        let service = client_info()
-            .serve(transport)
+        let service = protocol
+            .client_info()
+            .serve_with_lifecycle(transport(client, mcp_url), protocol.lifecycle())
             .await
             .map_err(|e| from_init_error(e, tokens.client_id()))?;
         Ok(Self {
@@ -177,29 +270,36 @@ impl McpClient {
 
     /// A session without any token, for servers that need none (the
     /// conformance suite's plain scenarios). Never used by the CLI commands.
-    pub async fn connect_anonymous(http: reqwest::Client, mcp_url: &Url) -> Result<Self, McpError> {
-        let transport = StreamableHttpClientTransport::with_client(
-            http,
-            StreamableHttpClientTransportConfig::with_uri(mcp_url.as_str()),
-        );
-        let service = client_info().serve(transport).await.map_err(|e| {
-            if e.auth_challenge().is_some() {
-                return McpError::Unauthorized {
-                    detail: "the MCP server requires a token".to_owned(),
-                };
-            }
-            match e {
-                ClientInitializeError::JsonRpcError(data) => McpError::Protocol {
-                    code: data.code.0,
-                    message: data.message.into_owned(),
-                },
-                other => McpError::Session(other.to_string()),
-            }
-        })?;
+    pub async fn connect_anonymous(
+        http: reqwest::Client,
+        mcp_url: &Url,
+        protocol: Protocol,
+    ) -> Result<Self, McpError> {
+        let service = protocol
+            .client_info()
+            .serve_with_lifecycle(transport(http, mcp_url), protocol.lifecycle())
+            .await
+            .map_err(|e| {
+                if e.auth_challenge().is_some() {
+                    return McpError::Unauthorized {
+                        detail: "the MCP server requires a token".to_owned(),
+                    };
+                }
+                from_init_error(e, "(anonymous)")
+            })?;
         Ok(Self {
             service,
             tokens: None,
         })
+    }
+
+    /// The protocol revision the server and this client agreed on
+    /// (`2026-07-28`, or `2025-11-25` after the fallback).
+    pub fn protocol_version(&self) -> Option<String> {
+        self.service
+            .peer()
+            .peer_info()
+            .map(|info| info.protocol_version.as_str().to_owned())
     }
 
     /// The token source (for statistics and tests).
@@ -271,10 +371,18 @@ impl McpClient {
     }
 }
 
-fn client_info() -> ClientInfo {
-    ClientInfo::new(
-        ClientCapabilities::default(),
-        Implementation::new("secure-mcp-client", env!("CARGO_PKG_VERSION")),
+/// rmcp's streamable HTTP transport over `client` (through [`Wire`]), every
+/// answer bounded by [`MCP_MAX`]: rmcp's reqwest client enforces the limits
+/// it is handed, and [`AuthorizedHttp`] and [`Wire`] pass them through.
+fn transport<C: StreamableHttpClient + Sync>(
+    client: C,
+    mcp_url: &Url,
+) -> StreamableHttpClientTransport<Wire<C>> {
+    StreamableHttpClientTransport::with_client(
+        Wire::new(client),
+        StreamableHttpClientTransportConfig::with_uri(mcp_url.as_str())
+            .max_json_response_size(MCP_MAX)
+            .max_sse_event_size(MCP_MAX),
     )
 }
 
@@ -345,9 +453,23 @@ fn from_init_error(e: ClientInitializeError, client_id: &str) -> McpError {
             code: data.code.0,
             message: data.message.into_owned(),
         },
+        // The probe said "legacy"; what went wrong is the fallback's story.
         ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
             from_init_error(*fallback, client_id)
         }
+        ClientInitializeError::NoCompatibleProtocolVersion {
+            client_supported,
+            server_supported,
+        } => McpError::UnsupportedProtocol {
+            server: server_supported
+                .iter()
+                .map(|v| v.as_str().to_owned())
+                .collect(),
+            client: client_supported
+                .iter()
+                .map(|v| v.as_str().to_owned())
+                .collect(),
+        },
         other => McpError::Session(other.to_string()),
     }
 }
@@ -355,6 +477,9 @@ fn from_init_error(e: ClientInitializeError, client_id: &str) -> McpError {
 /// Maps rmcp's error for one request to ours.
 pub fn from_service_error(e: ServiceError, client_id: &str) -> McpError {
     match e {
+        ServiceError::McpError(data) if too_large(&data).is_some() => McpError::TooLarge {
+            max: too_large(&data).unwrap_or(MCP_MAX),
+        },
         ServiceError::McpError(data) => McpError::Protocol {
             code: data.code.0,
             message: data.message.into_owned(),
@@ -362,6 +487,12 @@ pub fn from_service_error(e: ServiceError, client_id: &str) -> McpError {
         ServiceError::TransportSend(error) => from_transport(&error, client_id),
         other => McpError::Session(other.to_string()),
     }
+}
+
+/// The limit named by [`crate::wire`]'s stand-in for an oversized event.
+fn too_large(data: &rmcp::model::ErrorData) -> Option<usize> {
+    let max = data.data.as_ref()?.get(TOO_LARGE_KEY)?.as_u64()?;
+    usize::try_from(max).ok()
 }
 
 fn from_transport(error: &DynamicTransportError, client_id: &str) -> McpError {
@@ -414,6 +545,53 @@ fn from_transport(error: &DynamicTransportError, client_id: &str) -> McpError {
         StreamableHttpError::HttpStatus(s) => {
             McpError::Unavailable(format!("the MCP server answered HTTP {}", s.status))
         }
+        StreamableHttpError::ResponseBodyTooLarge { max_size } => {
+            McpError::TooLarge { max: *max_size }
+        }
         other => McpError::Session(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{ErrorData, ProtocolVersion};
+    use rmcp::service::ClientInitializeError;
+
+    use super::from_init_error;
+
+    #[test]
+    fn no_common_protocol_version_is_one_line_naming_both() {
+        let future: ProtocolVersion = serde_json::from_str("\"2099-01-01\"").unwrap();
+        let e = from_init_error(
+            ClientInitializeError::NoCompatibleProtocolVersion {
+                client_supported: vec![ProtocolVersion::V_2026_07_28],
+                server_supported: vec![future],
+            },
+            "c",
+        );
+        assert_eq!(
+            e.to_string(),
+            "the MCP server speaks protocol version 2099-01-01, this client speaks 2026-07-28 — \
+             upgrade the one that is behind"
+        );
+    }
+
+    #[test]
+    fn a_failed_fallback_reports_the_fallbacks_error() {
+        let e = from_init_error(
+            ClientInitializeError::LegacyFallbackFailed {
+                discover: Box::new(ClientInitializeError::JsonRpcError(
+                    ErrorData::method_not_found::<rmcp::model::DiscoverRequestMethod>(),
+                )),
+                fallback: Box::new(ClientInitializeError::JsonRpcError(
+                    ErrorData::invalid_params("unsupported protocol version", None),
+                )),
+            },
+            "c",
+        );
+        assert_eq!(
+            e.to_string(),
+            "the MCP server answered with error -32602: unsupported protocol version"
+        );
     }
 }

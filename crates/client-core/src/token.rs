@@ -439,6 +439,11 @@ impl TokenSource {
             .unwrap_or(self.inner.endpoint.url.as_str())
     }
 
+    /// Whether this source is a person's login (not client credentials).
+    pub fn is_login(&self) -> bool {
+        self.inner.login.is_some()
+    }
+
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.inner.credentials.client_id

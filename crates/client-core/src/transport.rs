@@ -18,7 +18,11 @@
 //!
 //! rmcp keeps its own work (sessions, SSE, re-initialisation on 404); the
 //! errors it knows come back unchanged, ours arrive as
-//! `StreamableHttpError::Client(TransportError)`.
+//! `StreamableHttpError::Client(TransportError)`. What rmcp sends besides the
+//! body passes through untouched: `custom_headers` carry its protocol headers
+//! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`),
+//! `last_event_id` its SSE resumption, and the response limits it is given
+//! bound every answer ([`crate::mcp::MCP_MAX`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -6,7 +6,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod conformance;
 mod discovery;
+mod limits;
 mod llm_http;
 mod session;
 mod tls;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use client_core::{McpClient, McpError};
+use client_core::{McpClient, McpError, Protocol};
 use serde_json::json;
 
 use crate::support::stack::Front;
@@ -242,5 +242,124 @@ async fn the_servers_own_rate_limit_is_ridden_out() {
     assert!(
         limited > 0,
         "the budget was exceeded and the client waited it out"
+    );
+}
+
+/// By default the client opens with `server/discover` and stays on the
+/// 2026-07-28 stateless wire: no `initialize`, no session.
+#[tokio::test]
+async fn the_default_wire_is_2026_07_28_against_our_server() {
+    let stack = Stack::start_with(Options {
+        front: Front::Proxy,
+        ..Options::default()
+    })
+    .await;
+    let client = connect(&stack, OPENAI_CLIENT).await;
+    assert_eq!(client.protocol_version().as_deref(), Some("2026-07-28"));
+    let out = client
+        .call_tool("get_customer_info", json!({"customer_id": "12345"}))
+        .await
+        .unwrap();
+    assert!(out.text.contains("Alice Johnson"), "{}", out.text);
+    let statuses = |m: &str| -> Vec<u16> { stack.faults.seen(m).iter().map(|(_, s)| *s).collect() };
+    assert_eq!(statuses("server/discover"), vec![200]);
+    assert_eq!(statuses("tools/call"), vec![200]);
+    assert_eq!(statuses("initialize"), Vec::<u16>::new());
+    assert_eq!(statuses("notifications/initialized"), Vec::<u16>::new());
+}
+
+/// A server that refuses `server/discover` the way a 2025-11-25 server does
+/// (a 4xx without a JSON-RPC body) gets a legacy session at once, on the
+/// same transport: `initialize`, then ordinary calls.
+#[tokio::test]
+async fn a_legacy_answer_to_discover_falls_back_to_2025_11_25() {
+    let stack = Stack::start_with(Options {
+        front: Front::Proxy,
+        ..Options::default()
+    })
+    .await;
+    stack.faults.inject("server/discover", 400, None, 1);
+    let client = connect(&stack, OPENAI_CLIENT).await;
+    assert_eq!(client.protocol_version().as_deref(), Some("2025-11-25"));
+    let out = client
+        .call_tool("get_customer_info", json!({"customer_id": "12345"}))
+        .await
+        .unwrap();
+    assert!(out.text.contains("Alice Johnson"), "{}", out.text);
+    let statuses = |m: &str| -> Vec<u16> { stack.faults.seen(m).iter().map(|(_, s)| *s).collect() };
+    assert_eq!(statuses("server/discover"), vec![400]);
+    assert_eq!(statuses("initialize"), vec![200]);
+    assert_eq!(statuses("notifications/initialized"), vec![202]);
+    assert_eq!(statuses("tools/call"), vec![200]);
+    client.close(Duration::from_secs(2)).await;
+}
+
+/// Both generations pinned, against our server: the same tools, the same
+/// answers, and the scope wall holds on each.
+#[tokio::test]
+async fn both_generations_work_against_our_server() {
+    let stack = Stack::start_with(Options {
+        front: Front::Proxy,
+        ..Options::default()
+    })
+    .await;
+    for (protocol, version) in [
+        (Protocol::Stateless, "2026-07-28"),
+        (Protocol::Legacy, "2025-11-25"),
+    ] {
+        let config = stack.config(READER_CLIENT, &[]);
+        let tokens = client_core::mcp::token_source(&http(), &config)
+            .await
+            .unwrap();
+        let mcp_url = url::Url::parse(&stack.mcp_url).unwrap();
+        let client =
+            McpClient::connect_with_protocol(http(), tokens, &mcp_url, fast_retry(), protocol)
+                .await
+                .unwrap();
+        assert_eq!(client.protocol_version().as_deref(), Some(version));
+        let names: Vec<String> = client
+            .list_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["get_customer_info", "get_recent_customers"],
+            "{version}"
+        );
+        let out = client
+            .call_tool("get_customer_info", json!({"customer_id": "12345"}))
+            .await
+            .unwrap();
+        assert!(
+            out.text.contains("Alice Johnson"),
+            "{version}: {}",
+            out.text
+        );
+        let err = client
+            .call_tool(
+                "calculate_account_value",
+                json!({"customer_id": "12345", "amounts": [1]}),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, McpError::InsufficientScope { scope, .. } if scope == "account:calculate"),
+            "{version}: {err}"
+        );
+        client.close(Duration::from_secs(2)).await;
+    }
+    let count = |m: &str| stack.faults.seen(m).len();
+    assert_eq!(
+        count("server/discover"),
+        1,
+        "only the stateless client probes"
+    );
+    assert_eq!(
+        count("initialize"),
+        1,
+        "only the legacy client opens a session"
     );
 }

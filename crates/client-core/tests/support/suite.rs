@@ -375,6 +375,8 @@ pub async fn tools_and_call_without_an_llm_key(spec: Spec) {
     let out = spec.run(&["tools", "--json"], &vars).await;
     let doc = &out.json_lines()[0];
     assert_eq!(doc["event"], "tools");
+    // The default wire against our server is the 2026-07-28 stateless one.
+    assert_eq!(doc["protocol"], "2026-07-28");
     assert_eq!(doc["tools"][2]["name"], "create_support_ticket");
     assert_eq!(doc["tools"][2]["scopes"], json!(["ticket:create"]));
 
@@ -503,21 +505,129 @@ pub async fn chat_keeps_the_conversation(spec: Spec) {
     assert!(history.contains("What did I ask?"));
 }
 
-/// Client scenarios of the MCP conformance suite this client passes: the
-/// client-credentials ones, the plain protocol ones, and the discovery checks
-/// (resource and issuer validation) of authorization scenarios. The other
-/// client scenarios need an interactive authorization_code flow, dynamic
-/// registration, DPoP, elicitation or sampling (README, "Conformance").
-pub const CONFORMANCE_SCENARIOS: &[&str] = &[
-    "initialize",
-    "tools_call",
-    "json-schema-ref-no-deref",
-    "auth/client-credentials-basic",
-    "auth/client-credentials-jwt",
-    "auth/pre-registration",
-    "auth/resource-mismatch",
-    "auth/metadata-issuer-mismatch",
+/// Client scenarios of the MCP conformance suite this client passes, each at
+/// every protocol revision the suite lists for it (`conformance list
+/// --client`; `None` = an extension scenario, run without `--spec-version`):
+/// the plain protocol ones on both wires (2026-07-28 stateless, and the
+/// 2025-11-25 fallback where the scenario's server is legacy), the
+/// client-credentials ones, and every authorization scenario a client with a
+/// person's login can pass (the runner signs in unattended, like `login`).
+/// Not run (docs/conformance.md): DPoP, enterprise-managed and workload-
+/// identity grants (extensions this client does not implement), elicitation
+/// defaults and `sep-2322-client-request-state` (the client declares neither
+/// elicitation nor sampling).
+pub const CONFORMANCE_SCENARIOS: &[(&str, Option<&str>)] = &[
+    ("initialize", Some("2025-06-18")),
+    ("initialize", Some("2025-11-25")),
+    ("tools_call", Some("2025-06-18")),
+    ("tools_call", Some("2025-11-25")),
+    ("tools_call", Some("2026-07-28")),
+    ("request-metadata", Some("2026-07-28")),
+    ("http-standard-headers", Some("2026-07-28")),
+    ("http-custom-headers", Some("2026-07-28")),
+    ("http-invalid-tool-headers", Some("2026-07-28")),
+    ("json-schema-2020-12-preservation", Some("2025-11-25")),
+    ("json-schema-2020-12-preservation", Some("2026-07-28")),
+    ("json-schema-ref-no-deref", Some("2026-07-28")),
+    ("sse-retry", Some("2025-11-25")),
+    ("auth/client-credentials-basic", None),
+    ("auth/client-credentials-jwt", None),
+    ("auth/metadata-default", Some("2025-11-25")),
+    ("auth/metadata-default", Some("2026-07-28")),
+    ("auth/metadata-var1", Some("2025-11-25")),
+    ("auth/metadata-var1", Some("2026-07-28")),
+    ("auth/metadata-var2", Some("2025-11-25")),
+    ("auth/metadata-var2", Some("2026-07-28")),
+    ("auth/metadata-var3", Some("2025-11-25")),
+    ("auth/metadata-var3", Some("2026-07-28")),
+    ("auth/basic-cimd", Some("2025-11-25")),
+    ("auth/basic-cimd", Some("2026-07-28")),
+    ("auth/scope-from-www-authenticate", Some("2025-11-25")),
+    ("auth/scope-from-www-authenticate", Some("2026-07-28")),
+    ("auth/scope-from-scopes-supported", Some("2025-11-25")),
+    ("auth/scope-from-scopes-supported", Some("2026-07-28")),
+    ("auth/scope-omitted-when-undefined", Some("2025-11-25")),
+    ("auth/scope-omitted-when-undefined", Some("2026-07-28")),
+    ("auth/scope-step-up", Some("2025-11-25")),
+    ("auth/scope-step-up", Some("2026-07-28")),
+    ("auth/scope-retry-limit", Some("2025-11-25")),
+    ("auth/scope-retry-limit", Some("2026-07-28")),
+    ("auth/token-endpoint-auth-basic", Some("2025-06-18")),
+    ("auth/token-endpoint-auth-basic", Some("2025-11-25")),
+    ("auth/token-endpoint-auth-basic", Some("2026-07-28")),
+    ("auth/token-endpoint-auth-post", Some("2025-06-18")),
+    ("auth/token-endpoint-auth-post", Some("2025-11-25")),
+    ("auth/token-endpoint-auth-post", Some("2026-07-28")),
+    ("auth/token-endpoint-auth-none", Some("2025-06-18")),
+    ("auth/token-endpoint-auth-none", Some("2025-11-25")),
+    ("auth/token-endpoint-auth-none", Some("2026-07-28")),
+    ("auth/pre-registration", Some("2025-11-25")),
+    ("auth/pre-registration", Some("2026-07-28")),
+    (
+        "auth/2025-03-26-oauth-metadata-backcompat",
+        Some("2025-03-26"),
+    ),
+    (
+        "auth/2025-03-26-oauth-endpoint-fallback",
+        Some("2025-03-26"),
+    ),
+    ("auth/resource-mismatch", Some("2026-07-28")),
+    ("auth/offline-access-scope", Some("2026-07-28")),
+    ("auth/offline-access-not-supported", Some("2026-07-28")),
+    ("auth/authorization-server-migration", Some("2026-07-28")),
+    ("auth/iss-supported", Some("2026-07-28")),
+    ("auth/iss-not-advertised", Some("2026-07-28")),
+    ("auth/iss-supported-missing", Some("2026-07-28")),
+    ("auth/iss-wrong-issuer", Some("2026-07-28")),
+    ("auth/iss-unexpected", Some("2026-07-28")),
+    ("auth/iss-normalized", Some("2026-07-28")),
+    ("auth/metadata-issuer-mismatch", Some("2026-07-28")),
 ];
+
+/// Why a conformance run did not pass cleanly, or `None`. The suite prints
+/// (on stderr) one line per check, `<time> [check-id] STATUS description`,
+/// then `Passed: a/b, N failed, M warnings` and `OVERALL: PASSED|FAILED`.
+/// A WARNING (a SHOULD the client missed) counts as a failure here.
+pub fn conformance_verdict(exit_ok: bool, output: &str) -> Option<String> {
+    let plain = strip_ansi(output);
+    let flagged: Vec<&str> = plain
+        .lines()
+        .filter(|line| {
+            let Some((_, rest)) = line.split_once("] ") else {
+                return false;
+            };
+            rest.starts_with("FAILURE") || rest.starts_with("WARNING")
+        })
+        .collect();
+    if !flagged.is_empty() {
+        return Some(format!("checks flagged:\n{}", flagged.join("\n")));
+    }
+    if !plain.contains(" 0 failed, 0 warnings") {
+        return Some("the summary counts failures or warnings".to_owned());
+    }
+    if !exit_ok || !plain.contains("OVERALL: PASSED") {
+        return Some("the run did not pass".to_owned());
+    }
+    None
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// Runs [`CONFORMANCE_SCENARIOS`] with the binary's `conformance` mode
 /// (the suite is installed by `scripts/conformance.sh --install-only`).
@@ -537,23 +647,33 @@ pub async fn conformance_client_scenarios(spec: Spec) {
         return;
     }
     let command = format!("{} conformance", spec.bin);
-    for scenario in CONFORMANCE_SCENARIOS {
-        let out = tokio::process::Command::new(&node)
-            .arg(&suite)
-            .args(["client", "--command", &command, "--scenario", scenario])
+    let mut failures = Vec::new();
+    for (scenario, version) in CONFORMANCE_SCENARIOS {
+        let mut run = tokio::process::Command::new(&node);
+        run.arg(&suite)
+            .args(["client", "--command", &command, "--scenario", scenario]);
+        if let Some(version) = version {
+            run.args(["--spec-version", version]);
+        }
+        let out = run
             .env_remove("MCP_SERVER_URL")
             .kill_on_drop(true)
             .output()
             .await
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success()
-                && (stdout.contains("OVERALL: PASSED") || stderr.contains("OVERALL: PASSED")),
-            "{scenario} failed:\n{stdout}\n{stderr}"
+        let output = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(why) = conformance_verdict(out.status.success(), &output) {
+            failures.push(format!(
+                "{scenario} at {}: {why}\n{output}",
+                version.unwrap_or("(extension)")
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// Tokens that live two seconds, a model that takes 0.7 s per turn: the
