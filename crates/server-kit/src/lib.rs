@@ -32,6 +32,7 @@ pub mod healthcheck;
 pub mod jwks;
 pub mod kv;
 pub mod limits;
+pub mod metrics;
 pub mod redis;
 pub mod shutdown;
 pub mod store;
