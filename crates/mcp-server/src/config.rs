@@ -124,10 +124,8 @@ impl Config {
                 ));
             }
         };
-        let staleness: u64 = var_parsed(
-            "REVOCATION_MAX_STALENESS_SECS",
-            DEFAULT_REVOCATION_MAX_STALENESS.as_secs(),
-        )?;
+        let default_staleness = DEFAULT_REVOCATION_MAX_STALENESS.as_secs();
+        let staleness: u64 = var_parsed("REVOCATION_MAX_STALENESS_SECS", default_staleness)?;
         if staleness > 86_400 {
             return Err(ConfigError::new(
                 "REVOCATION_MAX_STALENESS_SECS",

@@ -38,6 +38,11 @@ impl Readiness {
         self
     }
 
+    /// The Redis handle reported on (its counters show what reached Redis).
+    pub fn redis(&self) -> Option<&Redis> {
+        self.redis.as_ref()
+    }
+
     /// `(ready, body)`: the status is 200 when `ready`, 503 otherwise.
     pub fn report(&self) -> (bool, Value) {
         let mut ready = true;
