@@ -353,7 +353,8 @@ pub fn build_limiter(config: &RateLimitConfig, redis: Option<&Redis>) -> Arc<dyn
     match redis {
         None => config.build_limiter_on(None),
         Some(redis) => {
-            let limiter = RedisLimiter::from_connection(redis.shared.conn.clone(), config.redis_timeout);
+            let limiter =
+                RedisLimiter::from_connection(redis.shared.conn.clone(), config.redis_timeout);
             let gated = GatedLimiter {
                 redis: redis.clone(),
                 limiter,

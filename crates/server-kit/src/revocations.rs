@@ -181,12 +181,9 @@ impl Shared {
     /// unless it already was; audited once per outage.
     fn mark_stale(&self, error: &dyn std::fmt::Display, outage: &mut bool) {
         let now = self.now_us();
-        let _ = self.stale_since_us.compare_exchange(
-            FRESH,
-            now,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ =
+            self.stale_since_us
+                .compare_exchange(FRESH, now, Ordering::AcqRel, Ordering::Acquire);
         self.status.send_modify(|s| s.live = false);
         if !*outage {
             *outage = true;
@@ -280,9 +277,8 @@ async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
 /// Subscribes on a connection of its own, then scans the denylist into the set.
 async fn subscribe_and_scan(mirror: &Shared) -> RedisResult<(redis::aio::PubSub, u64)> {
     let timeout = mirror.redis.timeout();
-    let bounded = |what: &'static str| {
-        move |_| redis::RedisError::from((redis::ErrorKind::Io, what))
-    };
+    let bounded =
+        |what: &'static str| move |_| redis::RedisError::from((redis::ErrorKind::Io, what));
     let mut pubsub = tokio::time::timeout(timeout, mirror.redis.client().get_async_pubsub())
         .await
         .map_err(bounded("connecting the revocation subscription timed out"))??;
@@ -416,7 +412,10 @@ mod tests {
         redis.first_probe().await;
         // Revoked before the mirror exists: found by the first scan.
         let writer = RedisStore::new(redis.clone());
-        writer.revoke("before", Duration::from_secs(60)).await.unwrap();
+        writer
+            .revoke("before", Duration::from_secs(60))
+            .await
+            .unwrap();
         let (audit, seen) = sink();
         let stop = CancellationToken::new();
         let mirror =
@@ -428,7 +427,10 @@ mod tests {
         assert!(!mirror.is_revoked("other").await.unwrap());
 
         // Published while subscribed: pushed, no scan.
-        writer.revoke("pushed", Duration::from_secs(60)).await.unwrap();
+        writer
+            .revoke("pushed", Duration::from_secs(60))
+            .await
+            .unwrap();
         let m = mirror.clone();
         let mut n = 0;
         while !m.is_revoked("pushed").await.unwrap() {

@@ -399,14 +399,7 @@ impl TestApp {
     pub async fn wait_ready(&self, base: &str, status: u16) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let r = reply(
-                self.http
-                    .get(format!("{base}/ready"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
+            let r = reply(self.http.get(format!("{base}/ready")).send().await.unwrap()).await;
             if r.status == status {
                 assert_eq!(r.header("cache-control"), Some("no-store"));
                 return r.json();

@@ -64,7 +64,10 @@ async fn both_servers_start_without_redis_and_become_ready_when_it_comes_up() {
     );
     let r = app.list_at(app.mcp_addr, &token).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(handle.commands_sent() > sent, "the limiter uses Redis again");
+    assert!(
+        handle.commands_sent() > sent,
+        "the limiter uses Redis again"
+    );
     // Revocation works end to end.
     assert_eq!(app.revoke(SECURE_CLIENT, &token).await.status, 200);
     let r = app.wait_status_at(app.mcp_addr, &token, 401).await;

@@ -216,7 +216,11 @@ async fn each_revocation_is_published_with_its_remaining_life() {
     let (_, claims) = decode_parts(&token);
     let jti = claims["jti"].as_str().unwrap().to_owned();
     let resp = app
-        .post_form("/revoke", Some((FAST_ID, FAST_SECRET)), &[("token", &token)])
+        .post_form(
+            "/revoke",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("token", &token)],
+        )
         .await;
     assert_eq!(resp.status(), 200);
 
@@ -286,7 +290,11 @@ async fn starts_while_redis_is_down_and_uses_it_once_it_comes_up() {
     // RATE_LIMIT_FAILURE_MODE=local); what must be stored answers 503 at once.
     let token = app.token(&[]).await;
     let resp = app
-        .post_form("/revoke", Some((FAST_ID, FAST_SECRET)), &[("token", &token)])
+        .post_form(
+            "/revoke",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("token", &token)],
+        )
         .await;
     assert_oauth_error(resp, 503, "temporarily_unavailable").await;
     let redis_handle = app.state().readiness.redis().unwrap().clone();
@@ -307,7 +315,11 @@ async fn starts_while_redis_is_down_and_uses_it_once_it_comes_up() {
         json!({"status": "ready", "redis": "up"})
     );
     let resp = app
-        .post_form("/revoke", Some((FAST_ID, FAST_SECRET)), &[("token", &token)])
+        .post_form(
+            "/revoke",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("token", &token)],
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.introspect(&token).await, json!({"active": false}));
