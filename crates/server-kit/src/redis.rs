@@ -102,8 +102,10 @@ pub enum RedisConnectError {
 /// [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest delay between probes while Redis is unreachable: a recovered
-/// Redis is used again at most this long after it answers.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Redis is used again at most this long after it answers (a refused
+/// connection costs next to nothing, so this stays short: revocations made
+/// after an outage reach the replicas within a second of its end).
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// While Redis answers, it is probed this often even without traffic, so
 /// `/ready` and the breaker notice an outage on an idle server.
 pub const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(5);

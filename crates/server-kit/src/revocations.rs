@@ -266,8 +266,25 @@ async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
             }
         };
         tracing::debug!(error = %lost, ?backoff, "revocation subscription down; retrying");
+        // Retry after the backoff, or as soon as the prober finds Redis up
+        // again (the scan goes through the breaker).
+        let Some(mut health) = shared.upgrade().map(|m| m.redis.health()) else {
+            return;
+        };
+        health.borrow_and_update();
+        let comes_up = async {
+            // A change to "up" (not the current state: a subscription can
+            // fail while the shared connection is up, and must back off).
+            while health.changed().await.is_ok() {
+                if health.borrow_and_update().up {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
+            () = comes_up => {}
             () = stop.cancelled() => return,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -370,6 +387,9 @@ async fn follow(
                 }
             }
             _ = tick.tick() => {
+                if shared.strong_count() == 0 {
+                    return "stopped".to_owned();
+                }
                 match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return format!("PING on the subscription failed: {e}"),
