@@ -287,6 +287,9 @@ mod tests {
             .unwrap()
             .unwrap();
         handle.first_probe().await;
-        suite(&RedisKv::new(handle)).await;
+        suite(&RedisKv::new(handle.clone())).await;
+        // A command error (WRONGTYPE above) is not a connection failure.
+        assert!(handle.is_up());
+        assert_eq!(handle.commands_refused(), 0);
     }
 }
