@@ -167,10 +167,7 @@ impl RedisKv {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        self.redis
-            .run(|mut c| async move { cmd.query_async(&mut c).await })
-            .await
-            .map_err(err)
+        self.redis.query(&cmd).await.map_err(err)
     }
 }
 
@@ -212,18 +209,10 @@ impl KvStore for RedisKv {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        let key = key.to_owned();
-        let ttl_ms = ttl_ms(ttl);
-        self.redis
-            .run(|mut c| async move {
-                redis::Script::new(INCR_SCRIPT)
-                    .key(&key)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await
-            .map_err(err)
+        let script = redis::Script::new(INCR_SCRIPT);
+        let mut invocation = script.key(key);
+        invocation.arg(ttl_ms(ttl));
+        self.redis.invoke(&invocation).await.map_err(err)
     }
 }
 

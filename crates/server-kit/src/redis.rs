@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ratelimit::{Decision, Limiter, LimiterError, Policy, RateLimitConfig, RedisLimiter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, RedisResult};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult};
 use tokio::sync::{Notify, watch};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -265,19 +265,51 @@ impl Redis {
 
     /// Runs `f` on the shared connection through the breaker: refused at
     /// once while it is open; a connection failure opens it.
+    ///
+    /// A connection found dropped (Redis restarted, or a proxy closed the
+    /// idle connection, since its last use) is retried once: the manager
+    /// reconnects on that error, and without the retry the first command
+    /// after every unnoticed restart would fail. A timeout is never retried
+    /// (Redis may be hung).
     pub async fn run<T, F, Fut>(&self, f: F) -> RedisResult<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let conn = self.admit()?;
-        let result = f(conn).await;
+        let mut result = f(self.admit()?).await;
+        if let Err(e) = &result
+            && e.is_connection_dropped()
+            && !e.is_timeout()
+        {
+            result = f(self.admit()?).await;
+        }
         if let Err(e) = &result
             && is_connection_failure(e)
         {
             self.report_failure();
         }
         result
+    }
+
+    /// One command through [`run`](Self::run).
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// One pipeline (or `MULTI`) through [`run`](Self::run).
+    pub async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        self.run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
+    }
+
+    /// One script call through [`run`](Self::run).
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        self.run(|mut c| async move { script.invoke_async(&mut c).await })
+            .await
     }
 
     /// A client for connections of their own (the revocation subscription).
@@ -381,7 +413,17 @@ struct GatedLimiter {
 impl Limiter for GatedLimiter {
     async fn check(&self, key: &str, cost: u32, policy: &Policy) -> Result<Decision, LimiterError> {
         self.redis.admit()?;
-        let result = self.limiter.check(key, cost, policy).await;
+        let mut result = self.limiter.check(key, cost, policy).await;
+        // Same rule as `Redis::run`: a connection found dropped is retried
+        // once (otherwise the first check after an unnoticed Redis restart
+        // would open the breaker for every user of the connection).
+        if let Err(LimiterError::Redis(e)) = &result
+            && e.is_connection_dropped()
+            && !e.is_timeout()
+        {
+            self.redis.admit()?;
+            result = self.limiter.check(key, cost, policy).await;
+        }
         match &result {
             Err(LimiterError::Timeout(_)) => self.redis.report_failure(),
             Err(LimiterError::Redis(e)) if is_connection_failure(e) => self.redis.report_failure(),
@@ -429,7 +471,7 @@ mod breaker_tests {
         assert_eq!(redis.health().borrow().probes, 1);
         for _ in 0..5 {
             let e = redis
-                .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+                .query::<String>(&redis::cmd("PING"))
                 .await
                 .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Io);
@@ -443,31 +485,34 @@ mod breaker_tests {
 
         server.restart();
         wait_for_up(&redis, true).await;
-        let pong = redis
-            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .unwrap();
+        let pong = redis.query::<String>(&redis::cmd("PING")).await.unwrap();
         assert_eq!(pong, "PONG");
         assert_eq!(redis.commands_sent(), 1);
 
         // A crash: the first command fails and opens the breaker; the next
         // ones are refused without reaching the network.
         server.stop();
-        let first = redis
-            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await;
+        let first = redis.query::<String>(&redis::cmd("PING")).await;
         assert!(first.is_err());
         assert!(!redis.is_up());
         let refused = redis.commands_refused();
         let _ = redis
-            .run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .query::<String>(&redis::cmd("PING"))
             .await
             .unwrap_err();
         assert_eq!(redis.commands_refused(), refused + 1);
-        assert_eq!(redis.commands_sent(), 2);
+        // The first failed command was retried once (a dropped connection).
+        assert_eq!(redis.commands_sent(), 3);
 
         server.restart();
         wait_for_up(&redis, true).await;
+
+        // Restarted before anyone noticed: the first command finds the
+        // connection dropped, retries on a new one, and succeeds.
+        server.restart();
+        let pong = redis.query::<String>(&redis::cmd("PING")).await.unwrap();
+        assert_eq!(pong, "PONG");
+        assert!(redis.is_up());
     }
 
     #[test]

@@ -312,29 +312,19 @@ async fn scan(mirror: &Shared) -> RedisResult<u64> {
     let mut cursor: u64 = 0;
     let mut found = 0u64;
     loop {
-        let pattern = pattern.clone();
-        let (next, keys): (u64, Vec<String>) = mirror
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, keys): (u64, Vec<String>) = mirror.redis.query(&cmd).await?;
         if !keys.is_empty() {
             let mut pipe = redis::pipe();
             for key in &keys {
                 pipe.cmd("PTTL").arg(key);
             }
-            let ttls: Vec<i64> = mirror
-                .redis
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
-                .await?;
+            let ttls: Vec<i64> = mirror.redis.query_pipe(&pipe).await?;
             for (key, ttl) in keys.iter().zip(ttls) {
                 // -2: gone since the SCAN; -1: no expiry (not ours; keep it
                 // for the longest a token lives after the fact).

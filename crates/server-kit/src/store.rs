@@ -210,60 +210,38 @@ impl RevocationStore for RedisStore {
             ttl_ms,
         })
         .map_err(|e| StoreError(e.to_string()))?;
-        self.redis
-            .run(|mut c| async move {
-                redis::pipe()
-                    .atomic()
-                    .cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .ignore()
-                    .cmd("PUBLISH")
-                    .arg(REVOCATION_CHANNEL)
-                    .arg(&notice)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
-            .map_err(err)
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(REVOCATION_CHANNEL)
+            .arg(&notice)
+            .ignore();
+        self.redis.query_pipe::<()>(&pipe).await.map_err(err)
     }
 
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let key = revoked_key(jti);
-        self.redis
-            .run(|mut c| async move {
-                redis::cmd("EXISTS")
-                    .arg(&key)
-                    .query_async::<bool>(&mut c)
-                    .await
-            })
-            .await
-            .map_err(err)
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(revoked_key(jti));
+        self.redis.query::<bool>(&cmd).await.map_err(err)
     }
 }
 
 #[async_trait]
 impl ReplayStore for RedisStore {
     async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let key = format!("used:{id}");
-        let ttl_ms = ttl_ms(ttl);
-        let set: Option<String> = self
-            .redis
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await
-            .map_err(err)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("used:{id}"))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl));
+        let set: Option<String> = self.redis.query(&cmd).await.map_err(err)?;
         Ok(set.is_some())
     }
 }
