@@ -241,10 +241,11 @@ async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
             r = subscribe_and_scan(&mirror) => r,
             () = stop.cancelled() => return,
         };
-        mirror.status.send_modify(|s| s.attempts += 1);
         let lost = match subscribed {
             Ok((pubsub, scanned)) => {
                 mirror.mark_live(scanned, &mut outage);
+                // Counted after the state is set: `first_attempt` waiters see it.
+                mirror.status.send_modify(|s| s.attempts += 1);
                 backoff = MIN_BACKOFF;
                 let timeout = mirror.redis.timeout();
                 drop(mirror);
@@ -262,6 +263,7 @@ async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
             }
             Err(e) => {
                 mirror.mark_stale(&e, &mut outage);
+                mirror.status.send_modify(|s| s.attempts += 1);
                 e.to_string()
             }
         };
