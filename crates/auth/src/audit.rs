@@ -51,6 +51,12 @@ pub mod names {
     pub const SESSION_REFUSED: &str = "mcp.session_refused";
     /// The revocation denylist could not be read and `REVOCATION_FAILURE_MODE=open` let the token through.
     pub const REVOCATION_UNCHECKED: &str = "mcp.revocation_unchecked";
+    /// A replica's in-memory revocation set lost (or never had) its Redis
+    /// subscription; it serves from memory until `REVOCATION_MAX_STALENESS_SECS`.
+    /// Once per outage.
+    pub const REVOCATION_STALE: &str = "revocation.stale";
+    /// The revocation set is subscribed and rescanned again after an outage.
+    pub const REVOCATION_SYNCED: &str = "revocation.synced";
     /// A request was refused by a rate limit (429).
     pub const RATE_LIMITED: &str = "ratelimit.limited";
     /// The shared limiter is unreachable; answers follow `RATE_LIMIT_FAILURE_MODE`.

@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use auth::Verifier;
 use server_kit::jwks::{JwksError, RemoteJwks, discover_jwks_uri};
+use server_kit::ready::Readiness;
 use server_kit::redis::RedisSettings;
-use server_kit::store::{MemoryStore, RedisStore, RevocationStore};
+use server_kit::revocations::RevocationMirror;
+use server_kit::store::{MemoryStore, RevocationStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -87,14 +89,31 @@ impl App {
                 .with_cache(auth::verify::cache::DEFAULT_CAPACITY),
         );
 
-        // The process's one Redis connection: the denylist and the limiter share it.
+        // The process's one Redis handle: the revocation set and the limiter
+        // share it. It does not wait for Redis (a replica starts during an
+        // outage) beyond the first probe, so the first requests of a replica
+        // that starts with Redis up do not answer degraded.
+        let shutdown = CancellationToken::new();
+        let audit = Arc::new(AuditLog::default());
         let redis = server_kit::redis::connect(&RedisSettings {
             url: config.redis_url.clone(),
             timeout: config.redis_timeout,
-        })
-        .await?;
+        })?;
+        let mut readiness = Readiness::new(redis.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
-            Some(conn) => Arc::new(RedisStore::from_connection(conn.clone())),
+            Some(redis) => {
+                redis.first_probe().await;
+                let ring = audit.clone();
+                let mirror = RevocationMirror::start(
+                    redis.clone(),
+                    config.revocation_max_staleness,
+                    Arc::new(move |event| ring.record(event)),
+                    shutdown.child_token(),
+                );
+                mirror.first_attempt().await;
+                readiness = readiness.with_revocations(mirror.clone());
+                Arc::new(mirror)
+            }
             None => {
                 tracing::warn!(
                     "REDIS_URL is not set: tokens revoked at the authorization server are not seen here"
@@ -107,21 +126,21 @@ impl App {
         let metadata_url = protected_resource::url_for(&config.resource_url);
         let challenges = Challenges::new(&metadata_url, &policy::scopes_supported())
             .context("MCP_RESOURCE_URL cannot appear in a WWW-Authenticate header")?;
-        let limiter = config.rate_limit.build_limiter_on(redis);
+        let limiter = server_kit::redis::build_limiter(&config.rate_limit, redis.as_ref());
         let limits = Limits::new(limiter, &config.rate_limit, config.auth_failure_policy);
         let state = AppState::new(AppStateParts {
             verifier,
             revocations,
             customers: Arc::new(MemoryCustomerStore::seeded()),
-            audit: AuditLog::default(),
+            audit,
             host_policy,
             challenges,
             metadata: ProtectedResourceMetadata::new(&config.resource_url, &config.issuer),
             limits,
             revocation_fail_open: config.revocation_fail_open,
+            readiness,
         });
 
-        let shutdown = CancellationToken::new();
         let mcp = mcp::service(
             state.clone(),
             &config.allowed_hosts,

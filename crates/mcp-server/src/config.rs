@@ -26,6 +26,11 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
     "https://[::1]:*",
 ];
 
+/// Default `REVOCATION_MAX_STALENESS_SECS`: the oauth-server's default
+/// access-token lifetime (`OAUTH_TOKEN_TTL_SECS`), after which every token
+/// the set could have missed a revocation of has expired anyway.
+pub const DEFAULT_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(900);
+
 /// mcp-server configuration.
 ///
 /// | variable | default | meaning |
@@ -51,7 +56,8 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` | `100` | limiter timeout on Redis |
 /// | `RATE_LIMIT_AUTH_FAILURES_PER_MINUTE` / `RATE_LIMIT_AUTH_FAILURES_BURST` | `30` / `10` | failed authentications per IP (`rl:ip:{addr}`, in-process) before that address gets 429 without its token being looked at |
 /// | `TRUSTED_PROXIES` | unset | CIDRs whose `X-Forwarded-For` is believed (nginx) |
-/// | `REVOCATION_FAILURE_MODE` | `closed` | when the revocation denylist (Redis) cannot be read: `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
+/// | `REVOCATION_FAILURE_MODE` | `closed` | when the in-memory revocation set has been out of step with Redis for longer than `REVOCATION_MAX_STALENESS_SECS` (or never synchronised): `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
+/// | `REVOCATION_MAX_STALENESS_SECS` | `900` (the default access-token lifetime) | how long a replica keeps serving from its in-memory revocation set while its Redis subscription is down, 0 to 86400 |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -70,6 +76,9 @@ pub struct Config {
     pub auth_failure_policy: Policy,
     /// Accept tokens when the revocation store is unreachable.
     pub revocation_fail_open: bool,
+    /// `REVOCATION_MAX_STALENESS_SECS`: how long the revocation set is
+    /// trusted without its subscription.
+    pub revocation_max_staleness: Duration,
     pub log_format: LogFormat,
 }
 
@@ -115,6 +124,14 @@ impl Config {
                 ));
             }
         };
+        let default_staleness = DEFAULT_REVOCATION_MAX_STALENESS.as_secs();
+        let staleness: u64 = var_parsed("REVOCATION_MAX_STALENESS_SECS", default_staleness)?;
+        if staleness > 86_400 {
+            return Err(ConfigError::new(
+                "REVOCATION_MAX_STALENESS_SECS",
+                format!("must be between 0 and 86400 seconds, got {staleness}"),
+            ));
+        }
         let config = Config {
             bind,
             resource_url,
@@ -127,6 +144,7 @@ impl Config {
             rate_limit,
             auth_failure_policy,
             revocation_fail_open,
+            revocation_max_staleness: Duration::from_secs(staleness),
             log_format,
         };
         config.validate()?;
@@ -154,6 +172,7 @@ impl Config {
             auth_failure_policy: Policy::new(30, 10)
                 .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
             revocation_fail_open: false,
+            revocation_max_staleness: DEFAULT_REVOCATION_MAX_STALENESS,
             log_format: LogFormat::Text,
         })
     }
@@ -334,8 +353,15 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new(
         "REVOCATION_FAILURE_MODE",
         "closed",
-        "when the revocation denylist (Redis) cannot be read: closed answers 503, open \
+        "when the in-memory revocation set has been out of step with Redis for longer than \
+         REVOCATION_MAX_STALENESS_SECS (or never synchronised): closed answers 503, open \
          accepts the (signature-checked, short-lived) token and audits mcp.revocation_unchecked",
+    ),
+    EnvVar::new(
+        "REVOCATION_MAX_STALENESS_SECS",
+        "900",
+        "how long a replica serves from its in-memory revocation set while its Redis \
+         subscription is down (default: the default access-token lifetime), 0 to 86400",
     ),
     EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
     EnvVar::new(

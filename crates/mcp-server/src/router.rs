@@ -1,7 +1,8 @@
 //! Every route and the `/mcp` middleware stack, in one place.
 //!
 //! ```text
-//! GET  /health                                        routes::health            (no auth)
+//! GET  /health                                        routes::health            (no auth; liveness)
+//! GET  /ready                                         routes::health::ready     (no auth; Redis, revocation set: 200/503)
 //! GET  /.well-known/oauth-protected-resource/mcp      routes::protected_resource (RFC 9728)
 //! GET  /.well-known/oauth-protected-resource          routes::protected_resource (root form)
 //!        both behind middleware::cors::public: any origin (`*`), preflight 204
@@ -69,6 +70,7 @@ pub fn router(state: AppState, mcp: McpService) -> Router {
     };
     let mut router = Router::new()
         .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route(protected_resource::WELL_KNOWN, metadata());
     if resource_metadata_path != protected_resource::WELL_KNOWN {
         router = router.route(&resource_metadata_path, metadata());

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use auth::Verifier;
+use server_kit::ready::Readiness;
 use server_kit::store::RevocationStore;
 
 use crate::audit::AuditLog;
@@ -39,6 +40,7 @@ struct Inner {
     session_owners: Arc<SessionOwners>,
     limits: Arc<Limits>,
     revocation_fail_open: bool,
+    readiness: Readiness,
 }
 
 /// The parts an [`AppState`] is made of.
@@ -46,12 +48,15 @@ pub struct AppStateParts {
     pub verifier: Arc<Verifier>,
     pub revocations: Arc<dyn RevocationStore>,
     pub customers: Arc<dyn CustomerStore>,
-    pub audit: AuditLog,
+    /// Shared with the background tasks that audit (the revocation set's).
+    pub audit: Arc<AuditLog>,
     pub host_policy: HostPolicy,
     pub challenges: Challenges,
     pub metadata: ProtectedResourceMetadata,
     pub limits: Limits,
     pub revocation_fail_open: bool,
+    /// What `GET /ready` reports on.
+    pub readiness: Readiness,
 }
 
 impl AppState {
@@ -61,13 +66,14 @@ impl AppState {
                 verifier: p.verifier,
                 revocations: p.revocations,
                 customers: p.customers,
-                audit: Arc::new(p.audit),
+                audit: p.audit,
                 host_policy: Arc::new(p.host_policy),
                 challenges: Arc::new(p.challenges),
                 metadata: p.metadata,
                 session_owners: Arc::default(),
                 limits: Arc::new(p.limits),
                 revocation_fail_open: p.revocation_fail_open,
+                readiness: p.readiness,
             }),
         }
     }
@@ -108,6 +114,11 @@ impl AppState {
     /// checked is accepted (otherwise 503).
     pub fn revocation_fail_open(&self) -> bool {
         self.inner.revocation_fail_open
+    }
+
+    /// The dependencies `GET /ready` reports on.
+    pub fn readiness(&self) -> &Readiness {
+        &self.inner.readiness
     }
 
     /// The per-client and failed-authentication budgets.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use auth::verify::Verifier;
 use server_kit::kv::{KvStore, MemoryKv, RedisKv};
+use server_kit::ready::Readiness;
 use server_kit::redis::RedisSettings;
 use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
@@ -54,24 +55,26 @@ impl App {
         let keys = KeyStore::open(&config.keys_dir, config.signing_alg)
             .map_err(anyhow::Error::msg)
             .context("OAUTH_KEYS_DIR")?;
-        // The process's one Redis connection: the stores and the limiter share it.
+        // The process's one Redis handle: the stores and the limiter share
+        // it. It does not wait for Redis (the server starts during an outage)
+        // beyond the first probe, so a server that starts with Redis up does
+        // not answer its first requests degraded.
         let redis = server_kit::redis::connect(&RedisSettings {
             url: config.redis_url.clone(),
             timeout: config.redis_timeout,
-        })
-        .await?;
+        })?;
+        if let Some(redis) = &redis {
+            redis.first_probe().await;
+        }
+        let readiness = Readiness::new(redis.clone());
         let (revocations, replays, kv): (
             Arc<dyn RevocationStore>,
             Arc<dyn ReplayStore>,
             Arc<dyn KvStore>,
         ) = match &redis {
-            Some(conn) => {
-                let store = Arc::new(RedisStore::from_connection(conn.clone()));
-                (
-                    store.clone(),
-                    store,
-                    Arc::new(RedisKv::from_connection(conn.clone())),
-                )
+            Some(redis) => {
+                let store = Arc::new(RedisStore::new(redis.clone()));
+                (store.clone(), store, Arc::new(RedisKv::new(redis.clone())))
             }
             None => {
                 let store = Arc::new(MemoryStore::new());
@@ -82,7 +85,7 @@ impl App {
         // code: the refresh family's absolute lifetime (access tokens are shorter).
         let codes = Codes::new(kv.clone(), config.refresh_ttl.max(config.token_ttl));
         let refresh = RefreshTokens::new(kv.clone(), config.refresh_ttl, config.refresh_idle);
-        let limiter = config.rate_limit.build_limiter_on(redis);
+        let limiter = server_kit::redis::build_limiter(&config.rate_limit, redis.as_ref());
         let limits = Limits {
             limiter,
             policy: config.oauth_policy,
@@ -130,6 +133,7 @@ impl App {
             slow_hash_permits,
             users,
             passwords,
+            readiness,
         });
         Ok(Self { listener, state })
     }

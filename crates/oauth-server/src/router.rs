@@ -7,7 +7,8 @@
 //! | `/introspect` | per-IP limit → handler (no CORS: resource servers call it, not browsers) | 429, RFC 6749 errors |
 //! | `/authorize` | GET: handler; POST: per-IP budget → handler (no CORS: pages for people) | HTML pages, 302 to the client, 429 page |
 //! | RFC 8414 metadata, `/jwks`, `/.well-known/jwks.json` | CORS (any origin) → handler | preflight 200 |
-//! | `/health` | handler | 200 |
+//! | `/health` | handler (liveness) | 200 |
+//! | `/ready` | handler (readiness: Redis) | 200, 503 naming what is down |
 //!
 //! A trace span (matched route only) wraps everything.
 
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(documents)
         .route("/authorize", authorize)
         .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
         .layer(
             // Spans carry the matched route, never headers or bodies. Debug
             // level, as in mcp-server: at info a request is one audit line.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use auth::verify::Verifier;
 use bytes::Bytes;
 use server_kit::kv::KvStore;
+use server_kit::ready::Readiness;
 use server_kit::store::{ReplayStore, RevocationStore};
 use tokio::sync::Semaphore;
 
@@ -51,6 +52,8 @@ pub struct Inner {
     pub users: Arc<dyn UserDirectory>,
     /// Runs (and counts) password verifications for [`Inner::users`].
     pub passwords: PasswordCheck,
+    /// What `GET /ready` reports on (Redis).
+    pub readiness: Readiness,
 }
 
 impl AppState {

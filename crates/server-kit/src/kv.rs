@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
-use crate::store::StoreError;
+use crate::redis::Redis;
+use crate::store::{StoreError, ttl_ms};
 
 /// Expiring key/value entries (memory or Redis).
 #[async_trait]
@@ -152,20 +152,23 @@ impl KvStore for MemoryKv {
 
 /// Redis store: plain string keys with `PX` expiry; `take` is `GETDEL`
 /// (Redis ≥ 6.2), atomic across every replica; `incr` is one script so a
-/// counter never exists without its expiry.
+/// counter never exists without its expiry. Every command goes through the
+/// process's [`Redis`] handle (refused at once while Redis is known to be
+/// down).
 #[derive(Clone)]
 pub struct RedisKv {
-    conn: ConnectionManager,
+    redis: Redis,
 }
 
 impl RedisKv {
-    pub fn from_connection(conn: ConnectionManager) -> Self {
-        Self { conn }
+    /// The store on the process's Redis handle.
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
     }
-}
 
-fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        self.redis.query(&cmd).await.map_err(err)
+    }
 }
 
 fn err(e: redis::RedisError) -> StoreError {
@@ -175,66 +178,41 @@ fn err(e: redis::RedisError) -> StoreError {
 #[async_trait]
 impl KvStore for RedisKv {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(ttl_ms(ttl))
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(err)
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("PX").arg(ttl_ms(ttl));
+        self.query(cmd).await
     }
 
     async fn put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms(ttl))
-            .query_async(&mut c)
-            .await
-            .map_err(err)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("NX").arg("PX").arg(ttl_ms(ttl));
+        let set: Option<String> = self.query(cmd).await?;
         Ok(set.is_some())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .map_err(err)
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.query(cmd).await
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("GETDEL")
-            .arg(key)
-            .query_async(&mut c)
-            .await
-            .map_err(err)
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(key);
+        self.query(cmd).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(key)
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(err)
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(key);
+        self.query(cmd).await
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
-        let mut c = self.conn.clone();
-        redis::Script::new(INCR_SCRIPT)
-            .key(key)
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut c)
-            .await
-            .map_err(err)
+        let script = redis::Script::new(INCR_SCRIPT);
+        let mut invocation = script.key(key);
+        invocation.arg(ttl_ms(ttl));
+        self.redis.invoke(&invocation).await.map_err(err)
     }
 }
 
@@ -294,8 +272,13 @@ mod tests {
         let Some(redis) = testkit::RedisServer::start() else {
             return;
         };
-        let client = redis::Client::open(redis.url()).unwrap();
-        let conn = ConnectionManager::new(client).await.unwrap();
-        suite(&RedisKv::from_connection(conn)).await;
+        let handle = crate::redis::connect(&crate::redis::RedisSettings::at(redis.url()))
+            .unwrap()
+            .unwrap();
+        handle.first_probe().await;
+        suite(&RedisKv::new(handle.clone())).await;
+        // A command error (WRONGTYPE above) is not a connection failure.
+        assert!(handle.is_up());
+        assert_eq!(handle.commands_refused(), 0);
     }
 }

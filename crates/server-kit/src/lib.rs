@@ -8,9 +8,14 @@
 //! - [`config`]: `.env` loading, the env helpers and the one [`ConfigError`]
 //!   every server variable is reported with (`VAR: what is wrong`).
 //! - [`limits`]: the shared `RATE_LIMIT_*` / `TRUSTED_PROXIES` settings.
-//! - [`redis`]: `REDIS_URL` / `REDIS_TIMEOUT_MS` and the one connection
-//!   manager per process that the stores and the rate limiter share.
-//! - [`store`]: revocation and replay stores (in memory and Redis).
+//! - [`redis`]: `REDIS_URL` / `REDIS_TIMEOUT_MS` and the one lazy Redis
+//!   handle per process (background reconnect, circuit breaker) that the
+//!   stores, the kv and the rate limiter share.
+//! - [`store`]: revocation and replay stores (in memory and Redis); the
+//!   revocation channel.
+//! - [`ready`]: the `GET /ready` report (Redis, revocation subscription).
+//! - [`revocations`]: a resource server's in-memory revoked set, fed by the
+//!   revocation channel and rescanned on every reconnect.
 //! - [`kv`]: an expiring key/value store with atomic take (memory and Redis)
 //!   for the oauth-server's codes, refresh tokens, consents and registrations.
 //! - [`jwks`]: the remote JWKS cache a resource server verifies with
@@ -24,7 +29,8 @@
 //! these helpers, [`limits::rate_limit_from_env`] and
 //! [`redis::RedisSettings::from_env`]) → `telemetry::init_tracing` →
 //! `App::build` (one [`redis::connect`] shared by every store and the
-//! limiter) → serve until [`shutdown::shutdown_signal`].
+//! limiter; it returns at once and connects in the background) → serve
+//! until [`shutdown::shutdown_signal`].
 
 pub mod cli;
 pub mod config;
@@ -33,7 +39,9 @@ pub mod jwks;
 pub mod kv;
 pub mod limits;
 pub mod metrics;
+pub mod ready;
 pub mod redis;
+pub mod revocations;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -1,16 +1,37 @@
-//! The one Redis connection of a server process.
+//! The one Redis connection of a server process: lazy, reconnecting in the
+//! background, behind a circuit breaker.
 //!
-//! Both servers open exactly one [`ConnectionManager`] (a multiplexed
-//! connection that reconnects by itself) and hand clones of it to every
-//! Redis user: the revocation and replay stores and the rate limiter. One
-//! `REDIS_TIMEOUT_MS` bounds connecting and every command on it; the rate
-//! limiter additionally bounds each check by its own, shorter
-//! `RATE_LIMIT_REDIS_TIMEOUT_MS` budget so a slow Redis costs a request at
-//! most that much.
+//! [`connect`] returns at once (a server starts, and serves per its failure
+//! modes, while Redis is down). A background task makes the connection,
+//! probes it (`PING`) with exponential backoff while Redis is unreachable
+//! and every [`HEALTH_CHECK_EVERY`] while it answers. Every Redis user goes
+//! through the [`Redis`] handle:
+//!
+//! - while the breaker is closed (Redis up), a command goes to the shared
+//!   [`ConnectionManager`] (one multiplexed connection, bounded by
+//!   `REDIS_TIMEOUT_MS`);
+//! - a command that fails for a connection reason (refused, reset, timed
+//!   out) opens the breaker and wakes the prober;
+//! - while the breaker is open, a command fails at once with an
+//!   "unavailable" error: no request waits for a Redis timeout, and each
+//!   user (stores, kv, limiter) applies its own failure mode;
+//! - the first successful probe closes the breaker again.
+//!
+//! The rate limiter additionally bounds each check by its own, shorter
+//! `RATE_LIMIT_REDIS_TIMEOUT_MS` budget; a check that runs out of it opens
+//! the breaker too. `GET /ready` on both servers reports [`Redis::is_up`].
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use ratelimit::{Decision, Limiter, LimiterError, Policy, RateLimitConfig, RedisLimiter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult};
+use tokio::sync::{Notify, watch};
+
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{ConfigError, var, var_parsed};
@@ -75,19 +96,24 @@ impl RedisSettings {
 pub enum RedisConnectError {
     #[error("REDIS_URL: invalid Redis URL ({0})")]
     InvalidUrl(String),
-    #[error("cannot connect to Redis at REDIS_URL: {0}")]
-    Connect(redis::RedisError),
 }
 
-/// Opens the process's one connection to `settings.url` (`None` when unset).
-///
-/// The first connection is made now, so a server whose Redis is unreachable
-/// at start-up fails with a clear message instead of answering every request
-/// degraded. Afterwards the manager reconnects by itself: a failed command
-/// fails fast (one retry, 10–100 ms apart) and the next one tries again.
-pub async fn connect(
-    settings: &RedisSettings,
-) -> Result<Option<ConnectionManager>, RedisConnectError> {
+/// First delay between probes while Redis is unreachable; it doubles up to
+/// [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest delay between probes while Redis is unreachable: a recovered
+/// Redis is used again at most this long after it answers (a refused
+/// connection costs next to nothing, so this stays short: revocations made
+/// after an outage reach the replicas within a second of its end).
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// While Redis answers, it is probed this often even without traffic, so
+/// `/ready` and the breaker notice an outage on an idle server.
+pub const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Prepares the process's one connection to `settings.url` (`None` when
+/// unset) without waiting for Redis, and starts its background prober.
+/// Fails only on an invalid URL. Call inside a Tokio runtime.
+pub fn connect(settings: &RedisSettings) -> Result<Option<Redis>, RedisConnectError> {
     let Some(url) = &settings.url else {
         return Ok(None);
     };
@@ -96,13 +122,315 @@ pub async fn connect(
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.timeout))
         .set_response_timeout(Some(settings.timeout))
+        // The prober retries with its own backoff; a command never waits
+        // for more than one reconnect attempt.
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(10))
         .set_max_delay(Duration::from_millis(100));
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .map(Some)
-        .map_err(RedisConnectError::Connect)
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
+    let (state, _) = watch::channel(Health::default());
+    let wake = Arc::new(Notify::new());
+    let shared = Arc::new(Shared {
+        client,
+        conn,
+        timeout: settings.timeout,
+        up: AtomicBool::new(false),
+        state,
+        wake: wake.clone(),
+        sent: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
+    tokio::spawn(probe_loop(Arc::downgrade(&shared), wake));
+    Ok(Some(Redis { shared }))
+}
+
+/// What the prober last found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The breaker is closed: commands go to Redis.
+    pub up: bool,
+    /// Probes made so far (0: not tried yet).
+    pub probes: u64,
+}
+
+/// The handle every Redis user of a process shares (cheap to clone).
+#[derive(Clone)]
+pub struct Redis {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: redis::Client,
+    conn: ConnectionManager,
+    timeout: Duration,
+    /// The breaker, read on every command without a lock.
+    up: AtomicBool,
+    state: watch::Sender<Health>,
+    wake: Arc<Notify>,
+    sent: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets the prober notice that nobody needs it any more.
+        self.wake.notify_one();
+    }
+}
+
+impl std::fmt::Debug for Redis {
+    /// Never the URL: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("up", &self.is_up())
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error a command gets while the breaker is open.
+fn down_error() -> RedisError {
+    RedisError::from((
+        ErrorKind::Io,
+        "Redis is unreachable (reconnecting in the background)",
+    ))
+}
+
+/// Whether `e` says the connection (not the command) failed.
+pub fn is_connection_failure(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+}
+
+impl Redis {
+    /// True while the breaker is closed (the last probe or command reached Redis).
+    pub fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::Acquire)
+    }
+
+    /// The prober's findings, to wait for a change.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.shared.state.subscribe()
+    }
+
+    /// Waits until the first probe has finished (either way), at most a
+    /// few Redis timeouts: a server that starts while Redis is up answers
+    /// its first requests from Redis, one that starts during an outage
+    /// starts at once.
+    pub async fn first_probe(&self) {
+        let mut health = self.health();
+        let bound = self.shared.timeout * 3 + Duration::from_millis(100);
+        let _ = tokio::time::timeout(bound, health.wait_for(|h| h.probes > 0)).await;
+    }
+
+    /// The command timeout (`REDIS_TIMEOUT_MS`).
+    pub fn timeout(&self) -> Duration {
+        self.shared.timeout
+    }
+
+    /// Commands that went to Redis (the prober's excluded).
+    pub fn commands_sent(&self) -> u64 {
+        self.shared.sent.load(Ordering::Relaxed)
+    }
+
+    /// Commands answered "unavailable" at once because the breaker was open.
+    pub fn commands_refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
+    }
+
+    /// The shared connection if the breaker is closed; otherwise the
+    /// "unavailable" error, at once.
+    pub fn admit(&self) -> RedisResult<ConnectionManager> {
+        if self.is_up() {
+            self.shared.sent.fetch_add(1, Ordering::Relaxed);
+            Ok(self.shared.conn.clone())
+        } else {
+            self.shared.refused.fetch_add(1, Ordering::Relaxed);
+            Err(down_error())
+        }
+    }
+
+    /// Opens the breaker and wakes the prober (a command found Redis
+    /// unreachable).
+    pub fn report_failure(&self) {
+        if self.shared.up.swap(false, Ordering::AcqRel) {
+            self.shared.state.send_modify(|h| h.up = false);
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Runs `f` on the shared connection through the breaker: refused at
+    /// once while it is open; a connection failure opens it.
+    ///
+    /// A connection found dropped (Redis restarted, or a proxy closed the
+    /// idle connection, since its last use) is retried once: the manager
+    /// reconnects on that error, and without the retry the first command
+    /// after every unnoticed restart would fail. A timeout is never retried
+    /// (Redis may be hung).
+    pub async fn run<T, F, Fut>(&self, f: F) -> RedisResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut result = f(self.admit()?).await;
+        if let Err(e) = &result
+            && e.is_connection_dropped()
+            && !e.is_timeout()
+        {
+            result = f(self.admit()?).await;
+        }
+        if let Err(e) = &result
+            && is_connection_failure(e)
+        {
+            self.report_failure();
+        }
+        result
+    }
+
+    /// One command through [`run`](Self::run).
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// One pipeline (or `MULTI`) through [`run`](Self::run).
+    pub async fn query_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        self.run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
+    }
+
+    /// One script call through [`run`](Self::run).
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        self.run(|mut c| async move { script.invoke_async(&mut c).await })
+            .await
+    }
+
+    /// A client for connections of their own (the revocation subscription).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.shared.client
+    }
+}
+
+impl Shared {
+    async fn ping(&self) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
+            Ok(reply) => reply.map(drop),
+            Err(_) => Err(RedisError::from((ErrorKind::Io, "PING timed out"))),
+        }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Release);
+        self.state.send_modify(|h| {
+            h.up = up;
+            h.probes += 1;
+        });
+    }
+}
+
+/// Probes with backoff while Redis is down, every [`HEALTH_CHECK_EVERY`]
+/// while it is up, and at once when a command reports a failure. Ends when
+/// the last [`Redis`] handle is dropped.
+async fn probe_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut down_logged = false;
+    let mut ever_up = false;
+    loop {
+        let Some(redis) = shared.upgrade() else {
+            return;
+        };
+        let wait = match redis.ping().await {
+            Ok(()) => {
+                if down_logged {
+                    tracing::info!("Redis answers again; leaving the failure modes");
+                } else if !ever_up {
+                    tracing::info!("connected to Redis");
+                }
+                down_logged = false;
+                ever_up = true;
+                backoff = MIN_BACKOFF;
+                redis.set_up(true);
+                HEALTH_CHECK_EVERY
+            }
+            Err(e) => {
+                if !down_logged {
+                    // The error names the failure, never the URL.
+                    tracing::warn!(error = %e, "Redis is unreachable; answering per the failure modes and reconnecting in the background");
+                    down_logged = true;
+                }
+                redis.set_up(false);
+                let wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            }
+        };
+        drop(redis);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = wake.notified() => {}
+        }
+    }
+}
+
+/// The rate limiter these settings describe on the process's Redis handle
+/// (`None`: in memory), behind the breaker and wrapped in the failure mode.
+pub fn build_limiter(config: &RateLimitConfig, redis: Option<&Redis>) -> Arc<dyn Limiter> {
+    match redis {
+        None => config.build_limiter_on(None),
+        Some(redis) => {
+            let limiter =
+                RedisLimiter::from_connection(redis.shared.conn.clone(), config.redis_timeout);
+            let gated = GatedLimiter {
+                redis: redis.clone(),
+                limiter,
+            };
+            Arc::new(ratelimit::ResilientLimiter::new(
+                Arc::new(gated),
+                config.failure_mode,
+            ))
+        }
+    }
+}
+
+/// The Redis limiter behind the breaker: refused at once while Redis is
+/// known to be down, and a timeout or connection failure opens the breaker.
+#[derive(Debug)]
+struct GatedLimiter {
+    redis: Redis,
+    limiter: RedisLimiter,
+}
+
+#[async_trait]
+impl Limiter for GatedLimiter {
+    async fn check(&self, key: &str, cost: u32, policy: &Policy) -> Result<Decision, LimiterError> {
+        self.redis.admit()?;
+        let mut result = self.limiter.check(key, cost, policy).await;
+        // Same rule as `Redis::run`: a connection found dropped is retried
+        // once (otherwise the first check after an unnoticed Redis restart
+        // would open the breaker for every user of the connection).
+        if let Err(LimiterError::Redis(e)) = &result
+            && e.is_connection_dropped()
+            && !e.is_timeout()
+        {
+            self.redis.admit()?;
+            result = self.limiter.check(key, cost, policy).await;
+        }
+        match &result {
+            Err(LimiterError::Timeout(_)) => self.redis.report_failure(),
+            Err(LimiterError::Redis(e)) if is_connection_failure(e) => self.redis.report_failure(),
+            _ => {}
+        }
+        result
+    }
 }
 
 /// The variables [`RedisSettings::from_env`] reads; each server's `--help`
@@ -116,5 +444,85 @@ mod env_vars_tests {
         let mut listed = super::ENV_VARS.to_vec();
         listed.sort_unstable();
         assert_eq!(crate::cli::vars_read_in(include_str!("redis.rs")), listed);
+    }
+}
+
+#[cfg(test)]
+mod breaker_tests {
+    use super::*;
+
+    async fn wait_for_up(redis: &Redis, up: bool) {
+        let mut health = redis.health();
+        tokio::time::timeout(Duration::from_secs(10), health.wait_for(|h| h.up == up))
+            .await
+            .expect("the prober never reached the expected state")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn starts_without_redis_refuses_at_once_and_recovers() {
+        let Some(mut server) = testkit::RedisServer::start() else {
+            return;
+        };
+        server.stop();
+        let redis = connect(&RedisSettings::at(server.url())).unwrap().unwrap();
+        redis.first_probe().await;
+        assert!(!redis.is_up());
+        assert_eq!(redis.health().borrow().probes, 1);
+        for _ in 0..5 {
+            let e = redis
+                .query::<String>(&redis::cmd("PING"))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Io);
+            assert!(
+                e.to_string()
+                    .contains("Redis is unreachable (reconnecting in the background)"),
+                "{e}"
+            );
+        }
+        assert_eq!((redis.commands_sent(), redis.commands_refused()), (0, 5));
+
+        server.restart();
+        wait_for_up(&redis, true).await;
+        let pong = redis.query::<String>(&redis::cmd("PING")).await.unwrap();
+        assert_eq!(pong, "PONG");
+        assert_eq!(redis.commands_sent(), 1);
+
+        // A crash: the first command fails and opens the breaker; the next
+        // ones are refused without reaching the network.
+        server.stop();
+        let first = redis.query::<String>(&redis::cmd("PING")).await;
+        assert!(first.is_err());
+        assert!(!redis.is_up());
+        let refused = redis.commands_refused();
+        let _ = redis
+            .query::<String>(&redis::cmd("PING"))
+            .await
+            .unwrap_err();
+        assert_eq!(redis.commands_refused(), refused + 1);
+        // The first failed command was retried once (a dropped connection).
+        assert_eq!(redis.commands_sent(), 3);
+
+        server.restart();
+        wait_for_up(&redis, true).await;
+
+        // Restarted before anyone noticed: the first command finds the
+        // connection dropped, retries on a new one, and succeeds.
+        server.restart();
+        let pong = redis.query::<String>(&redis::cmd("PING")).await.unwrap();
+        assert_eq!(pong, "PONG");
+        assert!(redis.is_up());
+    }
+
+    #[test]
+    fn debug_never_shows_the_url() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let redis = connect(&RedisSettings::at("redis://:hunter2@127.0.0.1:1"))
+            .unwrap()
+            .unwrap();
+        let shown = format!("{redis:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

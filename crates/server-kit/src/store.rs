@@ -4,6 +4,11 @@
 //! Both are "remember this key until it expires" sets, so one trait pair and
 //! two back ends cover them. Entries carry their own TTL, so neither store
 //! grows without bound.
+//!
+//! With Redis, a revocation is the key `revoked:{jti}` and, in the same
+//! `MULTI`, a [`RevocationNotice`] published on [`REVOCATION_CHANNEL`]: each
+//! mcp-server replica keeps the live set in memory from that channel
+//! ([`crate::revocations`]).
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -13,7 +18,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use crate::redis::Redis;
+
+/// Prefix of the denylist keys: `revoked:{jti}`, expiring with the token.
+pub const REVOKED_KEY_PREFIX: &str = "revoked:";
+/// The Redis channel every revocation is published on (one
+/// [`RevocationNotice`] per message).
+pub const REVOCATION_CHANNEL: &str = "secure-mcp:revocations";
+
+/// The denylist key of `jti`.
+pub fn revoked_key(jti: &str) -> String {
+    format!("{REVOKED_KEY_PREFIX}{jti}")
+}
+
+/// What is published on [`REVOCATION_CHANNEL`]: the revoked `jti` and how
+/// long it stays revoked (the key's TTL; relative, so replicas with skewed
+/// clocks agree).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationNotice {
+    pub jti: String,
+    pub ttl_ms: u64,
+}
 
 /// A store operation failed (Redis unreachable, timed out, ...).
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +133,18 @@ impl MemoryStore {
         }
     }
 
-    fn contains_live(&self, key: &str) -> bool {
+    /// Remembers `key` until `ttl` from now (a later expiry wins).
+    pub(crate) fn insert_until(&self, key: &str, ttl: Duration) {
+        if !self.insert_if_absent(key, ttl)
+            && let Ok(mut shard) = self.shard(key).lock()
+            && let Some(exp) = shard.map.get_mut(key)
+        {
+            *exp = (*exp).max(Instant::now() + ttl);
+        }
+    }
+
+    /// Whether `key` is held and not expired.
+    pub(crate) fn contains_live(&self, key: &str) -> bool {
         if self.len.load(Ordering::Relaxed) == 0 {
             return false;
         }
@@ -137,35 +175,21 @@ impl ReplayStore for MemoryStore {
 
 /// Redis store: `revoked:{jti}` and `used:{id}` keys with `PX` expiry, so
 /// every oauth-server and mcp-server replica sees the same state and it
-/// survives restarts of either.
+/// survives restarts of either. Every command goes through the process's
+/// [`Redis`] handle (refused at once while Redis is known to be down).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    redis: Redis,
 }
 
 impl RedisStore {
-    /// Connects (with reconnects handled by the connection manager).
-    /// `timeout` bounds both connecting and each command.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError(format!("invalid REDIS_URL: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| StoreError(format!("cannot connect to Redis: {e}")))?;
-        Ok(Self { conn })
-    }
-
-    /// Builds a store on an existing connection manager.
-    pub fn from_connection(conn: ConnectionManager) -> Self {
-        Self { conn }
+    /// The store on the process's Redis handle.
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
     }
 }
 
-fn ttl_ms(ttl: Duration) -> u64 {
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -175,41 +199,49 @@ fn err(e: redis::RedisError) -> StoreError {
 
 #[async_trait]
 impl RevocationStore for RedisStore {
+    /// `SET revoked:{jti} 1 PX ttl` and `PUBLISH` of the notice, in one
+    /// `MULTI`: a replica that misses the message (not subscribed yet)
+    /// finds the key in its next scan.
     async fn revoke(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("SET")
-            .arg(format!("revoked:{jti}"))
+        let key = revoked_key(jti);
+        let ttl_ms = ttl_ms(ttl);
+        let notice = serde_json::to_string(&RevocationNotice {
+            jti: jti.to_owned(),
+            ttl_ms,
+        })
+        .map_err(|e| StoreError(e.to_string()))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(&key)
             .arg(1)
             .arg("PX")
-            .arg(ttl_ms(ttl))
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(err)
+            .arg(ttl_ms)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(REVOCATION_CHANNEL)
+            .arg(&notice)
+            .ignore();
+        self.redis.query_pipe::<()>(&pipe).await.map_err(err)
     }
 
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
-        redis::cmd("EXISTS")
-            .arg(format!("revoked:{jti}"))
-            .query_async::<bool>(&mut c)
-            .await
-            .map_err(err)
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(revoked_key(jti));
+        self.redis.query::<bool>(&cmd).await.map_err(err)
     }
 }
 
 #[async_trait]
 impl ReplayStore for RedisStore {
     async fn first_use(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(format!("used:{id}"))
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("used:{id}"))
             .arg(1)
             .arg("NX")
             .arg("PX")
-            .arg(ttl_ms(ttl))
-            .query_async(&mut c)
-            .await
-            .map_err(err)?;
+            .arg(ttl_ms(ttl));
+        let set: Option<String> = self.redis.query(&cmd).await.map_err(err)?;
         Ok(set.is_some())
     }
 }
@@ -302,9 +334,11 @@ mod tests {
         let Some(redis) = testkit::RedisServer::start() else {
             return;
         };
-        let s = RedisStore::connect(&redis.url(), Duration::from_secs(2))
-            .await
+        let handle = crate::redis::connect(&crate::redis::RedisSettings::at(redis.url()))
+            .unwrap()
             .unwrap();
+        handle.first_probe().await;
+        let s = RedisStore::new(handle);
         suite(&s, &s).await;
     }
 }

@@ -7,8 +7,9 @@
 //! The token goes through `auth::Verifier` (signature with a pre-parsed key
 //! from the cached JWKS, `typ`, `iss`, `aud`, `exp`/`nbf`, `scope`; a token
 //! already verified under the current key set is a cache hit whose times are
-//! checked again) and the revocation denylist, which is asked on every
-//! request. On success the [`Caller`] is put in the request
+//! checked again) and the revocation set, checked on every request in memory
+//! (with Redis, `server_kit::revocations` keeps it in step by push: no
+//! Redis round trip here). On success the [`Caller`] is put in the request
 //! extensions, where rmcp hands it to the tool handlers inside
 //! `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge
 //! (a malformed or refused token is charged to the address); the precise reason goes to the audit log
@@ -105,7 +106,8 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
 }
 
 /// Middleware: authenticates the request or answers 401 (503 when the
-/// revocation store cannot be asked: refusing is safer than guessing).
+/// revocation set is stale beyond `REVOCATION_MAX_STALENESS_SECS` and the
+/// failure mode is closed: refusing is safer than guessing).
 pub async fn authenticate(
     State(state): State<BearerState>,
     mut req: Request,

@@ -261,15 +261,20 @@ async fn the_503s_keep_their_shapes_and_echo_the_id() {
         ..Options::default()
     })
     .await;
-    // Revocation closed (the default): the bearer layer's 503 (OAuth JSON).
+    // Revocation closed (the default), past its staleness limit: the bearer
+    // layer's 503 (OAuth JSON).
     let strict = spawn_with(Options {
         redis_url: Some(redis.url()),
+        revocation_max_staleness: Some(std::time::Duration::ZERO),
         ..Options::default()
     })
     .await;
     let token = app.token(OPENAI_CLIENT, None, Some(RESOURCE)).await;
     let strict_token = strict.token(OPENAI_CLIENT, None, Some(RESOURCE)).await;
     redis.stop();
+    strict
+        .wait_ready(&format!("http://{}", strict.mcp_addr), 503)
+        .await;
 
     let r = app.call_2026(Some(&token), "tools/list", json!({})).await;
     assert_eq!(rpc(&r), (503, json!(-32000), json!(7)), "{}", r.text);

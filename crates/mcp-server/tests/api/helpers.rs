@@ -51,6 +51,8 @@ pub struct Options {
     pub replicas: Option<usize>,
     /// `MCP_ALLOWED_ORIGINS` (default: the loopback pages of the config default).
     pub origins: Option<Vec<String>>,
+    /// `REVOCATION_MAX_STALENESS_SECS` (default: the config default, 900 s).
+    pub revocation_max_staleness: Option<Duration>,
 }
 
 /// Adjusts a replica's configuration as these options describe.
@@ -68,6 +70,9 @@ fn apply(c: &mut mcp_server::Config, opts: &Options) {
     c.revocation_fail_open = opts.revocation_fail_open;
     if let Some(o) = &opts.origins {
         c.allowed_origins.clone_from(o);
+    }
+    if let Some(s) = opts.revocation_max_staleness {
+        c.revocation_max_staleness = s;
     }
 }
 
@@ -353,6 +358,79 @@ impl TestApp {
                 .unwrap(),
         )
         .await
+    }
+
+    /// A `tools/list` (2026-07-28) to the replica at `addr`.
+    pub async fn list_at(&self, addr: SocketAddr, token: &str) -> Reply {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {
+            "_meta": {"io.modelcontextprotocol/protocolVersion": V2026,
+                      "io.modelcontextprotocol/clientCapabilities": {}}}});
+        let resp = self
+            .http
+            .post(format!("http://{addr}/mcp"))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", V2026)
+            .header("mcp-method", "tools/list")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        reply(resp).await
+    }
+
+    /// Revokes `token` at the oauth-server (its owner authenticates).
+    pub async fn revoke(&self, client: (&str, &str), token: &str) -> Reply {
+        let resp = self
+            .http
+            .post(format!("{}/revoke", self.issuer))
+            .basic_auth(client.0, Some(client.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_encode(&[("token", token)]))
+            .send()
+            .await
+            .unwrap();
+        reply(resp).await
+    }
+
+    /// Polls `GET {base}/ready` until it answers `status` (10 s deadline);
+    /// returns the body.
+    pub async fn wait_ready(&self, base: &str, status: u16) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = reply(self.http.get(format!("{base}/ready")).send().await.unwrap()).await;
+            if r.status == status {
+                assert_eq!(r.header("cache-control"), Some("no-store"));
+                return r.json();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{base}/ready never answered {status}; last: {} {}",
+                r.status,
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Polls `tools/list` with `token` at `addr` until it answers `status`
+    /// (10 s deadline).
+    pub async fn wait_status_at(&self, addr: SocketAddr, token: &str, status: u16) -> Reply {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.list_at(addr, token).await;
+            if r.status == status {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{addr} never answered {status}; last: {} {}",
+                r.status,
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// The server still answers (no request may take the process down).

@@ -13,6 +13,7 @@ mod binary;
 mod cors;
 mod error_answers;
 mod jwks_rotation;
+mod lazy_redis;
 mod metadata;
 mod protocols;
 mod rate_limits;

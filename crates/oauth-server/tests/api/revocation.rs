@@ -193,3 +193,134 @@ async fn redis_assertion_replay_is_shared() {
         "client assertion was already used"
     );
 }
+
+#[tokio::test]
+async fn each_revocation_is_published_with_its_remaining_life() {
+    use futures::StreamExt;
+
+    let Some(redis) = testkit::RedisServer::start() else {
+        return;
+    };
+    let app = spawn_with(Opts {
+        redis_url: Some(redis.url()),
+        ..Opts::default()
+    })
+    .await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(server_kit::store::REVOCATION_CHANNEL)
+        .await
+        .unwrap();
+    let token = app.token(&[]).await;
+    let (_, claims) = decode_parts(&token);
+    let jti = claims["jti"].as_str().unwrap().to_owned();
+    let resp = app
+        .post_form(
+            "/revoke",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+
+    let message = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        pubsub.on_message().next(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let notice: server_kit::store::RevocationNotice =
+        serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+    assert_eq!(notice.jti, jti);
+    // The token's remaining life plus the resource servers' 60 s leeway.
+    let left = (claims["exp"].as_i64().unwrap() - auth::now_unix()).unsigned_abs();
+    assert!(
+        (left * 1000..=(left + 61) * 1000).contains(&notice.ttl_ms),
+        "{notice:?}"
+    );
+    // The key is there too, with the same life (a replica that was not
+    // subscribed finds it by its scan).
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("revoked:{jti}"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl.unsigned_abs() <= notice.ttl_ms, "{pttl}");
+}
+
+#[tokio::test]
+async fn starts_while_redis_is_down_and_uses_it_once_it_comes_up() {
+    let Some(mut redis) = testkit::RedisServer::start() else {
+        return;
+    };
+    // Nothing listens on this port until the restart below.
+    redis.stop();
+    let app = spawn_with(Opts {
+        redis_url: Some(redis.url()),
+        ..Opts::default()
+    })
+    .await;
+    let get = |path: &'static str| {
+        let http = app.http.clone();
+        let url = app.url(path);
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let cache = r
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, cache, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(get("/health").await.0, 200);
+    assert_eq!(
+        get("/ready").await,
+        (
+            503,
+            Some("no-store".to_owned()),
+            json!({"status": "degraded", "redis": "down"})
+        )
+    );
+
+    // Issuing needs no Redis (the per-IP limit falls back per
+    // RATE_LIMIT_FAILURE_MODE=local); what must be stored answers 503 at once.
+    let token = app.token(&[]).await;
+    let resp = app
+        .post_form(
+            "/revoke",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_oauth_error(resp, 503, "temporarily_unavailable").await;
+    let redis_handle = app.state().readiness.redis().unwrap().clone();
+    assert_eq!(
+        redis_handle.commands_sent(),
+        0,
+        "no request waited on a Redis known to be down"
+    );
+
+    redis.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get("/ready").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        get("/ready").await.2,
+        json!({"status": "ready", "redis": "up"})
+    );
+    let resp = app
+        .post_form(
+            "/revoke",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.introspect(&token).await, json!({"active": false}));
+}

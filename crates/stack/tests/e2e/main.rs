@@ -23,6 +23,7 @@ mod issuer_spelling;
 mod mcp;
 mod oauth;
 mod official_sdks;
+mod redis_outage;
 mod signin_tls;
 mod tls;
 mod tools;
