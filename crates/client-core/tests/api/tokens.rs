@@ -197,6 +197,26 @@ async fn a_revoked_token_triggers_exactly_one_reauthentication() {
     assert_eq!(tokens.fetch_count(), 1);
     let current = tokens.token().await.unwrap();
     stack.revoke(OPENAI_CLIENT, current.expose()).await;
+    // The revocation reaches the mcp-server by Redis pub/sub, a moment later.
+    let jti = {
+        use base64::Engine as _;
+        let payload = current.expose().split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !stack.mcp.revocations().is_revoked(&jti).await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revocation never reached the mcp-server"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let out = client
         .call_tool("get_customer_info", json!({"customer_id": "12345"}))
