@@ -60,6 +60,9 @@ impl App {
         config: Config,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
+        // Embedders build `Config` by hand: the allow-lists are checked here
+        // too, before anything is fetched (an empty list would switch a check off).
+        config.validate()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

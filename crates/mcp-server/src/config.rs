@@ -91,10 +91,10 @@ impl Config {
             Some(v) => Some(parse_http_url("OAUTH_JWKS_URL", &v)?.to_string()),
         };
         let allowed_hosts = match var("MCP_ALLOWED_HOSTS") {
-            Some(_) => var_list("MCP_ALLOWED_HOSTS", &[]),
+            Some(_) => var_list("MCP_ALLOWED_HOSTS", &[])?,
             None => default_hosts(&resource_url),
         };
-        let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS);
+        let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS)?;
         let redis = RedisSettings::from_env()?;
         let log_format = var_parsed("LOG_FORMAT", LogFormat::Text)?;
         let rate_limit = rate_limit_from_env()?;
@@ -158,7 +158,8 @@ impl Config {
         })
     }
 
-    /// Checks the allow-lists parse (the same rules rmcp applies).
+    /// Checks the allow-lists parse (the same rules rmcp applies) and that
+    /// neither is empty (an empty list switches its check off).
     pub fn validate(&self) -> Result<(), ConfigError> {
         HostPolicy::new(&self.allowed_hosts, &self.allowed_origins).map(|_| ())
     }

@@ -100,7 +100,7 @@ impl Config {
         }
         let issuer = validate_issuer(&var_or("OAUTH_ISSUER", "http://localhost:8080"))
             .map_err(|m| ConfigError::new("OAUTH_ISSUER", m))?;
-        let resources = var_list("OAUTH_RESOURCES", &[DEFAULT_RESOURCE])
+        let resources = var_list("OAUTH_RESOURCES", &[DEFAULT_RESOURCE])?
             .iter()
             .map(|r| {
                 canonical_resource(r)
@@ -253,10 +253,20 @@ fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
     };
     let scopes = match var("OAUTH_REGISTRATION_SCOPES") {
         None => None,
-        Some(v) => Some(
-            ScopeSet::try_from_tokens(v.split([' ', ',']).filter(|s| !s.is_empty()))
-                .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_SCOPES", e.to_string()))?,
-        ),
+        Some(v) => {
+            let set = ScopeSet::try_from_tokens(v.split([' ', ',']).filter(|s| !s.is_empty()))
+                .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_SCOPES", e.to_string()))?;
+            if set.is_empty() {
+                return Err(ConfigError::new(
+                    "OAUTH_REGISTRATION_SCOPES",
+                    format!(
+                        "{v:?} names no scope: list scopes, unset it for the default, \
+                         or set OAUTH_REGISTRATION=off"
+                    ),
+                ));
+            }
+            Some(set)
+        }
     };
     let max_clients: u64 = var_parsed("OAUTH_REGISTRATION_MAX", defaults.max_clients)?;
     if max_clients == 0 {
@@ -272,7 +282,7 @@ fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
             "must be between 1 and 10000",
         ));
     }
-    let cimd_allowed_hosts = var_list("OAUTH_CIMD_ALLOWED_HOSTS", &[])
+    let cimd_allowed_hosts = var_list("OAUTH_CIMD_ALLOWED_HOSTS", &[])?
         .into_iter()
         .map(|h| {
             if h.contains("://") || h.contains('/') || h.contains('@') {

@@ -115,6 +115,54 @@ fn bad_values_exit_2_with_one_line_naming_the_variable() {
     }
 }
 
+/// Issue 13 item 8: a list that parses to nothing, or has a hole, would
+/// weaken what it configures; each exits 2 with one line naming the fix.
+#[test]
+fn lists_that_would_weaken_a_protection_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, line) in [
+        (
+            "TRUSTED_PROXIES",
+            "127.0.0.1,",
+            "oauth-server: TRUSTED_PROXIES: entry 2 is empty in \"127.0.0.1,\": remove the extra comma, or unset the variable to trust no proxy",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            ",",
+            "oauth-server: TRUSTED_PROXIES: entry 1 is empty in \",\": remove the extra comma, or unset the variable to trust no proxy",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            "0.0.0.0/0",
+            "oauth-server: TRUSTED_PROXIES: \"0.0.0.0/0\" trusts every address, so any client could choose its rate-limit key with X-Forwarded-For: name the proxies' own networks",
+        ),
+        (
+            "OAUTH_RESOURCES",
+            "http://localhost:8000/mcp,,https://mcp.example.com/mcp",
+            "oauth-server: OAUTH_RESOURCES: entry 2 is empty in \"http://localhost:8000/mcp,,https://mcp.example.com/mcp\": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "OAUTH_CIMD_ALLOWED_HOSTS",
+            ",",
+            "oauth-server: OAUTH_CIMD_ALLOWED_HOSTS: entry 1 is empty in \",\": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "OAUTH_REGISTRATION_SCOPES",
+            " , ",
+            "oauth-server: OAUTH_REGISTRATION_SCOPES: \" , \" names no scope: list scopes, unset it for the default, or set OAUTH_REGISTRATION=off",
+        ),
+    ] {
+        let out = run(dir.path(), &[(var, value)], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{var}={value:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out), format!("{line}\n"), "{var}={value:?}");
+    }
+}
+
 #[test]
 fn a_bad_value_in_dot_env_is_a_configuration_error_too() {
     let dir = tempfile::tempdir().unwrap();
