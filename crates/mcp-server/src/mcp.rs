@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -276,6 +277,25 @@ impl ServerHandler for McpHandler {
         Ok(ListPromptsResult::with_all_items(vec![])
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private))
+    }
+
+    /// The `prompts` capability is declared, so `prompts/get` is a method this
+    /// server has (rmcp's default answers -32601, method not found); the list
+    /// is empty, so every name is unknown: -32602, as MCP specifies for an
+    /// invalid prompt name.
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        caller(&ctx)?;
+        Err(ErrorData::invalid_params(
+            format!(
+                "unknown prompt: {} (prompts/list names the prompts)",
+                tools::validate::preview(&request.name)
+            ),
+            None,
+        ))
     }
 
     async fn read_resource(

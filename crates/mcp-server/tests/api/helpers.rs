@@ -297,7 +297,7 @@ impl TestApp {
     /// A 2026-07-28 stateless request (per-request `_meta`, SEP-2243 headers).
     pub async fn call_2026(&self, token: Option<&str>, method: &str, mut params: Value) -> Reply {
         let name = match method {
-            "tools/call" => params["name"].as_str().map(str::to_owned),
+            "tools/call" | "prompts/get" => params["name"].as_str().map(str::to_owned),
             "resources/read" => params["uri"].as_str().map(str::to_owned),
             _ => None,
         };
