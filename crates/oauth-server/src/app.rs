@@ -90,6 +90,9 @@ impl App {
             trusted: config.rate_limit.trusted_proxies.clone(),
         };
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
+        let revocable_tokens =
+            Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys())
+                .with_leeway(auth::verify::DEFAULT_LEEWAY_SECS);
         let known_scopes = registry.all_scopes();
         let reg = &config.registration;
         let policy = crate::registration::PublicClientPolicy {
@@ -123,6 +126,7 @@ impl App {
             kv,
             keys,
             own_tokens,
+            revocable_tokens,
             revocations,
             replays,
             metadata_body,

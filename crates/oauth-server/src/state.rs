@@ -36,8 +36,12 @@ pub struct Inner {
     /// anything else is `invalid_scope`.
     pub known_scopes: auth::scope::ScopeSet,
     pub keys: KeyStore,
-    /// Verifies our own tokens (any audience) for introspection/revocation.
+    /// Verifies our own tokens (any audience, no leeway) for introspection.
     pub own_tokens: Verifier,
+    /// The same with the resource servers' leeway, for `/revoke`: a token
+    /// that expired a moment ago is still accepted there, so it must still
+    /// be revocable here.
+    pub revocable_tokens: Verifier,
     pub revocations: Arc<dyn RevocationStore>,
     pub replays: Arc<dyn ReplayStore>,
     /// RFC 8414 metadata, serialised once.
