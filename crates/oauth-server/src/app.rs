@@ -10,8 +10,8 @@ use server_kit::kv::{KvStore, MemoryKv, RedisKv};
 use server_kit::redis::RedisSettings;
 use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
+use crate::argon::{ClientSecrets, PasswordCheck};
 use crate::clients::Registry;
 use crate::codes::Codes;
 use crate::config::Config;
@@ -22,7 +22,7 @@ use crate::refresh::RefreshTokens;
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
-use crate::users::{FileUsers, PasswordCheck, UsersFile};
+use crate::users::{FileUsers, UsersFile};
 
 /// A built, bound, not-yet-running server.
 pub struct App {
@@ -113,14 +113,22 @@ impl App {
         let registrations =
             crate::registration::Registrations::new(kv.clone(), policy, reg.max_clients);
         let metadata_body = metadata::document(&config, &registry);
-        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let slow_hash_permits = Arc::new(Semaphore::new(permits));
-        let passwords = PasswordCheck::new(slow_hash_permits.clone());
+        let passwords = PasswordCheck::new(config.argon2_threads)
+            .context("cannot start the argon2 verification threads")?;
         let users = load_users(&config, passwords.clone()).await?;
+        let secrets = {
+            let (registry, passwords) = (registry.clone(), passwords.clone());
+            // One argon2id hash (the dummy): off the async workers.
+            tokio::task::spawn_blocking(move || ClientSecrets::for_registry(&registry, passwords))
+                .await
+                .context("client secret set-up task failed")?
+                .map_err(anyhow::Error::msg)
+                .context("OAUTH_CLIENTS_FILE")?
+        };
         let state = AppState::new(Inner {
             config,
             known_scopes,
-            clients: ClientDirectory::with_sources(registry, registrations, documents),
+            clients: ClientDirectory::with_sources(registry, secrets, registrations, documents),
             codes,
             refresh,
             kv,
@@ -131,7 +139,6 @@ impl App {
             replays,
             metadata_body,
             limits,
-            slow_hash_permits,
             users,
             passwords,
         });

@@ -46,6 +46,7 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
 /// | `OAUTH_RATE_LIMIT_BURST` [20] | burst of that budget |
 /// | `OAUTH_FAILED_AUTH_COST` [5] | units a failed client authentication costs its IP |
+/// | `OAUTH_ARGON2_THREADS` [2] | dedicated threads for argon2id verifications (1..=64); memory ≈ threads × 19 MiB |
 /// | `RATE_LIMIT_FAILURE_MODE` [local] | local, open or closed when Redis fails |
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
 /// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
@@ -83,6 +84,8 @@ pub struct Config {
     /// Budget per IP (before auth) and per client (after auth).
     pub oauth_policy: Policy,
     pub failed_auth_cost: u32,
+    /// `OAUTH_ARGON2_THREADS`: the argon2id verification pool.
+    pub argon2_threads: usize,
     pub log_format: LogFormat,
     /// Dynamic registration and client metadata documents.
     pub registration: RegistrationConfig,
@@ -129,6 +132,14 @@ impl Config {
                 "must be between 1 and OAUTH_RATE_LIMIT_BURST",
             ));
         }
+        let argon2_threads: usize =
+            var_parsed("OAUTH_ARGON2_THREADS", crate::argon::DEFAULT_THREADS)?;
+        if !(1..=64).contains(&argon2_threads) {
+            return Err(ConfigError::new(
+                "OAUTH_ARGON2_THREADS",
+                format!("must be between 1 and 64, got {argon2_threads}"),
+            ));
+        }
         let users_file = server_kit::config::var("OAUTH_USERS_FILE");
         Ok(Self {
             bind: var_parsed("OAUTH_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
@@ -148,6 +159,7 @@ impl Config {
             rate_limit,
             oauth_policy,
             failed_auth_cost,
+            argon2_threads,
             log_format: var_parsed("LOG_FORMAT", LogFormat::Text)?,
             registration: registration_from_env()?,
         })
@@ -180,6 +192,7 @@ impl Config {
             oauth_policy: Policy::new(120, 20)
                 .map_err(|e| ConfigError::new("OAUTH_RATE_LIMIT_BURST", e.to_string()))?,
             failed_auth_cost: 5,
+            argon2_threads: crate::argon::DEFAULT_THREADS,
             log_format: LogFormat::Text,
             registration: RegistrationConfig::defaults(),
         })
@@ -423,6 +436,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_FAILED_AUTH_COST",
         "5",
         "units a failed client authentication costs its IP, 1 to OAUTH_RATE_LIMIT_BURST",
+    ),
+    EnvVar::new(
+        "OAUTH_ARGON2_THREADS",
+        "2",
+        "dedicated threads for argon2id verifications (client secrets, passwords), 1 to 64; \
+         each keeps one buffer of the hash's memory cost (19 MiB for the defaults)",
     ),
     EnvVar::new(
         "RATE_LIMIT_FAILURE_MODE",

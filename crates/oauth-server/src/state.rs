@@ -7,7 +7,6 @@ use auth::verify::Verifier;
 use bytes::Bytes;
 use server_kit::kv::KvStore;
 use server_kit::store::{ReplayStore, RevocationStore};
-use tokio::sync::Semaphore;
 
 use crate::codes::Codes;
 use crate::config::Config;
@@ -48,12 +47,10 @@ pub struct Inner {
     pub metadata_body: Bytes,
     /// Brute-force protection (per IP, per client).
     pub limits: Limits,
-    /// Bounds concurrent argon2id verifications (memory-hard, CPU-heavy);
-    /// shared by client secrets and user passwords.
-    pub slow_hash_permits: Arc<Semaphore>,
     /// The people who sign in at /authorize (`OAUTH_USERS_FILE`).
     pub users: Arc<dyn UserDirectory>,
-    /// Runs (and counts) password verifications for [`Inner::users`].
+    /// Runs (and counts) every argon2id verification: user passwords and
+    /// client secrets (`OAUTH_ARGON2_THREADS` dedicated threads).
     pub passwords: PasswordCheck,
 }
 
