@@ -122,6 +122,7 @@ impl App {
             metadata: ProtectedResourceMetadata::new(&config.resource_url, &config.issuer),
             limits,
             revocation_fail_open: config.revocation_fail_open,
+            max_result_bytes: config.max_result_bytes,
         });
 
         let shutdown = CancellationToken::new();

@@ -13,6 +13,7 @@ use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings}
 use server_kit::telemetry::LogFormat;
 
 use crate::host_policy::HostPolicy;
+use crate::state::DEFAULT_MAX_RESULT_BYTES;
 
 /// Hosts accepted in `Host` by default: loopback only (any port).
 pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -51,6 +52,7 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` | `100` | limiter timeout on Redis |
 /// | `RATE_LIMIT_AUTH_FAILURES_PER_MINUTE` / `RATE_LIMIT_AUTH_FAILURES_BURST` | `30` / `10` | failed authentications per IP (`rl:ip:{addr}`, in-process) before that address gets 429 without its token being looked at |
 /// | `TRUSTED_PROXIES` | unset | CIDRs whose `X-Forwarded-For` is believed (nginx) |
+/// | `MCP_MAX_RESULT_BYTES` | `524288` (512 KiB) | largest tool result (its JSON) sent; a larger one is a tool error (`isError: true`) saying so; 1024 to 16777216 |
 /// | `REVOCATION_FAILURE_MODE` | `closed` | when the revocation denylist (Redis) cannot be read: `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -70,6 +72,8 @@ pub struct Config {
     pub auth_failure_policy: Policy,
     /// Accept tokens when the revocation store is unreachable.
     pub revocation_fail_open: bool,
+    /// `MCP_MAX_RESULT_BYTES`: larger tool results become tool errors.
+    pub max_result_bytes: usize,
     pub log_format: LogFormat,
 }
 
@@ -115,6 +119,13 @@ impl Config {
                 ));
             }
         };
+        let max_result_bytes: usize = var_parsed("MCP_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?;
+        if !(1024..=16 * 1024 * 1024).contains(&max_result_bytes) {
+            return Err(ConfigError::new(
+                "MCP_MAX_RESULT_BYTES",
+                format!("must be between 1024 and 16777216 bytes, got {max_result_bytes}"),
+            ));
+        }
         let config = Config {
             bind,
             resource_url,
@@ -127,6 +138,7 @@ impl Config {
             rate_limit,
             auth_failure_policy,
             revocation_fail_open,
+            max_result_bytes,
             log_format,
         };
         config.validate()?;
@@ -154,6 +166,7 @@ impl Config {
             auth_failure_policy: Policy::new(30, 10)
                 .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
             revocation_fail_open: false,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             log_format: LogFormat::Text,
         })
     }
@@ -337,6 +350,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "closed",
         "when the revocation denylist (Redis) cannot be read: closed answers 503, open \
          accepts the (signature-checked, short-lived) token and audits mcp.revocation_unchecked",
+    ),
+    EnvVar::new(
+        "MCP_MAX_RESULT_BYTES",
+        "524288",
+        "largest tool result (its JSON) sent, 1024 to 16777216; a larger one becomes a tool \
+         error (isError: true) that says so",
     ),
     EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
     EnvVar::new(

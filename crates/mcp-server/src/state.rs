@@ -22,6 +22,12 @@ use crate::store::CustomerStore;
 /// request, a ticket with a 2000-character description, is a few KiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// `MCP_MAX_RESULT_BYTES` default: the largest tool result (its JSON) that
+/// is sent; a larger one becomes a tool error. The largest result a tool can
+/// build within its bounds (50 tickets of 2,000-character descriptions) is
+/// under 460 KiB, so this is a backstop, not a limit a valid call meets.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 512 * 1024;
+
 /// Everything a request may need.
 #[derive(Clone)]
 pub struct AppState {
@@ -39,6 +45,7 @@ struct Inner {
     session_owners: Arc<SessionOwners>,
     limits: Arc<Limits>,
     revocation_fail_open: bool,
+    max_result_bytes: usize,
 }
 
 /// The parts an [`AppState`] is made of.
@@ -52,6 +59,8 @@ pub struct AppStateParts {
     pub metadata: ProtectedResourceMetadata,
     pub limits: Limits,
     pub revocation_fail_open: bool,
+    /// `MCP_MAX_RESULT_BYTES`.
+    pub max_result_bytes: usize,
 }
 
 impl AppState {
@@ -68,6 +77,7 @@ impl AppState {
                 session_owners: Arc::default(),
                 limits: Arc::new(p.limits),
                 revocation_fail_open: p.revocation_fail_open,
+                max_result_bytes: p.max_result_bytes,
             }),
         }
     }
@@ -108,6 +118,11 @@ impl AppState {
     /// checked is accepted (otherwise 503).
     pub fn revocation_fail_open(&self) -> bool {
         self.inner.revocation_fail_open
+    }
+
+    /// The largest tool result (serialised JSON) sent (`MCP_MAX_RESULT_BYTES`).
+    pub fn max_result_bytes(&self) -> usize {
+        self.inner.max_result_bytes
     }
 
     /// The per-client and failed-authentication budgets.

@@ -51,6 +51,8 @@ pub struct Options {
     pub replicas: Option<usize>,
     /// `MCP_ALLOWED_ORIGINS` (default: the loopback pages of the config default).
     pub origins: Option<Vec<String>>,
+    /// `MCP_MAX_RESULT_BYTES` (default 512 KiB).
+    pub max_result_bytes: Option<usize>,
 }
 
 /// Adjusts a replica's configuration as these options describe.
@@ -68,6 +70,9 @@ fn apply(c: &mut mcp_server::Config, opts: &Options) {
     c.revocation_fail_open = opts.revocation_fail_open;
     if let Some(o) = &opts.origins {
         c.allowed_origins.clone_from(o);
+    }
+    if let Some(n) = opts.max_result_bytes {
+        c.max_result_bytes = n;
     }
 }
 

@@ -16,6 +16,7 @@ mod jwks_rotation;
 mod metadata;
 mod protocols;
 mod rate_limits;
+mod results;
 mod revocation;
 mod scopes;
 mod second_wall;
