@@ -36,6 +36,7 @@ pub struct App {
     state: AppState,
     jwks: Arc<RemoteJwks>,
     shutdown: CancellationToken,
+    connections: server_kit::serve::ConnectionLimits,
 }
 
 impl std::fmt::Debug for App {
@@ -139,6 +140,7 @@ impl App {
             state,
             jwks,
             shutdown,
+            connections: config.connections,
         })
     }
 
@@ -170,6 +172,7 @@ impl App {
             router,
             jwks,
             shutdown,
+            connections,
             ..
         } = self;
         let addr = listener.local_addr().context("listener has no address")?;
@@ -188,19 +191,14 @@ impl App {
             }
         });
 
-        let graceful = shutdown.clone();
-        // Small responses (SSE events in particular) must not wait for
-        // Nagle + delayed ACK (~40 ms per request otherwise).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
+        server_kit::serve::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            connections,
+            crate::error::connection_answers(),
+            shutdown,
         )
-        .with_graceful_shutdown(async move { graceful.cancelled().await })
-        .await
-        .context("server error")?;
+        .await;
         tracing::info!("mcp-server stopped");
         Ok(())
     }

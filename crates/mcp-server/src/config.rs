@@ -10,6 +10,7 @@ use server_kit::cli::EnvVar;
 use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
+use server_kit::serve::ConnectionLimits;
 use server_kit::telemetry::LogFormat;
 
 use crate::host_policy::HostPolicy;
@@ -52,6 +53,7 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` | `100` | limiter timeout on Redis |
 /// | `RATE_LIMIT_AUTH_FAILURES_PER_MINUTE` / `RATE_LIMIT_AUTH_FAILURES_BURST` | `30` / `10` | failed authentications per IP (`rl:ip:{addr}`, in-process) before that address gets 429 without its token being looked at |
 /// | `TRUSTED_PROXIES` | unset | CIDRs whose `X-Forwarded-For` is believed (nginx) |
+/// | `HTTP_HEADER_READ_TIMEOUT_SECS` / `HTTP_REQUEST_TIMEOUT_SECS` / `HTTP_IDLE_TIMEOUT_SECS` / `HTTP_MAX_CONNECTIONS` | `10` / `30` / `60` / `512` | connection hygiene (`server_kit::serve`) |
 /// | `MCP_MAX_RESULT_BYTES` | `524288` (512 KiB) | largest tool result (its JSON) sent; a larger one is a tool error (`isError: true`) saying so; 1024 to 16777216 |
 /// | `REVOCATION_FAILURE_MODE` | `closed` | when the revocation denylist (Redis) cannot be read: `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
 #[derive(Debug, Clone)]
@@ -74,6 +76,8 @@ pub struct Config {
     pub revocation_fail_open: bool,
     /// `MCP_MAX_RESULT_BYTES`: larger tool results become tool errors.
     pub max_result_bytes: usize,
+    /// `HTTP_*`: header/request/idle timeouts and the connection cap.
+    pub connections: ConnectionLimits,
     pub log_format: LogFormat,
 }
 
@@ -139,6 +143,7 @@ impl Config {
             auth_failure_policy,
             revocation_fail_open,
             max_result_bytes,
+            connections: ConnectionLimits::from_env()?,
             log_format,
         };
         config.validate()?;
@@ -167,6 +172,7 @@ impl Config {
                 .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
             revocation_fail_open: false,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            connections: ConnectionLimits::default(),
             log_format: LogFormat::Text,
         })
     }
@@ -356,6 +362,28 @@ pub const ENV_VARS: &[EnvVar] = &[
         "524288",
         "largest tool result (its JSON) sent, 1024 to 16777216; a larger one becomes a tool \
          error (isError: true) that says so",
+    ),
+    EnvVar::new(
+        "HTTP_HEADER_READ_TIMEOUT_SECS",
+        "10",
+        "seconds a client has to send a request's headers (also the keep-alive idle limit \
+         between requests); the connection is closed beyond it, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_REQUEST_TIMEOUT_SECS",
+        "30",
+        "seconds from a request's headers to its response head, body included; 408 beyond, \
+         1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        "60",
+        "a connection on which no byte moves for this long is closed, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_MAX_CONNECTIONS",
+        "512",
+        "open connections at most; one more gets 503 (Retry-After: 1) and is closed",
     ),
     EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
     EnvVar::new(

@@ -183,11 +183,15 @@ impl App {
             store = if state.config.redis_url.is_some() { "redis" } else { "memory" },
             "oauth-server listening"
         );
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .context("server error")?;
+        let connections = state.config.connections;
+        server_kit::serve::serve(
+            self.listener,
+            router(state),
+            connections,
+            crate::error::OAuthError::connection_answers(),
+            server_kit::serve::token_from(stop),
+        )
+        .await;
         let _ = stop_tx.send(true);
         let _ = reload.await;
         tracing::info!("oauth-server stopped");

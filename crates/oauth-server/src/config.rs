@@ -46,6 +46,7 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
 /// | `OAUTH_RATE_LIMIT_BURST` [20] | burst of that budget |
 /// | `OAUTH_FAILED_AUTH_COST` [5] | units a failed client authentication costs its IP |
+/// | `HTTP_HEADER_READ_TIMEOUT_SECS` / `HTTP_REQUEST_TIMEOUT_SECS` / `HTTP_IDLE_TIMEOUT_SECS` / `HTTP_MAX_CONNECTIONS` [10 / 30 / 60 / 512] | connection hygiene (`server_kit::serve`) |
 /// | `OAUTH_ARGON2_THREADS` [2] | dedicated threads for argon2id verifications (1..=64); memory ≈ threads × 19 MiB |
 /// | `RATE_LIMIT_FAILURE_MODE` [local] | local, open or closed when Redis fails |
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
@@ -86,6 +87,8 @@ pub struct Config {
     pub failed_auth_cost: u32,
     /// `OAUTH_ARGON2_THREADS`: the argon2id verification pool.
     pub argon2_threads: usize,
+    /// `HTTP_*`: header/request/idle timeouts and the connection cap.
+    pub connections: server_kit::serve::ConnectionLimits,
     pub log_format: LogFormat,
     /// Dynamic registration and client metadata documents.
     pub registration: RegistrationConfig,
@@ -160,6 +163,7 @@ impl Config {
             oauth_policy,
             failed_auth_cost,
             argon2_threads,
+            connections: server_kit::serve::ConnectionLimits::from_env()?,
             log_format: var_parsed("LOG_FORMAT", LogFormat::Text)?,
             registration: registration_from_env()?,
         })
@@ -193,6 +197,7 @@ impl Config {
                 .map_err(|e| ConfigError::new("OAUTH_RATE_LIMIT_BURST", e.to_string()))?,
             failed_auth_cost: 5,
             argon2_threads: crate::argon::DEFAULT_THREADS,
+            connections: server_kit::serve::ConnectionLimits::default(),
             log_format: LogFormat::Text,
             registration: RegistrationConfig::defaults(),
         })
@@ -436,6 +441,28 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_FAILED_AUTH_COST",
         "5",
         "units a failed client authentication costs its IP, 1 to OAUTH_RATE_LIMIT_BURST",
+    ),
+    EnvVar::new(
+        "HTTP_HEADER_READ_TIMEOUT_SECS",
+        "10",
+        "seconds a client has to send a request's headers (also the keep-alive idle limit \
+         between requests); the connection is closed beyond it, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_REQUEST_TIMEOUT_SECS",
+        "30",
+        "seconds from a request's headers to its response head, body included; 408 beyond, \
+         1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        "60",
+        "a connection on which no byte moves for this long is closed, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_MAX_CONNECTIONS",
+        "512",
+        "open connections at most; one more gets 503 (Retry-After: 1) and is closed",
     ),
     EnvVar::new(
         "OAUTH_ARGON2_THREADS",

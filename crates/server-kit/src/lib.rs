@@ -17,6 +17,8 @@
 //!   (discovery through RFC 8414, rate-limited refetch on unknown `kid`).
 //! - [`telemetry`]: `LOG_FORMAT` / `RUST_LOG` tracing set-up.
 //! - [`shutdown`]: the one SIGINT/SIGTERM future.
+//! - [`serve`]: the one serve loop: header-read, request and idle timeouts,
+//!   a connection cap (`HTTP_*`), an accept loop that survives fd exhaustion.
 //! - [`healthcheck`]: the `healthcheck` subcommand's probe of `GET /health`.
 //!
 //! # Start-up of a server
@@ -33,6 +35,7 @@ pub mod jwks;
 pub mod kv;
 pub mod limits;
 pub mod redis;
+pub mod serve;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

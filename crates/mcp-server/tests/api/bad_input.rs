@@ -678,3 +678,58 @@ async fn malformed_json_of_any_shape_is_a_parse_error() {
     let r = app.call_2026(Some(&t), "tools/list", json!({})).await;
     assert_eq!(r.status, 200, "still serving: {}", r.text);
 }
+
+/// Issue 13 item 3: a body that does not arrive within
+/// `HTTP_REQUEST_TIMEOUT_SECS` gets 408 with a JSON-RPC error, while 200
+/// such clients do not keep a normal tools/call from being served.
+#[tokio::test]
+async fn a_trickled_body_gets_408_and_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_with(Options {
+        request_timeout: Some(std::time::Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    let t = app.secure_token().await;
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut c = tokio::net::TcpStream::connect(app.mcp_addr).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {t}\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             content-length: 100\r\n\r\n{{\"jsonrpc\":"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        slow.push(c);
+    }
+    let r = app
+        .call_2026(
+            Some(&t),
+            "tools/call",
+            json!({"name": "get_customer_info", "arguments": {"customer_id": "12345"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "served while 200 clients trickle: {}",
+        r.text
+    );
+    for c in &mut slow {
+        let mut out = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{text}"
+        );
+        let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Request Timeout: the request did not arrive in time (HTTP_REQUEST_TIMEOUT_SECS)"}})
+        );
+    }
+    app.assert_alive().await;
+}

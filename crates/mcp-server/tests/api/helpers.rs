@@ -53,6 +53,8 @@ pub struct Options {
     pub origins: Option<Vec<String>>,
     /// `MCP_MAX_RESULT_BYTES` (default 512 KiB).
     pub max_result_bytes: Option<usize>,
+    /// `HTTP_REQUEST_TIMEOUT_SECS` (default 30 s).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// Adjusts a replica's configuration as these options describe.
@@ -73,6 +75,9 @@ fn apply(c: &mut mcp_server::Config, opts: &Options) {
     }
     if let Some(n) = opts.max_result_bytes {
         c.max_result_bytes = n;
+    }
+    if let Some(t) = opts.request_timeout {
+        c.connections.request_timeout = t;
     }
 }
 

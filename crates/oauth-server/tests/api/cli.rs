@@ -423,3 +423,94 @@ fn a_missing_users_file_is_an_error_only_when_named() {
         "{err}"
     );
 }
+
+/// Issue 13 item 3: with its file descriptors exhausted by held connections
+/// the server keeps accepting as soon as descriptors free up: the accept
+/// loop logs the failure and retries, it never ends.
+#[tokio::test]
+async fn the_accept_loop_outlives_fd_exhaustion() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let keys = dir.path().join("keys");
+    let log = dir.path().join("stderr.log");
+    let mut child = command(
+        dir.path(),
+        &[
+            ("OAUTH_BIND", &bind),
+            ("OAUTH_CLIENTS_FILE", &dev_clients()),
+            ("OAUTH_KEYS_DIR", keys.to_str().unwrap()),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .program_for_shell()
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let http = reqwest::Client::new();
+    let health = format!("http://{bind}/health");
+    let healthy = || async {
+        for _ in 0..200 {
+            if let Ok(r) = http.get(&health).send().await
+                && r.status() == 200
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        healthy().await,
+        "started: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    // More connections than the process has descriptors left.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(&bind).await.unwrap());
+    }
+    let mut logged = false;
+    for _ in 0..200 {
+        if std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("accept failed (out of file descriptors?); retrying")
+        {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged, "{}", std::fs::read_to_string(&log).unwrap());
+    drop(held);
+    assert!(healthy().await, "serving again once descriptors are free");
+    assert_eq!(child.try_wait().unwrap(), None, "still running");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+/// Runs the command through `sh` with at most 40 open file descriptors.
+trait LowFdLimit {
+    fn program_for_shell(&mut self) -> Command;
+}
+
+impl LowFdLimit for Command {
+    fn program_for_shell(&mut self) -> Command {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg("ulimit -n 40 && exec \"$0\" serve")
+            .arg(self.get_program());
+        sh.env_clear();
+        for (k, v) in self.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        if let Some(d) = self.get_current_dir() {
+            sh.current_dir(d);
+        }
+        sh.stdin(Stdio::null());
+        sh
+    }
+}
