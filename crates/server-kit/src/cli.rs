@@ -246,6 +246,7 @@ mod tests {
             crate::limits::ENV_VARS
                 .iter()
                 .chain(crate::redis::ENV_VARS)
+                .chain(crate::serve::ENV_VARS)
                 .map(|n| EnvVar::new(n, "", "")),
         );
         let problems = table_drift(r#"var_or("A_VAR", "1"); var("NEW_VAR")"#, &all, &[]);

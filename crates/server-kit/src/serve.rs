@@ -96,15 +96,14 @@ impl ConnectionLimits {
             }
             Ok(Duration::from_secs(v))
         };
-        let header: u64 = var_parsed(
-            "HTTP_HEADER_READ_TIMEOUT_SECS",
+        let (h, r, i) = (
             DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
-        )?;
-        let request: u64 = var_parsed(
-            "HTTP_REQUEST_TIMEOUT_SECS",
             DEFAULT_REQUEST_TIMEOUT.as_secs(),
-        )?;
-        let idle: u64 = var_parsed("HTTP_IDLE_TIMEOUT_SECS", DEFAULT_IDLE_TIMEOUT.as_secs())?;
+            DEFAULT_IDLE_TIMEOUT.as_secs(),
+        );
+        let header: u64 = var_parsed("HTTP_HEADER_READ_TIMEOUT_SECS", h)?;
+        let request: u64 = var_parsed("HTTP_REQUEST_TIMEOUT_SECS", r)?;
+        let idle: u64 = var_parsed("HTTP_IDLE_TIMEOUT_SECS", i)?;
         let max_connections: usize = var_parsed("HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?;
         if !(1..=1_000_000).contains(&max_connections) {
             return Err(ConfigError::new(
