@@ -116,15 +116,11 @@ impl App {
         let passwords = PasswordCheck::new(config.argon2_threads)
             .context("cannot start the argon2 verification threads")?;
         let users = load_users(&config, passwords.clone()).await?;
-        let secrets = {
-            let (registry, passwords) = (registry.clone(), passwords.clone());
-            // One argon2id hash (the dummy): off the async workers.
-            tokio::task::spawn_blocking(move || ClientSecrets::for_registry(&registry, passwords))
-                .await
-                .context("client secret set-up task failed")?
-                .map_err(anyhow::Error::msg)
-                .context("OAUTH_CLIENTS_FILE")?
-        };
+        // One argon2id hash (the dummy), on the argon2 threads.
+        let secrets = ClientSecrets::for_registry(&registry, passwords.clone())
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("OAUTH_CLIENTS_FILE")?;
         let state = AppState::new(Inner {
             config,
             known_scopes,
@@ -211,10 +207,9 @@ async fn load_users(config: &Config, passwords: PasswordCheck) -> anyhow::Result
             .map_err(anyhow::Error::msg)
             .context("OAUTH_USERS_FILE")?
     };
-    // Building hashes the dummy password once (argon2id): off the workers.
-    let users = tokio::task::spawn_blocking(move || FileUsers::new(file, passwords))
+    // Building hashes the dummy password once (argon2id, on the argon2 threads).
+    let users = FileUsers::new(file, passwords)
         .await
-        .context("OAUTH_USERS_FILE")?
         .map_err(anyhow::Error::msg)
         .context("OAUTH_USERS_FILE")?;
     Ok(Arc::new(users))

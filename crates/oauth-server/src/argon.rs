@@ -10,9 +10,11 @@
 //!   threads × the largest `m` cost seen (2 × 19 MiB by default). Callers
 //!   wait (asynchronously) for a free thread; the count of verifications is
 //!   kept for tests ([`PasswordCheck::verifications`]).
-//! - [`dummy_phc`]: a hash of a random secret with given parameters. An
-//!   unknown user or client is verified against it, so neither the answer nor
-//!   its cost tells an unknown id from a wrong secret.
+//! - [`PasswordCheck::dummy_phc`]: a hash of a random secret with given
+//!   parameters, made on the pool (in a worker's buffer: a one-off 19 MiB
+//!   allocation elsewhere stays in the allocator and showed as +19 MiB RSS).
+//!   An unknown user or client is verified against it, so neither the answer
+//!   nor its cost tells an unknown id from a wrong secret.
 //! - [`SecretMemo`]: a successful client-secret verification is remembered
 //!   for [`MEMO_TTL`] under a keyed hash (HMAC-SHA256 with a process-random
 //!   key over client id, stored hash and secret; never the secret), so a busy
@@ -26,7 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::PasswordHasher as _;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, Block};
 use aws_lc_rs::hmac;
@@ -92,6 +93,31 @@ impl PasswordCheck {
         self.pool.count.load(Ordering::Relaxed)
     }
 
+    /// An argon2id PHC string of a random secret with `params`, computed on a
+    /// pool thread (not counted as a verification).
+    pub async fn dummy_phc(&self, params: argon2::Params) -> Result<String, String> {
+        let mut random = [0u8; 48];
+        aws_lc_rs::rand::fill(&mut random).map_err(|_| "random generator failed".to_owned())?;
+        let unavailable = || "argon2 threads unavailable".to_owned();
+        let _permit = self
+            .pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| unavailable())?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(hash_phc(&params, &random[..16], &random[16..], memory));
+        });
+        self.pool
+            .jobs
+            .lock()
+            .map_err(|_| unavailable())?
+            .send(job)
+            .map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
+    }
+
     /// Verifies `secret` against an argon2id PHC string on a pool thread;
     /// `None` when the check could not run (shutting down).
     pub async fn verify(&self, phc: Arc<str>, secret: &[u8]) -> Option<bool> {
@@ -124,6 +150,49 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
+/// `memory` grown to `params`' block count; the blocks to work in.
+fn blocks<'m>(params: &argon2::Params, memory: &'m mut Vec<Block>) -> Option<&'m mut [Block]> {
+    let n = params.block_count();
+    if memory.len() < n {
+        memory.resize(n, Block::default());
+    }
+    memory.get_mut(..n)
+}
+
+/// argon2id of `secret` with `salt` as a PHC string (the form
+/// `hash_password` writes), in caller-owned memory blocks.
+fn hash_phc(
+    params: &argon2::Params,
+    salt: &[u8],
+    secret: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut out = vec![
+        0u8;
+        params
+            .output_len()
+            .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN)
+    ];
+    let work = blocks(params, memory).ok_or("argon2 memory")?;
+    Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params.clone(),
+    )
+    .hash_password_into_with_memory(secret, salt, &mut out, work)
+    .map_err(|e| format!("dummy hash: {e}"))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        b64.encode(salt),
+        b64.encode(&out)
+    ))
+}
+
 /// What `argon2`'s `verify_password` does, with caller-owned memory blocks.
 fn verify_phc(phc: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
@@ -142,11 +211,7 @@ fn verify_phc(phc: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
     let Ok(params) = argon2::Params::try_from(&hash) else {
         return false;
     };
-    let blocks = params.block_count();
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
-    }
-    let Some(work) = memory.get_mut(..blocks) else {
+    let Some(work) = blocks(&params, memory) else {
         return false;
     };
     let expected = expected.as_bytes();
@@ -155,17 +220,6 @@ fn verify_phc(phc: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
         .hash_password_into_with_memory(secret, salt.as_ref(), &mut out, work)
         .is_ok()
         && bool::from(out.ct_eq(expected))
-}
-
-/// An argon2id PHC string of a random secret with `params`: what an unknown
-/// id is verified against.
-pub fn dummy_phc(params: argon2::Params) -> Result<String, String> {
-    let mut random = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut random).map_err(|_| "random generator failed".to_owned())?;
-    Argon2::from(params)
-        .hash_password(&random)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("dummy hash: {e}"))
 }
 
 /// The argon2 parameters of a PHC string, if it is one.
@@ -260,7 +314,7 @@ pub struct ClientSecrets {
 impl ClientSecrets {
     /// Prepares the checks for `registry` (one argon2id hash when it has
     /// argon2id secrets).
-    pub fn for_registry(registry: &Registry, check: PasswordCheck) -> Result<Self, String> {
+    pub async fn for_registry(registry: &Registry, check: PasswordCheck) -> Result<Self, String> {
         let argon2 = registry.argon2_hashes();
         let dummy = match argon2.first().and_then(|phc| params_of(phc)) {
             Some(params) => {
@@ -273,7 +327,7 @@ impl ClientSecrets {
                          the first one's hash costs; rehash with `oauth-server hash-secret` to even them out"
                     );
                 }
-                SecretHash::Argon2id(Arc::from(dummy_phc(params)?))
+                SecretHash::Argon2id(Arc::from(check.dummy_phc(params).await?))
             }
             None => {
                 let mut random = [0u8; 32];
@@ -327,6 +381,7 @@ impl ClientSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher as _;
 
     fn cheap() -> argon2::Params {
         argon2::Params::new(256, 1, 1, None).unwrap()
@@ -374,13 +429,35 @@ mod tests {
             .to_string()
     }
 
-    #[test]
-    fn dummy_has_the_given_parameters() {
-        let dummy = params_of(&dummy_phc(cheap()).unwrap()).unwrap();
+    #[tokio::test]
+    async fn dummy_has_the_given_parameters_and_verifies_like_any_hash() {
+        let check = PasswordCheck::new(1).unwrap();
+        let phc = check.dummy_phc(cheap()).await.unwrap();
+        let dummy = params_of(&phc).unwrap();
         assert_eq!(
             (dummy.m_cost(), dummy.t_cost(), dummy.p_cost()),
             (256, 1, 1)
         );
+        assert_eq!(check.verifications(), 0, "making it is no verification");
+        // A well-formed hash: argon2's own verifier reads it (and refuses a guess).
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(
+            argon2::password_hash::PasswordVerifier::verify_password(
+                &Argon2::default(),
+                b"guess",
+                &parsed
+            )
+            .is_err()
+        );
+        assert_eq!(check.verify(Arc::from(phc), b"guess").await, Some(false));
+        // The format is exactly hash_password's: same secret and salt, same string.
+        let mut memory = Vec::new();
+        let ours = hash_phc(&cheap(), b"0123456789abcdef", b"pw", &mut memory).unwrap();
+        let theirs = Argon2::from(cheap())
+            .hash_password_with_salt(b"pw", b"0123456789abcdef")
+            .unwrap()
+            .to_string();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

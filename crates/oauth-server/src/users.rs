@@ -23,7 +23,7 @@ use auth::scope::ScopeSet;
 use serde::Deserialize;
 
 pub use crate::argon::PasswordCheck;
-use crate::argon::{dummy_phc, params_of};
+use crate::argon::params_of;
 
 /// One person who may sign in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,7 +222,7 @@ pub struct FileUsers {
 
 impl FileUsers {
     /// Builds the directory; hashes the dummy password (one argon2id run).
-    pub fn new(file: UsersFile, check: PasswordCheck) -> Result<Self, String> {
+    pub async fn new(file: UsersFile, check: PasswordCheck) -> Result<Self, String> {
         let params = file
             .users
             .first()
@@ -238,7 +238,7 @@ impl FileUsers {
                 "users' argon2id parameters differ: an unknown username costs what the first user's hash costs; rehash with `oauth-server hash-password` to even them out"
             );
         }
-        let dummy = dummy_phc(params)?;
+        let dummy = check.dummy_phc(params).await?;
         let mut by_name = HashMap::new();
         let mut by_id = HashMap::new();
         for u in file.users {
@@ -326,7 +326,7 @@ mod tests {
         let hash = hash_password("right").unwrap();
         let file = UsersFile::parse(&entry("a", &hash, "\"customer:read\"")).unwrap();
         let check = PasswordCheck::new(1).unwrap();
-        let users = FileUsers::new(file, check.clone()).unwrap();
+        let users = FileUsers::new(file, check.clone()).await.unwrap();
         assert_eq!(check.verifications(), 0);
         assert_eq!(
             users.authenticate("a", "wrong").await,

@@ -381,7 +381,9 @@ async fn add_user_appends_a_valid_entry_and_refuses_duplicates_and_unknown_scope
     let file = oauth_server::users::UsersFile::load(&users).unwrap();
     assert_eq!(file.len(), 2);
     let check = oauth_server::users::PasswordCheck::new(1).unwrap();
-    let dir_users = oauth_server::users::FileUsers::new(file, check).unwrap();
+    let dir_users = oauth_server::users::FileUsers::new(file, check)
+        .await
+        .unwrap();
     use oauth_server::users::UserDirectory as _;
     let carol = dir_users
         .authenticate("carol", "carol-password")
