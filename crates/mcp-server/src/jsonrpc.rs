@@ -90,18 +90,23 @@ struct Envelope<'a> {
 /// request (-32600). [`peek`] alone could not tell: it skips what it does not
 /// need (`IgnoredAny` neither limits depth nor reads numbers).
 pub fn check(body: &[u8]) -> Result<Operation, PeekError> {
-    let full = serde_json::from_slice::<ClientJsonRpcMessage>(body);
-    if let Err(e) = &full
-        && e.classify() != serde_json::error::Category::Data
-    {
-        return Err(PeekError::Parse);
-    }
-    let op = peek(body)?;
-    match full {
-        Ok(_) => Ok(op),
-        Err(e) => Err(PeekError::Invalid(format!(
-            "not a JSON-RPC request, notification or response ({e})"
-        ))),
+    readable(body)?;
+    peek(body)
+}
+
+/// The first half of [`check`]: whether rmcp can read `body`, without
+/// classifying it (a request whose SEP-2243 headers name the operation).
+pub fn readable(body: &[u8]) -> Result<(), PeekError> {
+    match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        Ok(_) => Ok(()),
+        Err(e) if e.classify() != serde_json::error::Category::Data => Err(PeekError::Parse),
+        // Valid JSON, no message: the peek says why when it can (a batch,
+        // a repeated key), else serde's reason.
+        Err(e) => Err(peek(body).err().unwrap_or_else(|| {
+            PeekError::Invalid(format!(
+                "not a JSON-RPC request, notification or response ({e})"
+            ))
+        })),
     }
 }
 

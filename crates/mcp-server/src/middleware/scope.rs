@@ -119,8 +119,7 @@ pub async fn require_scope(
         // the body is read and checked on every POST all the same, so a body
         // rmcp could not read gets a JSON-RPC answer (not rmcp's 415 text).
         let from_headers = operation_from_headers(req.headers());
-        let (req, peeked) = read_and_check(req).await?;
-        (req, from_headers.unwrap_or(peeked))
+        read_and_check(req, from_headers).await?
     };
     if let Some(required) = op.required_scope() {
         // The bearer layer runs first; a missing caller cannot reach here, but
@@ -168,7 +167,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Buffers the body (bounded) and checks it ([`jsonrpc::check`]). A body rmcp
 /// would refuse for its `Content-Type` (415) is not read at all.
-async fn read_and_check(req: Request) -> Result<(Request, Operation), McpHttpError> {
+async fn read_and_check(
+    req: Request,
+    from_headers: Option<Operation>,
+) -> Result<(Request, Operation), McpHttpError> {
     if !is_json(req.headers()) {
         return Err(McpHttpError::UnsupportedMediaType);
     }
@@ -194,7 +196,11 @@ async fn read_and_check(req: Request) -> Result<(Request, Operation), McpHttpErr
             return Err(McpHttpError::UnreadableBody);
         }
     };
-    let op = jsonrpc::check(&bytes).map_err(|error| {
+    let checked = match from_headers {
+        Some(op) => jsonrpc::readable(&bytes).map(|()| op),
+        None => jsonrpc::check(&bytes),
+    };
+    let op = checked.map_err(|error| {
         // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
         let id = match error {
             jsonrpc::PeekError::Parse => None,
