@@ -25,8 +25,22 @@ use crate::keys::VerifyingKey;
 use crate::uri::{canonical_resource, normalize_issuer};
 use cache::{Entry, TokenCache};
 
-/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`: the one number for the
+/// resource servers' verifiers, the authorization server's `/revoke` (which
+/// must take every token a resource server still takes), the denylist TTL
+/// ([`denylist_ttl`]) and key retirement.
 pub const DEFAULT_LEEWAY_SECS: i64 = 60;
+
+/// How long a revoked token's `jti` stays on the denylist: until a verifier
+/// with [`DEFAULT_LEEWAY_SECS`] refuses the token by its `exp` alone
+/// (`exp + leeway - now`), at least one second.
+pub fn denylist_ttl(exp: i64, now: i64) -> std::time::Duration {
+    let secs = exp
+        .saturating_add(DEFAULT_LEEWAY_SECS)
+        .saturating_sub(now)
+        .max(1);
+    std::time::Duration::from_secs(secs.unsigned_abs())
+}
 
 /// Why a token was refused. [`VerifyError::reason`] is the stable code that
 /// goes to the audit log; callers only ever see a generic challenge.
@@ -165,8 +179,11 @@ impl Verifier {
         }
     }
 
-    /// A verifier that accepts any audience: for the authorization server's
-    /// own introspection and revocation endpoints only.
+    /// A verifier that accepts any audience, with no leeway: for the
+    /// authorization server's own introspection (an expired token is
+    /// inactive). Revocation adds [`DEFAULT_LEEWAY_SECS`] with
+    /// [`with_leeway`](Self::with_leeway): it must reach every token a
+    /// resource server still accepts.
     pub fn for_issuer_own_tokens(issuer: String, keys: Arc<dyn KeySource>) -> Self {
         Self {
             issuer: normalize_issuer(&issuer).unwrap_or(issuer),
@@ -320,6 +337,19 @@ mod tests {
 
     const ISS: &str = "http://localhost:8080";
     const AUD: &str = "http://localhost:8000/mcp";
+
+    #[test]
+    fn denylist_ttl_lasts_until_the_leeway_ends() {
+        let now = 1_000_000;
+        assert_eq!(denylist_ttl(now + 900, now).as_secs(), 960);
+        assert_eq!(denylist_ttl(now - 5, now).as_secs(), 55);
+        assert_eq!(denylist_ttl(now - 60, now).as_secs(), 1);
+        assert_eq!(denylist_ttl(now - 3600, now).as_secs(), 1);
+        assert_eq!(
+            denylist_ttl(i64::MAX, now).as_secs(),
+            (i64::MAX - now) as u64
+        );
+    }
 
     fn claims(now: i64) -> AccessTokenClaims {
         AccessTokenClaims {

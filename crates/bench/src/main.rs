@@ -8,7 +8,9 @@
 //! ```
 //! Scenarios: `ceiling` (JWT sign/verify in process, a bare axum handler, and
 //! rmcp alone — the MCP framework with a trivial tool and none of our layers —
-//! under the same `tools/call` requests), `token-rs256`, `token-es256`, `tools-call` (2026-07-28
+//! under the same `tools/call` requests), `token-rs256`, `token-es256`,
+//! `token-dev-argon2` (RS256 tokens for the three dev clients of
+//! `config/clients.toml`, whose secrets are argon2id), `tools-call` (2026-07-28
 //! stateless), `tools-call-session` (2025-11-25), `tools-call-redis`, and
 //! `tls-token` / `tls-tools-call` (`tls` = both): the token endpoint (RS256)
 //! and stateless `tools/call` through nginx with real TLS, in the deployment's
@@ -40,6 +42,7 @@ const SCENARIOS: &[&str] = &[
     "ceiling",
     "token-rs256",
     "token-es256",
+    "token-dev-argon2",
     "tools-call",
     "tools-call-session",
     "tools-call-redis",
@@ -54,6 +57,7 @@ const DEFAULT_SCENARIOS: &[&str] = &[
     "ceiling",
     "token-rs256",
     "token-es256",
+    "token-dev-argon2",
     "tools-call",
     "tools-call-session",
     "tools-call-redis",
@@ -108,7 +112,8 @@ struct Opts {
 
 const SCENARIO_HELP: &str = "\
 Scenarios: ceiling (JWT sign/verify in process, a bare axum handler, and rmcp alone
-under the same tools/call requests), token-rs256, token-es256, tools-call (2026-07-28
+under the same tools/call requests), token-rs256, token-es256, token-dev-argon2
+(RS256 tokens for the argon2id dev clients of config/clients.toml), tools-call (2026-07-28
 stateless), tools-call-session (2025-11-25), tools-call-redis, and tls-token /
 tls-tools-call (tls = both): through nginx with TLS in the deployment's shape
 (needs nginx: apt-get install -y nginx), sign-in (sequential logins at /authorize:
@@ -212,6 +217,33 @@ async fn token_scenario(
         &stats,
         stack.oauth().rss_mib(),
         sign_ceiling.map(|v| (format!("{alg} sign, all cores"), v)),
+    ))
+}
+
+/// `token-dev-argon2`: the token endpoint as the three dev clients (argon2id
+/// secrets), round robin; the oauth-server's RSS is read after the load.
+async fn dev_token_scenario(o: &Opts, ceiling: Option<f64>) -> anyhow::Result<Row> {
+    let stack = stack::start_with_dev_clients().await?;
+    let addr = stack.oauth().addr();
+    let (make, check) = stack::dev_token_requests(&addr.to_string());
+    let stats = load::run(
+        load::Target {
+            addr,
+            tls: None,
+            make,
+            check,
+        },
+        o.connections,
+        o.warmup,
+        o.duration,
+    )
+    .await?;
+    report_first_error("token-dev-argon2", &stats);
+    Ok(row(
+        "token RS256, dev clients (argon2id secrets, 3 clients)",
+        &stats,
+        stack.oauth().rss_mib(),
+        ceiling.map(|v| ("RS256 sign, all cores".to_owned(), v)),
     ))
 }
 
@@ -518,6 +550,10 @@ async fn main() -> anyhow::Result<()> {
             }
             rows.push(r);
         }
+    }
+    if want("token-dev-argon2") {
+        let ceiling = sign_ceiling.get(&Algorithm::RS256).copied();
+        rows.push(dev_token_scenario(&o, ceiling).await?);
     }
     let axum_ceiling = rows
         .first()

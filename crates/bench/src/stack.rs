@@ -88,6 +88,63 @@ pub fn token_requests(host: &str) -> (load::MakeRequest, load::Check) {
     (make, check)
 }
 
+/// The dev clients of `config/clients.toml`, all with argon2id secrets
+/// (DESIGN.md §2), in the order [`dev_token_requests`] rotates through them.
+pub const DEV_CLIENTS: [(&str, &str); 3] = [
+    ::stack::OPENAI_CLIENT,
+    ::stack::ANTHROPIC_CLIENT,
+    ::stack::SECURE_CLIENT,
+];
+
+/// `POST /token` (client_credentials, client_secret_basic) as the dev
+/// clients, request `i` from `DEV_CLIENTS[i % 3]`, and the check of its answer.
+pub fn dev_token_requests(host: &str) -> (load::MakeRequest, load::Check) {
+    let prepared: Vec<http::HeaderMap> = DEV_CLIENTS
+        .iter()
+        .map(|(id, secret)| {
+            let auth = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+            );
+            headers(&[
+                ("host", host),
+                ("authorization", &auth),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ])
+        })
+        .collect();
+    let body = Bytes::from_static(b"grant_type=client_credentials");
+    let make: load::MakeRequest = Arc::new(move |i| {
+        let h = &prepared[i % prepared.len()];
+        post_prepared("/token", h, &body)
+    });
+    let check: load::Check =
+        Arc::new(|status, body| status == StatusCode::OK && contains(body, b"\"access_token\""));
+    (make, check)
+}
+
+/// oauth-server (RS256, the default) with the dev registry as shipped: the
+/// three argon2id dev clients (plus the bench client).
+pub async fn start_with_dev_clients() -> anyhow::Result<Stack> {
+    let log = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
+    let mut b = ::stack::Stack::builder()
+        .child_processes()
+        .oauth_env("RUST_LOG", &log)
+        .mcp_env("RUST_LOG", &log);
+    for (k, v) in UNLIMITED {
+        b = b.oauth_env(k, v).mcp_env(k, v);
+    }
+    let inner = b
+        .signing_alg(Algorithm::RS256)
+        .redis(::stack::Redis::None)
+        .resource(RESOURCE)
+        .mcp_replicas(0)
+        .start()
+        .await
+        .context("starting the stack (release binaries)")?;
+    Ok(Stack { inner, token: None })
+}
+
 pub fn basic_auth() -> String {
     format!(
         "Basic {}",

@@ -38,6 +38,7 @@ pub struct App {
     state: AppState,
     jwks: Arc<RemoteJwks>,
     shutdown: CancellationToken,
+    connections: server_kit::serve::ConnectionLimits,
 }
 
 impl std::fmt::Debug for App {
@@ -62,6 +63,9 @@ impl App {
         config: Config,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
+        // Embedders build `Config` by hand: the allow-lists are checked here
+        // too, before anything is fetched (an empty list would switch a check off).
+        config.validate()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -139,6 +143,7 @@ impl App {
             limits,
             revocation_fail_open: config.revocation_fail_open,
             readiness,
+            max_result_bytes: config.max_result_bytes,
         });
 
         let mcp = mcp::service(
@@ -154,6 +159,7 @@ impl App {
             state,
             jwks,
             shutdown,
+            connections: config.connections,
         })
     }
 
@@ -185,6 +191,7 @@ impl App {
             router,
             jwks,
             shutdown,
+            connections,
             ..
         } = self;
         let addr = listener.local_addr().context("listener has no address")?;
@@ -203,19 +210,14 @@ impl App {
             }
         });
 
-        let graceful = shutdown.clone();
-        // Small responses (SSE events in particular) must not wait for
-        // Nagle + delayed ACK (~40 ms per request otherwise).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(
+        server_kit::serve::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            connections,
+            crate::error::connection_answers(),
+            shutdown,
         )
-        .with_graceful_shutdown(async move { graceful.cancelled().await })
-        .await
-        .context("server error")?;
+        .await;
         tracing::info!("mcp-server stopped");
         Ok(())
     }

@@ -10,9 +10,11 @@ use server_kit::cli::EnvVar;
 use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
+use server_kit::serve::ConnectionLimits;
 use server_kit::telemetry::LogFormat;
 
 use crate::host_policy::HostPolicy;
+use crate::state::DEFAULT_MAX_RESULT_BYTES;
 
 /// Hosts accepted in `Host` by default: loopback only (any port).
 pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &["localhost", "127.0.0.1", "::1"];
@@ -58,6 +60,8 @@ pub const DEFAULT_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(900);
 /// | `TRUSTED_PROXIES` | unset | CIDRs whose `X-Forwarded-For` is believed (nginx) |
 /// | `REVOCATION_FAILURE_MODE` | `closed` | when the in-memory revocation set has been out of step with Redis for longer than `REVOCATION_MAX_STALENESS_SECS` (or never synchronised): `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
 /// | `REVOCATION_MAX_STALENESS_SECS` | `900` (the default access-token lifetime) | how long a replica keeps serving from its in-memory revocation set while its Redis subscription is down, 0 to 86400 |
+/// | `HTTP_HEADER_READ_TIMEOUT_SECS` / `HTTP_REQUEST_TIMEOUT_SECS` / `HTTP_IDLE_TIMEOUT_SECS` / `HTTP_MAX_CONNECTIONS` | `10` / `30` / `60` / `512` | connection hygiene (`server_kit::serve`) |
+/// | `MCP_MAX_RESULT_BYTES` | `524288` (512 KiB) | largest tool result (its JSON) sent; a larger one is a tool error (`isError: true`) saying so; 1024 to 16777216 |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -79,6 +83,10 @@ pub struct Config {
     /// `REVOCATION_MAX_STALENESS_SECS`: how long the revocation set is
     /// trusted without its subscription.
     pub revocation_max_staleness: Duration,
+    /// `MCP_MAX_RESULT_BYTES`: larger tool results become tool errors.
+    pub max_result_bytes: usize,
+    /// `HTTP_*`: header/request/idle timeouts and the connection cap.
+    pub connections: ConnectionLimits,
     pub log_format: LogFormat,
 }
 
@@ -100,10 +108,10 @@ impl Config {
             Some(v) => Some(parse_http_url("OAUTH_JWKS_URL", &v)?.to_string()),
         };
         let allowed_hosts = match var("MCP_ALLOWED_HOSTS") {
-            Some(_) => var_list("MCP_ALLOWED_HOSTS", &[]),
+            Some(_) => var_list("MCP_ALLOWED_HOSTS", &[])?,
             None => default_hosts(&resource_url),
         };
-        let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS);
+        let allowed_origins = var_list("MCP_ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS)?;
         let redis = RedisSettings::from_env()?;
         let log_format = var_parsed("LOG_FORMAT", LogFormat::Text)?;
         let rate_limit = rate_limit_from_env()?;
@@ -132,6 +140,13 @@ impl Config {
                 format!("must be between 0 and 86400 seconds, got {staleness}"),
             ));
         }
+        let max_result_bytes: usize = var_parsed("MCP_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?;
+        if !(1024..=16 * 1024 * 1024).contains(&max_result_bytes) {
+            return Err(ConfigError::new(
+                "MCP_MAX_RESULT_BYTES",
+                format!("must be between 1024 and 16777216 bytes, got {max_result_bytes}"),
+            ));
+        }
         let config = Config {
             bind,
             resource_url,
@@ -145,6 +160,8 @@ impl Config {
             auth_failure_policy,
             revocation_fail_open,
             revocation_max_staleness: Duration::from_secs(staleness),
+            max_result_bytes,
+            connections: ConnectionLimits::from_env()?,
             log_format,
         };
         config.validate()?;
@@ -173,11 +190,14 @@ impl Config {
                 .map_err(|e| ConfigError::new("RATE_LIMIT_AUTH_FAILURES_BURST", e.to_string()))?,
             revocation_fail_open: false,
             revocation_max_staleness: DEFAULT_REVOCATION_MAX_STALENESS,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            connections: ConnectionLimits::default(),
             log_format: LogFormat::Text,
         })
     }
 
-    /// Checks the allow-lists parse (the same rules rmcp applies).
+    /// Checks the allow-lists parse (the same rules rmcp applies) and that
+    /// neither is empty (an empty list switches its check off).
     pub fn validate(&self) -> Result<(), ConfigError> {
         HostPolicy::new(&self.allowed_hosts, &self.allowed_origins).map(|_| ())
     }
@@ -362,6 +382,34 @@ pub const ENV_VARS: &[EnvVar] = &[
         "900",
         "how long a replica serves from its in-memory revocation set while its Redis \
          subscription is down (default: the default access-token lifetime), 0 to 86400",
+    ),
+    EnvVar::new(
+        "MCP_MAX_RESULT_BYTES",
+        "524288",
+        "largest tool result (its JSON) sent, 1024 to 16777216; a larger one becomes a tool \
+         error (isError: true) that says so",
+    ),
+    EnvVar::new(
+        "HTTP_HEADER_READ_TIMEOUT_SECS",
+        "10",
+        "seconds a client has to send a request's headers (also the keep-alive idle limit \
+         between requests); the connection is closed beyond it, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_REQUEST_TIMEOUT_SECS",
+        "30",
+        "seconds from a request's headers to its response head, body included; 408 beyond, \
+         1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        "60",
+        "a connection on which no byte moves for this long is closed, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_MAX_CONNECTIONS",
+        "512",
+        "open connections at most; one more gets 503 (Retry-After: 1) and is closed",
     ),
     EnvVar::new("LOG_FORMAT", "text", "text, or json (one object per line)"),
     EnvVar::new(

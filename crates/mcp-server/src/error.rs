@@ -277,6 +277,25 @@ fn jsonrpc_error(status: StatusCode, id: Option<RequestId>, code: i32, message: 
         .into_response()
 }
 
+/// The answers of the serve loop's limits (`server_kit::serve`), as JSON-RPC
+/// errors: 408 for a request that did not arrive within
+/// `HTTP_REQUEST_TIMEOUT_SECS`, and the body of the raw 503 for a connection
+/// over `HTTP_MAX_CONNECTIONS`.
+pub fn connection_answers() -> server_kit::serve::Answers {
+    server_kit::serve::Answers {
+        request_timeout: || {
+            no_store(jsonrpc_error(
+                StatusCode::REQUEST_TIMEOUT,
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "Request Timeout: the request did not arrive in time (HTTP_REQUEST_TIMEOUT_SECS)",
+            ))
+        },
+        busy_body: r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"Server busy: too many connections; retry"}}"#,
+        busy_content_type: "application/json",
+    }
+}
+
 fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

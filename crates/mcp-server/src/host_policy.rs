@@ -11,8 +11,9 @@
 //! Rules (rmcp's): `host` matches that host on any port, `host:port` only that
 //! port, IPv6 with or without brackets; an `Origin` entry is `scheme://host`
 //! (any port, deprecated in rmcp), `scheme://host:port`, `scheme://host:*` or
-//! `null`. An empty origin list disables the Origin check; requests without
-//! `Origin` (non-browser clients) always pass it.
+//! `null`. Neither list may be empty (rmcp reads an empty list as "no
+//! check"); requests without `Origin` (non-browser clients) always pass the
+//! Origin check.
 
 use http::{HeaderMap, HeaderValue, Uri};
 
@@ -110,8 +111,24 @@ fn parse_origin(value: &str) -> Result<Option<(String, String, Option<u16>)>, ()
 }
 
 impl HostPolicy {
-    /// Parses both lists; an unparsable entry is a configuration error.
+    /// Parses both lists; an unparsable entry is a configuration error, and
+    /// so is an empty list: it would switch the check off (DNS-rebinding
+    /// protection for `Host`, cross-site requests for `Origin`).
     pub fn new(hosts: &[String], origins: &[String]) -> Result<Self, ConfigError> {
+        if hosts.is_empty() {
+            return Err(ConfigError::new(
+                "MCP_ALLOWED_HOSTS",
+                "names no host, which would switch the Host check (DNS-rebinding protection) off: \
+                 list the hosts clients use, or unset it for the loopback default",
+            ));
+        }
+        if origins.is_empty() {
+            return Err(ConfigError::new(
+                "MCP_ALLOWED_ORIGINS",
+                "names no origin, which would switch the Origin check off: list the browser \
+                 origins allowed, or unset it for the loopback default",
+            ));
+        }
         let hosts = hosts
             .iter()
             .map(|h| {
@@ -175,16 +192,12 @@ impl HostPolicy {
                 }
             }
         };
-        let host_ok = self.hosts.is_empty()
-            || self
-                .hosts
-                .iter()
-                .any(|a| a.host == host.host && a.port.is_none_or(|p| host.port == Some(p)));
+        let host_ok = self
+            .hosts
+            .iter()
+            .any(|a| a.host == host.host && a.port.is_none_or(|p| host.port == Some(p)));
         if !host_ok {
             return Err(Refusal::HostNotAllowed);
-        }
-        if self.origins.is_empty() {
-            return Ok(());
         }
         let mut values = headers.get_all(http::header::ORIGIN).iter();
         let Some(origin) = values.next() else {
@@ -202,8 +215,7 @@ impl HostPolicy {
 
     /// The request's `Origin` when CORS may name it in
     /// `Access-Control-Allow-Origin`: exactly one `Origin`, listed in
-    /// `MCP_ALLOWED_ORIGINS`. An empty list allows no cross-origin reader
-    /// (it only means "do not refuse by origin" to [`HostPolicy::check`]).
+    /// `MCP_ALLOWED_ORIGINS`.
     pub fn cors_origin<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
         let mut values = headers.get_all(http::header::ORIGIN).iter();
         let origin = values.next()?;
@@ -258,7 +270,7 @@ mod tests {
     fn hosts() {
         let p = policy(
             &["localhost", "127.0.0.1", "::1", "mcp.example.com:8001"],
-            &[],
+            &["null"],
         );
         let uri = Uri::from_static("/mcp");
         assert_eq!(p.check(&uri, &req(Some("localhost:1234"), None)), Ok(()));
@@ -325,15 +337,6 @@ mod tests {
         assert_eq!(ok("garbage"), Err(Refusal::OriginNotAllowed));
         // Without an Origin header (non-browser client) the check passes.
         assert_eq!(p.check(&uri, &req(Some("localhost"), None)), Ok(()));
-        // An empty origin list disables the check.
-        let open = policy(&["localhost"], &[]);
-        assert_eq!(
-            open.check(
-                &uri,
-                &req(Some("localhost"), Some("http://evil.example.com"))
-            ),
-            Ok(())
-        );
     }
 
     #[test]
@@ -360,26 +363,45 @@ mod tests {
             HeaderValue::from_static("http://localhost:2"),
         );
         assert_eq!(p.cors_origin(&two), None);
-        // No list: check() lets any origin through, CORS names none.
-        let open = policy(&["localhost"], &[]);
-        assert_eq!(open.cors_origin(&headers), None);
     }
 
     #[test]
     fn bad_entries_are_config_errors() {
         assert_eq!(
-            HostPolicy::new(&["a/b".into()], &[]).unwrap_err().var,
+            HostPolicy::new(&["a/b".into()], &["null".into()])
+                .unwrap_err()
+                .var,
             "MCP_ALLOWED_HOSTS"
         );
+        let host = ["localhost".to_owned()];
         assert_eq!(
-            HostPolicy::new(&[], &["localhost".into()]).unwrap_err().var,
-            "MCP_ALLOWED_ORIGINS"
-        );
-        assert_eq!(
-            HostPolicy::new(&[], &["https://x:443:*".into()])
+            HostPolicy::new(&host, &["localhost".into()])
                 .unwrap_err()
                 .var,
             "MCP_ALLOWED_ORIGINS"
+        );
+        assert_eq!(
+            HostPolicy::new(&host, &["https://x:443:*".into()])
+                .unwrap_err()
+                .var,
+            "MCP_ALLOWED_ORIGINS"
+        );
+    }
+
+    #[test]
+    fn empty_lists_would_switch_a_check_off_and_are_refused() {
+        let host = ["localhost".to_owned()];
+        let origin = ["null".to_owned()];
+        assert_eq!(
+            HostPolicy::new(&[], &origin).unwrap_err().to_string(),
+            "MCP_ALLOWED_HOSTS: names no host, which would switch the Host check \
+             (DNS-rebinding protection) off: list the hosts clients use, or unset it for the \
+             loopback default"
+        );
+        assert_eq!(
+            HostPolicy::new(&host, &[]).unwrap_err().to_string(),
+            "MCP_ALLOWED_ORIGINS: names no origin, which would switch the Origin check off: \
+             list the browser origins allowed, or unset it for the loopback default"
         );
     }
 }

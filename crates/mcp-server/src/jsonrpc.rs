@@ -1,6 +1,6 @@
-//! Just enough JSON-RPC to authorize a request before rmcp sees it: peek at
-//! `method`, `params.name` and `params.uri` of a (size-limited) body
-//! ([`peek`]), and find the request `id` that an error answer echoes
+//! Just enough JSON-RPC to authorize a request before rmcp sees it: check
+//! that rmcp can read the (size-limited) body ([`check`]), peek at `method`,
+//! `params.name` and `params.uri` ([`peek`]), and find the request `id` that an error answer echoes
 //! ([`peek_id`]; the answers themselves are [`crate::error::McpHttpError`]).
 //!
 //! The peek is strict where it matters for security: a body whose `method`,
@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 
+use rmcp::model::ClientJsonRpcMessage;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -74,6 +75,39 @@ struct Envelope<'a> {
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     params: Option<Params<'a>>,
+}
+
+/// Checks that rmcp will accept `body` as one message, then classifies it
+/// ([`peek`]): the answer for a body rmcp cannot read is given here, as a
+/// JSON-RPC error, instead of rmcp's `415 text/plain`.
+///
+/// rmcp reads the body with `serde_json::from_slice::<ClientJsonRpcMessage>`
+/// and answers 415 to *any* failure. Running the same call first makes the
+/// two agree exactly: what serde_json refuses as JSON (nesting deeper than
+/// its limit of 128, a number out of `f64` range like `1e400`, trailing
+/// bytes, invalid UTF-8) is a parse error (-32700, `id: null`); JSON that is
+/// not a JSON-RPC message (`{}`, a request without `method`) is an invalid
+/// request (-32600). [`peek`] alone could not tell: it skips what it does not
+/// need (`IgnoredAny` neither limits depth nor reads numbers).
+pub fn check(body: &[u8]) -> Result<Operation, PeekError> {
+    readable(body)?;
+    peek(body)
+}
+
+/// The first half of [`check`]: whether rmcp can read `body`, without
+/// classifying it (a request whose SEP-2243 headers name the operation).
+pub fn readable(body: &[u8]) -> Result<(), PeekError> {
+    match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        Ok(_) => Ok(()),
+        Err(e) if e.classify() != serde_json::error::Category::Data => Err(PeekError::Parse),
+        // Valid JSON, no message: the peek says why when it can (a batch,
+        // a repeated key), else serde's reason.
+        Err(e) => Err(peek(body).err().unwrap_or_else(|| {
+            PeekError::Invalid(format!(
+                "not a JSON-RPC request, notification or response ({e})"
+            ))
+        })),
+    }
 }
 
 /// Classifies one JSON-RPC message.
@@ -223,6 +257,60 @@ mod tests {
 
     fn op(s: &str) -> Result<Operation, PeekError> {
         peek(s.as_bytes())
+    }
+
+    #[test]
+    fn check_refuses_what_rmcp_cannot_read_with_the_json_rpc_code() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep_param = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"a":{}1{}}}}}"#,
+            "{\"a\":".repeat(200),
+            "}".repeat(200)
+        );
+        for bad in [
+            deep.as_str(),
+            deep_param.as_str(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"n":1e400}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"} x"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}{}"#,
+            "",
+            "   ",
+        ] {
+            assert_eq!(check(bad.as_bytes()), Err(PeekError::Parse), "{bad:.80}");
+        }
+        let mut utf8 = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"s":""#.to_vec();
+        utf8.extend_from_slice(&[0xff, 0xfe]);
+        utf8.extend_from_slice(br#""}}"#);
+        assert_eq!(check(&utf8), Err(PeekError::Parse));
+        // Valid JSON, not a message: invalid request.
+        for bad in [
+            "{}",
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+        ] {
+            assert!(
+                matches!(check(bad.as_bytes()), Err(PeekError::Invalid(ref m)) if m.starts_with("not a JSON-RPC request, notification or response")),
+                "{bad}: {:?}",
+                check(bad.as_bytes())
+            );
+        }
+        assert_eq!(check(b"[1]"), Err(PeekError::Batch));
+        // 127 levels inside params are fine (serde_json's limit is 128 in all).
+        let ok = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"a":{}1{}}}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert_eq!(
+            check(ok.as_bytes()),
+            Ok(Operation::Other {
+                method: "tools/list".into()
+            })
+        );
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{}}}"#),
+            Ok(Operation::ToolCall { name: "t".into() })
+        );
     }
 
     #[test]

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -107,6 +108,37 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
         .cloned()
         // Only reachable if the service were mounted without the bearer layer.
         .ok_or_else(|| ErrorData::invalid_request("unauthenticated request", None))
+}
+
+/// Whether `value`'s JSON is at most `max` bytes. Counted by a writer that
+/// stops at the cap, so a huge result costs no huge buffer.
+pub fn fits(value: &serde_json::Value, max: usize) -> bool {
+    struct Counter {
+        n: usize,
+        max: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.n = self.n.saturating_add(buf.len());
+            if self.n > self.max {
+                // Stops serialising: the answer is known.
+                return Err(std::io::Error::other("over the cap"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(&mut Counter { n: 0, max }, value).is_ok()
+}
+
+/// The tool error for a result over the cap: what happened and what to do.
+pub fn too_large_message(max: usize) -> String {
+    format!(
+        "The result is too large to send (its JSON is over the server's limit of {max} \
+         bytes). Ask for less: a smaller limit, or page with the cursor."
+    )
 }
 
 fn insufficient_scope(what: &str, scope: &str) -> ErrorData {
@@ -211,8 +243,15 @@ impl ServerHandler for McpHandler {
         // Debug level: the audit event below already names tool and client;
         // an info span per call was measurable CPU (BENCHMARKS.md).
         let span = tracing::debug_span!("tool", tool = def.name, client_id = caller.client_id());
+        let max = self.state.max_result_bytes();
         let (result, outcome, reason) = match (def.call)(ctx, args).instrument(span).await {
-            Ok(value) => (CallToolResult::structured(value), "ok", None),
+            Ok(value) if fits(&value, max) => (CallToolResult::structured(value), "ok", None),
+            Ok(_) => (
+                CallToolResult::error(vec![ContentBlock::text(too_large_message(max))]),
+                "tool_error",
+                Some("result_too_large"),
+            ),
+
             Err(ToolError::InvalidInput(msg)) => (
                 CallToolResult::error(vec![ContentBlock::text(format!("Invalid input: {msg}"))]),
                 "invalid_input",
@@ -278,6 +317,25 @@ impl ServerHandler for McpHandler {
             .with_cache_scope(CacheScope::Private))
     }
 
+    /// The `prompts` capability is declared, so `prompts/get` is a method this
+    /// server has (rmcp's default answers -32601, method not found); the list
+    /// is empty, so every name is unknown: -32602, as MCP specifies for an
+    /// invalid prompt name.
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        caller(&ctx)?;
+        Err(ErrorData::invalid_params(
+            format!(
+                "unknown prompt: {} (prompts/list names the prompts)",
+                tools::validate::preview(&request.name)
+            ),
+            None,
+        ))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -314,5 +372,20 @@ impl ServerHandler for McpHandler {
             .with_ttl_ms(0)
             .with_cache_scope(CacheScope::Private)
             .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_the_json_bytes() {
+        let v = serde_json::json!({"a": "x".repeat(100)});
+        let len = serde_json::to_vec(&v).unwrap().len();
+        assert!(fits(&v, len));
+        assert!(!fits(&v, len - 1));
+        let huge = serde_json::json!(vec!["y".repeat(1000); 10_000]);
+        assert!(!fits(&huge, 1024));
     }
 }

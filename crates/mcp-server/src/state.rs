@@ -23,6 +23,12 @@ use crate::store::CustomerStore;
 /// request, a ticket with a 2000-character description, is a few KiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// `MCP_MAX_RESULT_BYTES` default: the largest tool result (its JSON) that
+/// is sent; a larger one becomes a tool error. The largest result a tool can
+/// build within its bounds (50 tickets of 2,000-character descriptions) is
+/// under 460 KiB, so this is a backstop, not a limit a valid call meets.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 512 * 1024;
+
 /// Everything a request may need.
 #[derive(Clone)]
 pub struct AppState {
@@ -41,6 +47,7 @@ struct Inner {
     limits: Arc<Limits>,
     revocation_fail_open: bool,
     readiness: Readiness,
+    max_result_bytes: usize,
 }
 
 /// The parts an [`AppState`] is made of.
@@ -57,6 +64,8 @@ pub struct AppStateParts {
     pub revocation_fail_open: bool,
     /// What `GET /ready` reports on.
     pub readiness: Readiness,
+    /// `MCP_MAX_RESULT_BYTES`.
+    pub max_result_bytes: usize,
 }
 
 impl AppState {
@@ -74,6 +83,7 @@ impl AppState {
                 limits: Arc::new(p.limits),
                 revocation_fail_open: p.revocation_fail_open,
                 readiness: p.readiness,
+                max_result_bytes: p.max_result_bytes,
             }),
         }
     }
@@ -119,6 +129,11 @@ impl AppState {
     /// The dependencies `GET /ready` reports on.
     pub fn readiness(&self) -> &Readiness {
         &self.inner.readiness
+    }
+
+    /// The largest tool result (serialised JSON) sent (`MCP_MAX_RESULT_BYTES`).
+    pub fn max_result_bytes(&self) -> usize {
+        self.inner.max_result_bytes
     }
 
     /// The per-client and failed-authentication budgets.

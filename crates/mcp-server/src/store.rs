@@ -52,6 +52,17 @@ pub struct Ticket {
     pub created_at: i64,
     /// The client that created it (from the access token).
     pub created_by: String,
+    /// Creation order (pages of tickets resume after one); not part of the API.
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+/// One page of a customer's tickets, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketPage {
+    pub tickets: Vec<Ticket>,
+    /// Whether older tickets follow the last one of this page.
+    pub more: bool,
 }
 
 /// A ticket to create.
@@ -71,6 +82,14 @@ pub trait CustomerStore: Send + Sync {
     async fn recent_customers(&self, limit: usize) -> Result<Vec<Customer>, StoreError>;
     /// Tickets of one customer, newest first.
     async fn tickets_for(&self, customer_id: &str) -> Result<Vec<Ticket>, StoreError>;
+    /// At most `limit` tickets of one customer, newest first, starting after
+    /// (older than) the ticket numbered `before` when given.
+    async fn ticket_page(
+        &self,
+        customer_id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<TicketPage, StoreError>;
     /// Stores a ticket; `Ok(None)` when the customer does not exist.
     async fn create_ticket(&self, ticket: NewTicket) -> Result<Option<Ticket>, StoreError>;
 }
@@ -224,6 +243,23 @@ impl CustomerStore for MemoryCustomerStore {
             .collect())
     }
 
+    async fn ticket_page(
+        &self,
+        customer_id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<TicketPage, StoreError> {
+        let data = self.lock();
+        let mut older = data
+            .tickets
+            .iter()
+            .rev()
+            .filter(|t| t.customer_id == customer_id && before.is_none_or(|b| t.seq < b));
+        let tickets: Vec<Ticket> = older.by_ref().take(limit).cloned().collect();
+        let more = older.next().is_some();
+        Ok(TicketPage { tickets, more })
+    }
+
     async fn create_ticket(&self, new: NewTicket) -> Result<Option<Ticket>, StoreError> {
         let mut data = self.lock();
         if !data.customers.contains_key(&new.customer_id) {
@@ -245,6 +281,7 @@ impl CustomerStore for MemoryCustomerStore {
             status: "open",
             created_at: now,
             created_by: new.created_by,
+            seq,
         };
         if data.tickets.len() >= MAX_TICKETS {
             data.tickets.remove(0);

@@ -11,8 +11,8 @@ use server_kit::ready::Readiness;
 use server_kit::redis::RedisSettings;
 use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
+use crate::argon::{ClientSecrets, PasswordCheck};
 use crate::clients::Registry;
 use crate::codes::Codes;
 use crate::config::Config;
@@ -23,7 +23,7 @@ use crate::refresh::RefreshTokens;
 use crate::router::router;
 use crate::routes::metadata;
 use crate::state::{AppState, Inner};
-use crate::users::{FileUsers, PasswordCheck, UsersFile};
+use crate::users::{FileUsers, UsersFile};
 
 /// A built, bound, not-yet-running server.
 pub struct App {
@@ -93,6 +93,9 @@ impl App {
             trusted: config.rate_limit.trusted_proxies.clone(),
         };
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
+        let revocable_tokens =
+            Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys())
+                .with_leeway(auth::verify::DEFAULT_LEEWAY_SECS);
         let known_scopes = registry.all_scopes();
         let reg = &config.registration;
         let policy = crate::registration::PublicClientPolicy {
@@ -113,24 +116,28 @@ impl App {
         let registrations =
             crate::registration::Registrations::new(kv.clone(), policy, reg.max_clients);
         let metadata_body = metadata::document(&config, &registry);
-        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let slow_hash_permits = Arc::new(Semaphore::new(permits));
-        let passwords = PasswordCheck::new(slow_hash_permits.clone());
+        let passwords = PasswordCheck::new(config.argon2_threads)
+            .context("cannot start the argon2 verification threads")?;
         let users = load_users(&config, passwords.clone()).await?;
+        // One argon2id hash (the dummy), on the argon2 threads.
+        let secrets = ClientSecrets::for_registry(&registry, passwords.clone())
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("OAUTH_CLIENTS_FILE")?;
         let state = AppState::new(Inner {
             config,
             known_scopes,
-            clients: ClientDirectory::with_sources(registry, registrations, documents),
+            clients: ClientDirectory::with_sources(registry, secrets, registrations, documents),
             codes,
             refresh,
             kv,
             keys,
             own_tokens,
+            revocable_tokens,
             revocations,
             replays,
             metadata_body,
             limits,
-            slow_hash_permits,
             users,
             passwords,
             readiness,
@@ -176,11 +183,15 @@ impl App {
             store = if state.config.redis_url.is_some() { "redis" } else { "memory" },
             "oauth-server listening"
         );
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-            .context("server error")?;
+        let connections = state.config.connections;
+        server_kit::serve::serve(
+            self.listener,
+            router(state),
+            connections,
+            crate::error::OAuthError::connection_answers(),
+            server_kit::serve::token_from(stop),
+        )
+        .await;
         let _ = stop_tx.send(true);
         let _ = reload.await;
         tracing::info!("oauth-server stopped");
@@ -200,10 +211,9 @@ async fn load_users(config: &Config, passwords: PasswordCheck) -> anyhow::Result
             .map_err(anyhow::Error::msg)
             .context("OAUTH_USERS_FILE")?
     };
-    // Building hashes the dummy password once (argon2id): off the workers.
-    let users = tokio::task::spawn_blocking(move || FileUsers::new(file, passwords))
+    // Building hashes the dummy password once (argon2id, on the argon2 threads).
+    let users = FileUsers::new(file, passwords)
         .await
-        .context("OAUTH_USERS_FILE")?
         .map_err(anyhow::Error::msg)
         .context("OAUTH_USERS_FILE")?;
     Ok(Arc::new(users))

@@ -158,33 +158,24 @@ async fn check_secret(
             Some(id),
         )
     };
-    let Some(client) = find_client(state, id).await? else {
-        return Err(deny("unknown_client"));
+    // Every refusal below costs one verification (of the registry's dummy
+    // hash when there is no usable hash), so an unknown client, a client
+    // without a secret and a wrong secret take the same time.
+    let client = find_client(state, id).await?;
+    let usable = client.as_ref().and_then(|c| match &c.credential {
+        Credential::Secret(hash) if c.auth_methods.contains(&method) => Some(hash),
+        _ => None,
+    });
+    let has_secret = usable.is_some();
+    let Some(ok) = state.clients.secrets().verify(id, usable, secret).await else {
+        return Err(deny("shutting_down"));
     };
-    let Credential::Secret(hash) = &client.credential else {
-        return Err(deny("method_not_allowed"));
-    };
-    if !client.auth_methods.contains(&method) {
-        return Err(deny("method_not_allowed"));
+    match (client, ok) {
+        (None, _) => Err(deny("unknown_client")),
+        (Some(_), false) if !has_secret => Err(deny("method_not_allowed")),
+        (Some(_), false) => Err(deny("bad_secret")),
+        (Some(client), true) => Ok(Authenticated { client, method }),
     }
-    let ok = if hash.is_slow() {
-        // argon2id costs ~19 MiB and tens of ms: bound the concurrency and
-        // keep it off the async workers.
-        let Ok(_permit) = state.slow_hash_permits.acquire().await else {
-            return Err(deny("shutting_down"));
-        };
-        let hash = hash.clone();
-        let secret = secret.to_vec();
-        tokio::task::spawn_blocking(move || hash.verify(&secret))
-            .await
-            .unwrap_or(false)
-    } else {
-        hash.verify(secret)
-    };
-    if !ok {
-        return Err(deny("bad_secret"));
-    }
-    Ok(Authenticated { client, method })
 }
 
 /// Grants a public client may use: each binds the request to the client

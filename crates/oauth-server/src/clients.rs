@@ -52,8 +52,8 @@ impl AuthMethod {
 #[derive(Clone)]
 pub enum SecretHash {
     Sha256([u8; 32]),
-    /// Validated PHC string.
-    Argon2id(String),
+    /// Validated PHC string (shared with the verification threads).
+    Argon2id(Arc<str>),
 }
 
 impl std::fmt::Debug for SecretHash {
@@ -75,7 +75,7 @@ impl SecretHash {
             Ok(SecretHash::Sha256(arr))
         } else if s.starts_with("$argon2id$") {
             PasswordHash::new(s).map_err(|e| format!("invalid argon2id PHC string: {e}"))?;
-            Ok(SecretHash::Argon2id(s.to_owned()))
+            Ok(SecretHash::Argon2id(Arc::from(s)))
         } else {
             Err("secret_hash must start with `sha256:` or `$argon2id$` (use `oauth-server hash-secret`)".into())
         }
@@ -86,7 +86,8 @@ impl SecretHash {
         matches!(self, SecretHash::Argon2id(_))
     }
 
-    /// Constant-time check of `secret` against the hash.
+    /// Constant-time check of `secret` against the hash, on this thread
+    /// (the server verifies argon2id through [`crate::argon::ClientSecrets`]).
     pub fn verify(&self, secret: &[u8]) -> bool {
         match self {
             SecretHash::Sha256(expected) => {
@@ -240,6 +241,19 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+
+    /// Every argon2id secret hash of the registry (for the equal-cost dummy).
+    pub fn argon2_hashes(&self) -> Vec<Arc<str>> {
+        let mut ids: Vec<&String> = self.clients.keys().collect();
+        // In client_id order, so "the first" is the same on every start.
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| match &self.clients.get(id)?.credential {
+                Credential::Secret(SecretHash::Argon2id(phc)) => Some(phc.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Union of every client's allowed scopes (for `scopes_supported`).

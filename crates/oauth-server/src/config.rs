@@ -46,6 +46,8 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
 /// | `OAUTH_RATE_LIMIT_BURST` [20] | burst of that budget |
 /// | `OAUTH_FAILED_AUTH_COST` [5] | units a failed client authentication costs its IP |
+/// | `HTTP_HEADER_READ_TIMEOUT_SECS` / `HTTP_REQUEST_TIMEOUT_SECS` / `HTTP_IDLE_TIMEOUT_SECS` / `HTTP_MAX_CONNECTIONS` [10 / 30 / 60 / 512] | connection hygiene (`server_kit::serve`) |
+/// | `OAUTH_ARGON2_THREADS` [2] | dedicated threads for argon2id verifications (1..=64); memory ≈ threads × 19 MiB |
 /// | `RATE_LIMIT_FAILURE_MODE` [local] | local, open or closed when Redis fails |
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
 /// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
@@ -83,6 +85,10 @@ pub struct Config {
     /// Budget per IP (before auth) and per client (after auth).
     pub oauth_policy: Policy,
     pub failed_auth_cost: u32,
+    /// `OAUTH_ARGON2_THREADS`: the argon2id verification pool.
+    pub argon2_threads: usize,
+    /// `HTTP_*`: header/request/idle timeouts and the connection cap.
+    pub connections: server_kit::serve::ConnectionLimits,
     pub log_format: LogFormat,
     /// Dynamic registration and client metadata documents.
     pub registration: RegistrationConfig,
@@ -100,7 +106,7 @@ impl Config {
         }
         let issuer = validate_issuer(&var_or("OAUTH_ISSUER", "http://localhost:8080"))
             .map_err(|m| ConfigError::new("OAUTH_ISSUER", m))?;
-        let resources = var_list("OAUTH_RESOURCES", &[DEFAULT_RESOURCE])
+        let resources = var_list("OAUTH_RESOURCES", &[DEFAULT_RESOURCE])?
             .iter()
             .map(|r| {
                 canonical_resource(r)
@@ -129,6 +135,14 @@ impl Config {
                 "must be between 1 and OAUTH_RATE_LIMIT_BURST",
             ));
         }
+        let argon2_threads: usize =
+            var_parsed("OAUTH_ARGON2_THREADS", crate::argon::DEFAULT_THREADS)?;
+        if !(1..=64).contains(&argon2_threads) {
+            return Err(ConfigError::new(
+                "OAUTH_ARGON2_THREADS",
+                format!("must be between 1 and 64, got {argon2_threads}"),
+            ));
+        }
         let users_file = server_kit::config::var("OAUTH_USERS_FILE");
         Ok(Self {
             bind: var_parsed("OAUTH_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
@@ -148,6 +162,8 @@ impl Config {
             rate_limit,
             oauth_policy,
             failed_auth_cost,
+            argon2_threads,
+            connections: server_kit::serve::ConnectionLimits::from_env()?,
             log_format: var_parsed("LOG_FORMAT", LogFormat::Text)?,
             registration: registration_from_env()?,
         })
@@ -180,6 +196,8 @@ impl Config {
             oauth_policy: Policy::new(120, 20)
                 .map_err(|e| ConfigError::new("OAUTH_RATE_LIMIT_BURST", e.to_string()))?,
             failed_auth_cost: 5,
+            argon2_threads: crate::argon::DEFAULT_THREADS,
+            connections: server_kit::serve::ConnectionLimits::default(),
             log_format: LogFormat::Text,
             registration: RegistrationConfig::defaults(),
         })
@@ -253,10 +271,20 @@ fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
     };
     let scopes = match var("OAUTH_REGISTRATION_SCOPES") {
         None => None,
-        Some(v) => Some(
-            ScopeSet::try_from_tokens(v.split([' ', ',']).filter(|s| !s.is_empty()))
-                .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_SCOPES", e.to_string()))?,
-        ),
+        Some(v) => {
+            let set = ScopeSet::try_from_tokens(v.split([' ', ',']).filter(|s| !s.is_empty()))
+                .map_err(|e| ConfigError::new("OAUTH_REGISTRATION_SCOPES", e.to_string()))?;
+            if set.is_empty() {
+                return Err(ConfigError::new(
+                    "OAUTH_REGISTRATION_SCOPES",
+                    format!(
+                        "{v:?} names no scope: list scopes, unset it for the default, \
+                         or set OAUTH_REGISTRATION=off"
+                    ),
+                ));
+            }
+            Some(set)
+        }
     };
     let max_clients: u64 = var_parsed("OAUTH_REGISTRATION_MAX", defaults.max_clients)?;
     if max_clients == 0 {
@@ -272,7 +300,7 @@ fn registration_from_env() -> Result<RegistrationConfig, ConfigError> {
             "must be between 1 and 10000",
         ));
     }
-    let cimd_allowed_hosts = var_list("OAUTH_CIMD_ALLOWED_HOSTS", &[])
+    let cimd_allowed_hosts = var_list("OAUTH_CIMD_ALLOWED_HOSTS", &[])?
         .into_iter()
         .map(|h| {
             if h.contains("://") || h.contains('/') || h.contains('@') {
@@ -413,6 +441,34 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_FAILED_AUTH_COST",
         "5",
         "units a failed client authentication costs its IP, 1 to OAUTH_RATE_LIMIT_BURST",
+    ),
+    EnvVar::new(
+        "HTTP_HEADER_READ_TIMEOUT_SECS",
+        "10",
+        "seconds a client has to send a request's headers (also the keep-alive idle limit \
+         between requests); the connection is closed beyond it, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_REQUEST_TIMEOUT_SECS",
+        "30",
+        "seconds from a request's headers to its response head, body included; 408 beyond, \
+         1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_IDLE_TIMEOUT_SECS",
+        "60",
+        "a connection on which no byte moves for this long is closed, 1 to 3600",
+    ),
+    EnvVar::new(
+        "HTTP_MAX_CONNECTIONS",
+        "512",
+        "open connections at most; one more gets 503 (Retry-After: 1) and is closed",
+    ),
+    EnvVar::new(
+        "OAUTH_ARGON2_THREADS",
+        "2",
+        "dedicated threads for argon2id verifications (client secrets, passwords), 1 to 64; \
+         each keeps one buffer of the hash's memory cost (19 MiB for the defaults)",
     ),
     EnvVar::new(
         "RATE_LIMIT_FAILURE_MODE",

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::argon::ClientSecrets;
 use crate::cimd::{self, MetadataDocuments};
 use crate::clients::{Client, Registry};
 use crate::registration::Registrations;
@@ -30,15 +31,19 @@ pub enum LookupError {
 /// Every source of clients.
 pub struct ClientDirectory {
     registry: Registry,
+    /// Secret checks for `registry` (its dummy hash and its memo): made with
+    /// the registry, so a registry loaded anew starts with nothing remembered.
+    secrets: ClientSecrets,
     registered: Option<Registrations>,
     documents: Option<MetadataDocuments>,
 }
 
 impl ClientDirectory {
     /// The file registry only.
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: Registry, secrets: ClientSecrets) -> Self {
         Self {
             registry,
+            secrets,
             registered: None,
             documents: None,
         }
@@ -47,11 +52,13 @@ impl ClientDirectory {
     /// Every source: the registry, stored registrations and metadata documents.
     pub fn with_sources(
         registry: Registry,
+        secrets: ClientSecrets,
         registered: Registrations,
         documents: MetadataDocuments,
     ) -> Self {
         Self {
             registry,
+            secrets,
             registered: Some(registered),
             documents: Some(documents),
         }
@@ -60,6 +67,11 @@ impl ClientDirectory {
     /// The file registry (static clients).
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Client-secret checks for the registry (only registry clients have secrets).
+    pub fn secrets(&self) -> &ClientSecrets {
+        &self.secrets
     }
 
     /// Dynamic registrations (`POST /register` stores through this).

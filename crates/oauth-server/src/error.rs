@@ -62,6 +62,24 @@ impl OAuthError {
         }
     }
 
+    /// The answers of the serve loop's limits (`server_kit::serve`): 408
+    /// `invalid_request` for a request that did not arrive within
+    /// `HTTP_REQUEST_TIMEOUT_SECS`, and the body of the raw 503 for a
+    /// connection over `HTTP_MAX_CONNECTIONS`.
+    pub fn connection_answers() -> server_kit::serve::Answers {
+        server_kit::serve::Answers {
+            request_timeout: || {
+                OAuthError::invalid_request(
+                    "the request did not arrive in time (HTTP_REQUEST_TIMEOUT_SECS); send it again",
+                )
+                .with_status(StatusCode::REQUEST_TIMEOUT)
+                .into_response()
+            },
+            busy_body: r#"{"error":"temporarily_unavailable","error_description":"too many connections; retry"}"#,
+            busy_content_type: "application/json",
+        }
+    }
+
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)
     }

@@ -18,6 +18,8 @@
 //! - [`client_auth`]: client_secret_basic / client_secret_post / private_key_jwt,
 //!   and `none` for public clients (code and refresh grants, revocation).
 //! - [`clients`]: the TOML client registry and secret hashes.
+//! - [`argon`]: argon2id verification on a small dedicated thread pool, the
+//!   equal-cost dummy for unknown ids, the memo of verified client secrets.
 //! - [`users`]: the people who sign in (`UserDirectory`, `OAUTH_USERS_FILE`).
 //! - [`directory`]: resolves a `client_id` from every source (file, dynamic
 //!   registration, client ID metadata documents).
@@ -48,11 +50,12 @@
 //! page until both are trusted) → response_type, PKCE S256, grant, resource,
 //! scope (errors redirect with `state` and `iss`) → login page → `POST`
 //! (session cookie + CSRF token bound to the pending request) → password
-//! (argon2id off the workers; failures cost IP and username) → consent page
+//! (argon2id on the dedicated threads; failures cost IP and username) → consent page
 //! (or a remembered consent) → code → 303 to the client. See
 //! [`routes::authorize`].
 
 pub mod app;
+pub mod argon;
 pub mod audit;
 pub mod cimd;
 pub mod cli;

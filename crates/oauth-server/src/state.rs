@@ -8,7 +8,6 @@ use bytes::Bytes;
 use server_kit::kv::KvStore;
 use server_kit::ready::Readiness;
 use server_kit::store::{ReplayStore, RevocationStore};
-use tokio::sync::Semaphore;
 
 use crate::codes::Codes;
 use crate::config::Config;
@@ -37,20 +36,22 @@ pub struct Inner {
     /// anything else is `invalid_scope`.
     pub known_scopes: auth::scope::ScopeSet,
     pub keys: KeyStore,
-    /// Verifies our own tokens (any audience) for introspection/revocation.
+    /// Verifies our own tokens (any audience, no leeway) for introspection.
     pub own_tokens: Verifier,
+    /// The same with the resource servers' leeway, for `/revoke`: a token
+    /// that expired a moment ago is still accepted there, so it must still
+    /// be revocable here.
+    pub revocable_tokens: Verifier,
     pub revocations: Arc<dyn RevocationStore>,
     pub replays: Arc<dyn ReplayStore>,
     /// RFC 8414 metadata, serialised once.
     pub metadata_body: Bytes,
     /// Brute-force protection (per IP, per client).
     pub limits: Limits,
-    /// Bounds concurrent argon2id verifications (memory-hard, CPU-heavy);
-    /// shared by client secrets and user passwords.
-    pub slow_hash_permits: Arc<Semaphore>,
     /// The people who sign in at /authorize (`OAUTH_USERS_FILE`).
     pub users: Arc<dyn UserDirectory>,
-    /// Runs (and counts) password verifications for [`Inner::users`].
+    /// Runs (and counts) every argon2id verification: user passwords and
+    /// client secrets (`OAUTH_ARGON2_THREADS` dedicated threads).
     pub passwords: PasswordCheck,
     /// What `GET /ready` reports on (Redis).
     pub readiness: Readiness,

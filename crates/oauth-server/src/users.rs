@@ -4,8 +4,8 @@
 //! `config/users.toml`).
 //!
 //! Passwords are stored only as argon2id PHC strings. Verification is
-//! memory-hard and CPU-heavy, so it runs off the async workers, bounded by
-//! the same semaphore as client-secret hashing. An unknown user costs one
+//! memory-hard and CPU-heavy, so it runs on the dedicated argon2 threads
+//! shared with client secrets ([`crate::argon`]). An unknown user costs one
 //! verification against a dummy hash with the same parameters, so neither
 //! the answer nor its timing tells an unknown user from a wrong password;
 //! [`PasswordCheck::verifications`] counts them so tests can prove it
@@ -14,15 +14,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::Argon2;
+use argon2::password_hash::PasswordHasher as _;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use async_trait::async_trait;
 use auth::scope::ScopeSet;
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+
+pub use crate::argon::PasswordCheck;
+use crate::argon::params_of;
 
 /// One person who may sign in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,42 +70,6 @@ pub trait UserDirectory: Send + Sync {
     /// Whether there are none.
     fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Runs argon2id verifications off the async workers, bounded, and counts them.
-#[derive(Clone)]
-pub struct PasswordCheck {
-    permits: Arc<Semaphore>,
-    count: Arc<AtomicU64>,
-}
-
-impl PasswordCheck {
-    pub fn new(permits: Arc<Semaphore>) -> Self {
-        Self {
-            permits,
-            count: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// How many slow-hash verifications ran (tests compare paths with it).
-    pub fn verifications(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Verifies `password` against a PHC string; `None` when the check could not run.
-    async fn verify(&self, phc: Arc<str>, password: &str) -> Option<bool> {
-        let _permit = self.permits.acquire().await.ok()?;
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || match PasswordHash::new(&phc) {
-            Ok(parsed) => Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        })
-        .await
-        .ok()
     }
 }
 
@@ -257,31 +222,23 @@ pub struct FileUsers {
 
 impl FileUsers {
     /// Builds the directory; hashes the dummy password (one argon2id run).
-    pub fn new(file: UsersFile, check: PasswordCheck) -> Result<Self, String> {
-        let params = match file.users.first() {
-            Some(u) => PasswordHash::new(&u.password_hash)
-                .ok()
-                .and_then(|h| argon2::Params::try_from(&h).ok())
-                .unwrap_or_default(),
-            None => argon2::Params::default(),
-        };
+    pub async fn new(file: UsersFile, check: PasswordCheck) -> Result<Self, String> {
+        let params = file
+            .users
+            .first()
+            .and_then(|u| params_of(&u.password_hash))
+            .unwrap_or_default();
         let distinct = file
             .users
             .iter()
-            .filter_map(|u| PasswordHash::new(&u.password_hash).ok())
-            .filter_map(|h| argon2::Params::try_from(&h).ok())
+            .filter_map(|u| params_of(&u.password_hash))
             .any(|p| p != params);
         if distinct {
             tracing::warn!(
                 "users' argon2id parameters differ: an unknown username costs what the first user's hash costs; rehash with `oauth-server hash-password` to even them out"
             );
         }
-        let mut random = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut random).map_err(|_| "random generator failed".to_owned())?;
-        let dummy = Argon2::from(params)
-            .hash_password(&random)
-            .map_err(|e| format!("dummy hash: {e}"))?
-            .to_string();
+        let dummy = check.dummy_phc(params).await?;
         let mut by_name = HashMap::new();
         let mut by_id = HashMap::new();
         for u in file.users {
@@ -304,7 +261,7 @@ impl UserDirectory for FileUsers {
         let phc = stored.map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let ok = self
             .check
-            .verify(phc, password)
+            .verify(phc, password.as_bytes())
             .await
             .ok_or(LoginFailure::Unavailable)?;
         match stored {
@@ -368,8 +325,8 @@ mod tests {
     async fn unknown_user_and_wrong_password_cost_one_verification_each() {
         let hash = hash_password("right").unwrap();
         let file = UsersFile::parse(&entry("a", &hash, "\"customer:read\"")).unwrap();
-        let check = PasswordCheck::new(Arc::new(Semaphore::new(1)));
-        let users = FileUsers::new(file, check.clone()).unwrap();
+        let check = PasswordCheck::new(1).unwrap();
+        let users = FileUsers::new(file, check.clone()).await.unwrap();
         assert_eq!(check.verifications(), 0);
         assert_eq!(
             users.authenticate("a", "wrong").await,

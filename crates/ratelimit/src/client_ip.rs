@@ -34,6 +34,28 @@ pub enum CidrError {
         /// 32 for IPv4, 128 for IPv6.
         max: u8,
     },
+    /// A list with an empty entry (`10.0.0.0/8,,` or `,`): usually a
+    /// variable substituted as empty, so the proxy meant to be trusted is
+    /// silently missing.
+    #[error(
+        "entry {position} is empty in {list:?}: remove the extra comma, or unset the variable to trust no proxy"
+    )]
+    EmptyEntry {
+        /// The whole list, as written.
+        list: String,
+        /// 1-based position of the empty entry.
+        position: usize,
+    },
+    /// A prefix length of 0 (`0.0.0.0/0`, `::/0`): every address would be a
+    /// trusted proxy, so any client could pick its own rate-limit key with
+    /// `X-Forwarded-For`.
+    #[error(
+        "{entry:?} trusts every address, so any client could choose its rate-limit key with X-Forwarded-For: name the proxies' own networks"
+    )]
+    TrustsEveryone {
+        /// The offending entry, as written.
+        entry: String,
+    },
 }
 
 impl Cidr {
@@ -117,14 +139,32 @@ impl TrustedProxies {
     }
 
     /// Parses a comma-separated list of CIDRs or addresses, e.g.
-    /// `"127.0.0.1/32, 10.0.0.0/8, ::1"`. Empty entries are ignored, so an
-    /// empty string means no trusted proxies. Fails on the first bad entry,
-    /// naming it.
+    /// `"127.0.0.1/32, 10.0.0.0/8, ::1"`. A blank string means no trusted
+    /// proxies. Fails on the first bad entry, naming it: an empty entry
+    /// (`"10.0.0.0/8,"`, `","`) and a /0 network are errors, because each
+    /// silently weakens the X-Forwarded-For check the operator meant to set.
     pub fn parse(list: &str) -> Result<Self, CidrError> {
+        if list.trim().is_empty() {
+            return Ok(Self::none());
+        }
         let networks = list
             .split(',')
-            .filter(|entry| !entry.trim().is_empty())
-            .map(Cidr::parse)
+            .enumerate()
+            .map(|(i, entry)| {
+                if entry.trim().is_empty() {
+                    return Err(CidrError::EmptyEntry {
+                        list: list.to_owned(),
+                        position: i + 1,
+                    });
+                }
+                let cidr = Cidr::parse(entry)?;
+                if cidr.prefix() == 0 {
+                    return Err(CidrError::TrustsEveryone {
+                        entry: entry.to_owned(),
+                    });
+                }
+                Ok(cidr)
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self { networks })
     }
@@ -241,7 +281,7 @@ mod tests {
 
     #[test]
     fn parses_lists_of_v4_and_v6_networks_and_hosts() {
-        let t = TrustedProxies::parse(" 127.0.0.1/32, 10.1.2.3/8 ,::1, fd00::/8,").unwrap();
+        let t = TrustedProxies::parse(" 127.0.0.1/32, 10.1.2.3/8 ,::1, fd00::/8").unwrap();
         let shown: Vec<String> = t.networks().iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128", "fd00::/8"]);
         assert!(t.contains(ip("10.255.0.1")));
@@ -250,9 +290,47 @@ mod tests {
         assert!(!t.contains(ip("11.0.0.1")));
         assert!(!t.contains(ip("::2")));
         assert!(TrustedProxies::parse("").unwrap().is_empty());
-        assert!(TrustedProxies::parse(" , ").unwrap().is_empty());
-        let all = TrustedProxies::parse("0.0.0.0/0,::/0").unwrap();
-        assert!(all.contains(ip("1.2.3.4")) && all.contains(ip("2001:db8::1")));
+        assert!(TrustedProxies::parse("  ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn lists_that_would_weaken_the_check_are_refused() {
+        for (list, position) in [
+            (",", 1),
+            (" , ", 1),
+            ("10.0.0.0/8,", 2),
+            ("10.0.0.0/8,,::1", 2),
+        ] {
+            let err = TrustedProxies::parse(list).unwrap_err();
+            assert_eq!(
+                err,
+                CidrError::EmptyEntry {
+                    list: list.into(),
+                    position
+                },
+                "{list:?}"
+            );
+        }
+        assert_eq!(
+            TrustedProxies::parse("10.0.0.0/8,")
+                .unwrap_err()
+                .to_string(),
+            "entry 2 is empty in \"10.0.0.0/8,\": remove the extra comma, or unset the variable to trust no proxy"
+        );
+        for entry in ["0.0.0.0/0", " ::/0", "10.1.2.3/0"] {
+            let err = TrustedProxies::parse(&format!("127.0.0.1,{entry}")).unwrap_err();
+            assert_eq!(
+                err,
+                CidrError::TrustsEveryone {
+                    entry: entry.into()
+                }
+            );
+        }
+        assert_eq!(
+            TrustedProxies::parse("0.0.0.0/0").unwrap_err().to_string(),
+            "\"0.0.0.0/0\" trusts every address, so any client could choose its rate-limit key \
+             with X-Forwarded-For: name the proxies' own networks"
+        );
     }
 
     #[test]
@@ -419,7 +497,12 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics(s in "\\PC{0,40}") {
             if let Err(e) = TrustedProxies::parse(&s) {
-                let entry = match &e { CidrError::BadAddress { entry } | CidrError::BadPrefix { entry, .. } => entry.clone() };
+                let entry = match &e {
+                    CidrError::BadAddress { entry }
+                    | CidrError::BadPrefix { entry, .. }
+                    | CidrError::TrustsEveryone { entry } => entry.clone(),
+                    CidrError::EmptyEntry { list, .. } => list.clone(),
+                };
                 prop_assert!(s.contains(entry.as_str()));
                 let quoted = format!("{entry:?}");
                 prop_assert!(e.to_string().contains(&quoted));

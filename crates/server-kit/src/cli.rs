@@ -154,6 +154,7 @@ pub fn table_drift(config_source: &str, table: &[EnvVar], read_elsewhere: &[&str
     let mut read = vars_read_in(config_source);
     read.extend(crate::limits::ENV_VARS.iter().map(|v| (*v).to_owned()));
     read.extend(crate::redis::ENV_VARS.iter().map(|v| (*v).to_owned()));
+    read.extend(crate::serve::ENV_VARS.iter().map(|v| (*v).to_owned()));
     read.extend(read_elsewhere.iter().map(|v| (*v).to_owned()));
     let mut problems: Vec<String> = read
         .iter()
@@ -245,6 +246,7 @@ mod tests {
             crate::limits::ENV_VARS
                 .iter()
                 .chain(crate::redis::ENV_VARS)
+                .chain(crate::serve::ENV_VARS)
                 .map(|n| EnvVar::new(n, "", "")),
         );
         let problems = table_drift(r#"var_or("A_VAR", "1"); var("NEW_VAR")"#, &all, &[]);

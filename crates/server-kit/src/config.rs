@@ -63,17 +63,41 @@ where
     }
 }
 
-/// A comma-separated list (empty items dropped), or `default` when unset.
-pub fn var_list(name: &str, default: &[&str]) -> Vec<String> {
+/// A comma-separated list (items trimmed), or `default` when unset or blank.
+///
+/// An empty item (`a,,b`, `a,`, `,`) is an error naming the variable: every
+/// list these servers read is an allow-list or a protection's input, and an
+/// item that vanished (a typo, a variable substituted as empty) must not
+/// silently widen or switch off what the list protects.
+pub fn var_list(name: &str, default: &[&str]) -> Result<Vec<String>, ConfigError> {
     match var(name) {
-        None => default.iter().map(|s| (*s).to_owned()).collect(),
-        Some(v) => v
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        None => Ok(default.iter().map(|s| (*s).to_owned()).collect()),
+        Some(v) => parse_list(name, &v),
     }
+}
+
+/// The items of a comma-separated list value; an empty item is an error
+/// naming `name` (see [`var_list`]).
+pub fn parse_list(name: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    value
+        .split(',')
+        .enumerate()
+        .map(|(i, item)| {
+            let item = item.trim();
+            if item.is_empty() {
+                Err(ConfigError::new(
+                    name,
+                    format!(
+                        "entry {} is empty in {value:?}: remove the extra comma, \
+                         or unset the variable for its default",
+                        i + 1
+                    ),
+                ))
+            } else {
+                Ok(item.to_owned())
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -97,7 +121,27 @@ mod tests {
         assert_eq!(r, Ok(7));
         assert_eq!(
             var_list("AUTH_TEST_SURELY_UNSET_VAR", &["a"]),
-            vec!["a".to_string()]
+            Ok(vec!["a".to_string()])
         );
+    }
+
+    #[test]
+    fn lists_refuse_empty_entries_naming_the_variable() {
+        assert_eq!(
+            parse_list("L", " a , b:1 ,[::1]"),
+            Ok(vec!["a".to_string(), "b:1".into(), "[::1]".into()])
+        );
+        for (value, position) in [(",", 1), ("a,", 2), ("a,,b", 2), (" ,a", 1), ("a, ,b", 2)] {
+            let e = parse_list("MCP_ALLOWED_HOSTS", value).unwrap_err();
+            assert_eq!(e.var, "MCP_ALLOWED_HOSTS");
+            assert_eq!(
+                e.message,
+                format!(
+                    "entry {position} is empty in {value:?}: remove the extra comma, \
+                     or unset the variable for its default"
+                ),
+                "{value:?}"
+            );
+        }
     }
 }

@@ -22,6 +22,8 @@
 //!   (discovery through RFC 8414, rate-limited refetch on unknown `kid`).
 //! - [`telemetry`]: `LOG_FORMAT` / `RUST_LOG` tracing set-up.
 //! - [`shutdown`]: the one SIGINT/SIGTERM future.
+//! - [`serve`]: the one serve loop: header-read, request and idle timeouts,
+//!   a connection cap (`HTTP_*`), an accept loop that survives fd exhaustion.
 //! - [`healthcheck`]: the `healthcheck` subcommand's probe of `GET /health`.
 //!
 //! # Start-up of a server
@@ -42,6 +44,7 @@ pub mod metrics;
 pub mod ready;
 pub mod redis;
 pub mod revocations;
+pub mod serve;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

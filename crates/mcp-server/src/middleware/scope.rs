@@ -4,14 +4,17 @@
 //! (`MCP-Protocol-Version` ≥ 2026-07-28) the SEP-2243 headers say it:
 //! `Mcp-Method` and `Mcp-Name` (plain or `=?base64?…?=`). rmcp refuses, with
 //! 400/-32020 and before dispatch, any such request whose headers disagree
-//! with its body, so the body is streamed to rmcp untouched. Older requests
-//! carry no such headers: their body is read (at most
-//! [`MAX_BODY_BYTES`]) and peeked
-//! ([`crate::jsonrpc::peek`]) for `method`, `params.name`, `params.uri`.
+//! with its body. Older requests carry no such headers: the operation comes
+//! from the body's `method`, `params.name`, `params.uri`
+//! ([`crate::jsonrpc::peek`]).
 //!
-//! A body that cannot be classified is answered here: 415 for a
-//! `Content-Type` other than JSON (rmcp's own answer, before any byte is
-//! read), 413 over the limit, 400 for a body that is not one JSON-RPC message.
+//! Every POST body is read here (at most [`MAX_BODY_BYTES`]) and checked the
+//! way rmcp will read it ([`crate::jsonrpc::check`]), so a body rmcp could
+//! not read is answered here: 415 for a `Content-Type` other than JSON
+//! (rmcp's own answer, before any byte is read), 413 over the limit, 400 with
+//! -32700 (`id: null`) for malformed JSON of any shape (too deep, `1e400`,
+//! trailing bytes), 400 with -32600 for JSON that is not one JSON-RPC message.
+//! rmcp would answer all of these `415 text/plain`.
 //!
 //! A `tools/call` or `resources/read` whose scope the caller lacks gets a 403
 //! challenge and a `mcp.scope_denied` audit event. The handler checks again
@@ -111,10 +114,12 @@ pub async fn require_scope(
     let started = Instant::now();
     let (mut req, op) = if req.method() != Method::POST {
         (req, Operation::NoMethod)
-    } else if let Some(op) = operation_from_headers(req.headers()) {
-        (req, op)
     } else {
-        read_and_peek(req).await?
+        // The SEP-2243 headers name the operation where rmcp enforces them;
+        // the body is read and checked on every POST all the same, so a body
+        // rmcp could not read gets a JSON-RPC answer (not rmcp's 415 text).
+        let from_headers = operation_from_headers(req.headers());
+        read_and_check(req, from_headers).await?
     };
     if let Some(required) = op.required_scope() {
         // The bearer layer runs first; a missing caller cannot reach here, but
@@ -160,9 +165,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Buffers the body (bounded) and peeks it. A body rmcp would refuse for its
-/// `Content-Type` (415) is not read at all.
-async fn read_and_peek(req: Request) -> Result<(Request, Operation), McpHttpError> {
+/// Buffers the body (bounded) and checks it ([`jsonrpc::check`]). A body rmcp
+/// would refuse for its `Content-Type` (415) is not read at all.
+async fn read_and_check(
+    req: Request,
+    from_headers: Option<Operation>,
+) -> Result<(Request, Operation), McpHttpError> {
     if !is_json(req.headers()) {
         return Err(McpHttpError::UnsupportedMediaType);
     }
@@ -188,7 +196,11 @@ async fn read_and_peek(req: Request) -> Result<(Request, Operation), McpHttpErro
             return Err(McpHttpError::UnreadableBody);
         }
     };
-    let op = jsonrpc::peek(&bytes).map_err(|error| {
+    let checked = match from_headers {
+        Some(op) => jsonrpc::readable(&bytes).map(|()| op),
+        None => jsonrpc::check(&bytes),
+    };
+    let op = checked.map_err(|error| {
         // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
         let id = match error {
             jsonrpc::PeekError::Parse => None,

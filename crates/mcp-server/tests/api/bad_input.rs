@@ -445,11 +445,15 @@ async fn amounts() {
         assert_eq!(r.status, 400, "{raw}: {}", r.text);
         assert_eq!(r.json()["error"]["code"], -32700, "{raw}");
     }
-    // 1e400 is valid JSON syntax but no f64: rmcp refuses to decode the message (415).
+    // 1e400 is valid JSON syntax but no f64: a parse error, as rmcp's reader
+    // (serde_json) sees it, before any tool runs.
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"calculate_account_value","arguments":{"customer_id":"12345","amounts":[1e400]}}}"#;
     let r = app.post_raw(Some(&t), &[], body).await;
-    assert_eq!(r.status, 415, "{}", r.text);
-    assert!(r.text.contains("number out of range"), "{}", r.text);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: request body is not valid JSON"}})
+    );
     assert_eq!(
         app.events("mcp.tool_called")
             .iter()
@@ -571,4 +575,161 @@ async fn bad_bodies() {
         )
         .await;
     assert_eq!(r.json()["result"]["isError"], false);
+}
+
+/// Issue 13 item 9: malformed JSON of any shape is a JSON-RPC parse error
+/// (HTTP 400, -32700, `id: null`) on both protocol paths (rmcp alone would
+/// answer `415 text/plain`), and the process keeps serving.
+#[tokio::test]
+async fn malformed_json_of_any_shape_is_a_parse_error() {
+    let app = spawn().await;
+    let t = app.secure_token().await;
+    let parse_error = json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: request body is not valid JSON"}});
+    let nested = |n: usize| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{"a":{}1{}}}}}"#,
+            "[".repeat(n),
+            "]".repeat(n)
+        )
+    };
+    let mut bad_utf8 =
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer_info","arguments":{"customer_id":""#.to_vec();
+    bad_utf8.extend_from_slice(&[0xc3, 0x28]);
+    bad_utf8.extend_from_slice(br#""}}}"#);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "100,000-deep array",
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+        ),
+        ("100,000-deep params", nested(100_000).into_bytes()),
+        (
+            "1e400",
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"n":1e400}}"#.to_vec(),
+        ),
+        (
+            "trailing garbage",
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"} garbage"#.to_vec(),
+        ),
+        (
+            "two messages",
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.to_vec(),
+        ),
+        ("invalid UTF-8", bad_utf8),
+        ("whitespace only", b" \n\t ".to_vec()),
+    ];
+    let paths: [&[(&str, &str)]; 2] = [
+        &[],
+        &[
+            ("mcp-protocol-version", V2026),
+            ("mcp-method", "tools/list"),
+        ],
+    ];
+    for (what, body) in &cases {
+        for headers in paths {
+            let r = app.post_raw(Some(&t), headers, body.clone()).await;
+            assert_eq!(r.status, 400, "{what} {headers:?}: {}", r.text);
+            assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+            assert_eq!(r.json(), parse_error, "{what} {headers:?}");
+        }
+    }
+    // Deep but within serde_json's limit (and rmcp's): served.
+    let mut deep_ok = json!(1);
+    for _ in 0..100 {
+        deep_ok = json!([deep_ok]);
+    }
+    let r = app
+        .call_2026(Some(&t), "tools/list", json!({"a": deep_ok}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json()["result"]["tools"].is_array(), "{}", r.text);
+
+    // Valid JSON that is not a JSON-RPC message: invalid request, id echoed
+    // when there is one. `{}` after almost 1 MiB of whitespace is such a body;
+    // past 1 MiB (MAX_BODY_BYTES) it is too large.
+    let padded = format!("{}{{}}", " ".repeat(1024 * 1024 - 2));
+    let over = format!("{}{{}}", " ".repeat(1024 * 1024));
+    for headers in paths {
+        for (body, id) in [
+            (padded.clone(), json!(null)),
+            (r#"{"jsonrpc":"2.0","id":9}"#.to_owned(), json!(9)),
+        ] {
+            let r = app.post_raw(Some(&t), headers, body).await;
+            assert_eq!(r.status, 400, "{headers:?}: {}", r.text);
+            let j = r.json();
+            assert_eq!(
+                (j["id"].clone(), j["error"]["code"].clone()),
+                (id, json!(-32600))
+            );
+            assert!(
+                j["error"]["message"].as_str().unwrap().starts_with(
+                    "Invalid Request: not a JSON-RPC request, notification or response"
+                ),
+                "{j}"
+            );
+        }
+        let r = app.post_raw(Some(&t), headers, over.clone()).await;
+        assert_eq!(r.status, 413, "{headers:?}");
+        assert_eq!(
+            r.json(),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: request body exceeds 1048576 bytes"}})
+        );
+    }
+    app.assert_alive().await;
+    let r = app.call_2026(Some(&t), "tools/list", json!({})).await;
+    assert_eq!(r.status, 200, "still serving: {}", r.text);
+}
+
+/// Issue 13 item 3: a body that does not arrive within
+/// `HTTP_REQUEST_TIMEOUT_SECS` gets 408 with a JSON-RPC error, while 200
+/// such clients do not keep a normal tools/call from being served.
+#[tokio::test]
+async fn a_trickled_body_gets_408_and_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_with(Options {
+        request_timeout: Some(std::time::Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    let t = app.secure_token().await;
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut c = tokio::net::TcpStream::connect(app.mcp_addr).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {t}\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             content-length: 100\r\n\r\n{{\"jsonrpc\":"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        slow.push(c);
+    }
+    let r = app
+        .call_2026(
+            Some(&t),
+            "tools/call",
+            json!({"name": "get_customer_info", "arguments": {"customer_id": "12345"}}),
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "served while 200 clients trickle: {}",
+        r.text
+    );
+    for c in &mut slow {
+        let mut out = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{text}"
+        );
+        let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Request Timeout: the request did not arrive in time (HTTP_REQUEST_TIMEOUT_SECS)"}})
+        );
+    }
+    app.assert_alive().await;
 }

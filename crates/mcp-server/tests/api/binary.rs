@@ -47,6 +47,47 @@ async fn configuration_errors_name_the_variable() {
     }
 }
 
+/// Issue 13 item 8: a list that parses to nothing, or has a hole, would
+/// switch off or weaken what it configures; each exits 2 with one line.
+#[test]
+fn lists_that_would_weaken_a_protection_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, line) in [
+        (
+            "MCP_ALLOWED_HOSTS",
+            ",",
+            "mcp-server: MCP_ALLOWED_HOSTS: entry 1 is empty in \",\": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "MCP_ALLOWED_HOSTS",
+            "mcp.example.com,",
+            "mcp-server: MCP_ALLOWED_HOSTS: entry 2 is empty in \"mcp.example.com,\": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "MCP_ALLOWED_ORIGINS",
+            " , ",
+            "mcp-server: MCP_ALLOWED_ORIGINS: entry 1 is empty in \" , \": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            "10.0.0.0/8,,127.0.0.1",
+            "mcp-server: TRUSTED_PROXIES: entry 2 is empty in \"10.0.0.0/8,,127.0.0.1\": remove the extra comma, or unset the variable to trust no proxy",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            "::/0",
+            "mcp-server: TRUSTED_PROXIES: \"::/0\" trusts every address, so any client could choose its rate-limit key with X-Forwarded-For: name the proxies' own networks",
+        ),
+    ] {
+        let out = command(dir.path(), &[(var, value.to_owned())])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value:?}: {stderr}");
+        assert_eq!(stderr, format!("{line}\n"), "{var}={value:?}");
+    }
+}
+
 #[test]
 fn help_lists_every_variable_with_its_default() {
     let dir = tempfile::tempdir().unwrap();

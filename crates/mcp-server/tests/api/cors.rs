@@ -117,23 +117,21 @@ async fn preflight_from_another_origin_is_refused() {
 }
 
 #[tokio::test]
-async fn preflight_without_any_listed_origin_is_refused() {
-    let app = with_origins(&[]).await;
-    // With no list the Origin check lets requests through; CORS still names
-    // no origin, so a browser page may not call.
-    let r = preflight(&app, &app.mcp_url, "http://localhost:5173", None).await;
-    assert_eq!(r.status, 403, "{}", r.text);
-    assert_eq!(r.text, "Forbidden: Origin header is not allowed");
-    assert_no_cors(&r);
-    let r = app
-        .post_raw(
-            None,
-            &[("origin", "http://localhost:5173")],
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 401);
-    assert_no_cors(&r);
+async fn an_empty_origin_list_is_refused_at_start() {
+    // rmcp reads an empty list as "no Origin check": never start that way.
+    let mut config =
+        mcp_server::Config::new("http://localhost:8000/mcp", "http://localhost:8080").unwrap();
+    config.allowed_origins.clear();
+    config.jwks_url = Some("http://127.0.0.1:9/jwks".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = mcp_server::App::build_with_listener(config, listener)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "MCP_ALLOWED_ORIGINS: names no origin, which would switch the Origin check off: \
+         list the browser origins allowed, or unset it for the loopback default"
+    );
 }
 
 #[tokio::test]

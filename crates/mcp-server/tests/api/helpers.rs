@@ -53,6 +53,10 @@ pub struct Options {
     pub origins: Option<Vec<String>>,
     /// `REVOCATION_MAX_STALENESS_SECS` (default: the config default, 900 s).
     pub revocation_max_staleness: Option<Duration>,
+    /// `MCP_MAX_RESULT_BYTES` (default 512 KiB).
+    pub max_result_bytes: Option<usize>,
+    /// `HTTP_REQUEST_TIMEOUT_SECS` (default 30 s).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// Adjusts a replica's configuration as these options describe.
@@ -73,6 +77,12 @@ fn apply(c: &mut mcp_server::Config, opts: &Options) {
     }
     if let Some(s) = opts.revocation_max_staleness {
         c.revocation_max_staleness = s;
+    }
+    if let Some(n) = opts.max_result_bytes {
+        c.max_result_bytes = n;
+    }
+    if let Some(t) = opts.request_timeout {
+        c.connections.request_timeout = t;
     }
 }
 
@@ -302,7 +312,7 @@ impl TestApp {
     /// A 2026-07-28 stateless request (per-request `_meta`, SEP-2243 headers).
     pub async fn call_2026(&self, token: Option<&str>, method: &str, mut params: Value) -> Reply {
         let name = match method {
-            "tools/call" => params["name"].as_str().map(str::to_owned),
+            "tools/call" | "prompts/get" => params["name"].as_str().map(str::to_owned),
             "resources/read" => params["uri"].as_str().map(str::to_owned),
             _ => None,
         };

@@ -17,6 +17,7 @@ mod lazy_redis;
 mod metadata;
 mod protocols;
 mod rate_limits;
+mod results;
 mod revocation;
 mod scopes;
 mod second_wall;

@@ -225,3 +225,40 @@ async fn host_and_origin_are_checked_before_the_token() {
         .await;
     assert_ne!(r.status, 403, "{}", r.text);
 }
+
+/// Issue 13 item 9: the server declares `prompts`, so `prompts/get` is a
+/// method it has: an unknown name is -32602 (MCP's "invalid prompt name"),
+/// not -32601, on both protocol generations; the list is empty.
+#[tokio::test]
+async fn prompts_are_declared_and_answered() {
+    let app = spawn().await;
+    let token = app.secure_token().await;
+    let r = app
+        .call_2026(Some(&token), "server/discover", json!({}))
+        .await;
+    assert!(
+        r.json()["result"]["capabilities"]["prompts"].is_object(),
+        "{}",
+        r.text
+    );
+    let r = app.call_2026(Some(&token), "prompts/list", json!({})).await;
+    assert_eq!(r.json()["result"]["prompts"], json!([]), "{}", r.text);
+    let unknown = json!({
+        "code": -32602,
+        "message": "unknown prompt: \"summarise\" (prompts/list names the prompts)"
+    });
+    let r = app
+        .call_2026(Some(&token), "prompts/get", json!({"name": "summarise"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (r.json()["id"].clone(), r.json()["error"].clone()),
+        (json!(7), unknown.clone())
+    );
+
+    let s = app.session(&token).await;
+    let r = s.request("prompts/get", json!({"name": "summarise"})).await;
+    assert_eq!(r.json()["error"], unknown, "{}", r.text);
+    let r = s.request("prompts/list", json!({})).await;
+    assert_eq!(r.json()["result"]["prompts"], json!([]), "{}", r.text);
+}

@@ -1,10 +1,11 @@
 //! `POST /revoke` (RFC 7009): client-authenticated (public clients too,
 //! for their own tokens, §5). An access token's `jti` is denied for the rest
 //! of its life; a refresh token ends its whole family and the family's
-//! access tokens (§2.1). Unknown, invalid or expired tokens, and tokens of
-//! other clients, still get 200 (§2.2) so the endpoint is no oracle.
-
-use std::time::Duration;
+//! access tokens (§2.1). An access token is revocable while any resource
+//! server still accepts it: until `exp` plus their leeway
+//! (`auth::verify::DEFAULT_LEEWAY_SECS`). Unknown, invalid or expired
+//! tokens, and tokens of other clients, still get 200 (§2.2) so the endpoint
+//! is no oracle.
 
 use axum::body::Body;
 use axum::extract::{Extension, State};
@@ -47,7 +48,9 @@ pub async fn revoke(
         if !token.contains('.') {
             return revoke_refresh(&state, &client.client_id, token, peer).await;
         }
-        let Ok(claims) = state.own_tokens.verify(token).await else {
+        // With the resource servers' leeway: a token that expired a few
+        // seconds ago still opens doors there, so revoking it is not a no-op.
+        let Ok(claims) = state.revocable_tokens.verify(token).await else {
             return Ok(());
         };
         if claims.client_id != client.client_id {
@@ -59,7 +62,7 @@ pub async fn revoke(
             );
             return Ok(());
         }
-        let ttl = Duration::from_secs(claims.remaining_secs(auth::now_unix()) + 60);
+        let ttl = auth::verify::denylist_ttl(claims.exp, auth::now_unix());
         state
             .revocations
             .revoke(&claims.jti, ttl)
@@ -122,10 +125,9 @@ async fn revoke_refresh(
         return Ok(());
     };
     for a in &revoked.access {
-        let ttl = Duration::from_secs(u64::try_from(a.exp - now).unwrap_or(0) + 60);
         state
             .revocations
-            .revoke(&a.jti, ttl)
+            .revoke(&a.jti, auth::verify::denylist_ttl(a.exp, now))
             .await
             .map_err(|e| unavailable(&e))?;
         audit::token_revoked(client_id, &a.jti, peer);

@@ -9,7 +9,6 @@ mod refresh_token;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use auth::scope::ScopeSet;
@@ -185,12 +184,11 @@ fn respond(state: &AppState, issued: &Issued, refresh_token: Option<String>) -> 
 }
 
 /// Denies an access token for the rest of its life (plus the verifiers'
-/// 60 s leeway); used when a code or refresh family turns out stolen.
+/// leeway); used when a code or refresh family turns out stolen.
 async fn revoke_access(state: &AppState, jti: &str, exp: i64) -> Result<(), OAuthError> {
-    let left = u64::try_from(exp - auth::now_unix()).unwrap_or(0);
     state
         .revocations
-        .revoke(jti, Duration::from_secs(left + 60))
+        .revoke(jti, auth::verify::denylist_ttl(exp, auth::now_unix()))
         .await
         .map_err(|e| unavailable("revocation store", &e))
 }

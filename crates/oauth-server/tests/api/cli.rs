@@ -115,6 +115,54 @@ fn bad_values_exit_2_with_one_line_naming_the_variable() {
     }
 }
 
+/// Issue 13 item 8: a list that parses to nothing, or has a hole, would
+/// weaken what it configures; each exits 2 with one line naming the fix.
+#[test]
+fn lists_that_would_weaken_a_protection_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, line) in [
+        (
+            "TRUSTED_PROXIES",
+            "127.0.0.1,",
+            "oauth-server: TRUSTED_PROXIES: entry 2 is empty in \"127.0.0.1,\": remove the extra comma, or unset the variable to trust no proxy",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            ",",
+            "oauth-server: TRUSTED_PROXIES: entry 1 is empty in \",\": remove the extra comma, or unset the variable to trust no proxy",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            "0.0.0.0/0",
+            "oauth-server: TRUSTED_PROXIES: \"0.0.0.0/0\" trusts every address, so any client could choose its rate-limit key with X-Forwarded-For: name the proxies' own networks",
+        ),
+        (
+            "OAUTH_RESOURCES",
+            "http://localhost:8000/mcp,,https://mcp.example.com/mcp",
+            "oauth-server: OAUTH_RESOURCES: entry 2 is empty in \"http://localhost:8000/mcp,,https://mcp.example.com/mcp\": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "OAUTH_CIMD_ALLOWED_HOSTS",
+            ",",
+            "oauth-server: OAUTH_CIMD_ALLOWED_HOSTS: entry 1 is empty in \",\": remove the extra comma, or unset the variable for its default",
+        ),
+        (
+            "OAUTH_REGISTRATION_SCOPES",
+            " , ",
+            "oauth-server: OAUTH_REGISTRATION_SCOPES: \" , \" names no scope: list scopes, unset it for the default, or set OAUTH_REGISTRATION=off",
+        ),
+    ] {
+        let out = run(dir.path(), &[(var, value)], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{var}={value:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out), format!("{line}\n"), "{var}={value:?}");
+    }
+}
+
 #[test]
 fn a_bad_value_in_dot_env_is_a_configuration_error_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -332,10 +380,10 @@ async fn add_user_appends_a_valid_entry_and_refuses_duplicates_and_unknown_scope
     // The file stays valid and the new users sign in with their passwords.
     let file = oauth_server::users::UsersFile::load(&users).unwrap();
     assert_eq!(file.len(), 2);
-    let check = oauth_server::users::PasswordCheck::new(std::sync::Arc::new(
-        tokio::sync::Semaphore::new(1),
-    ));
-    let dir_users = oauth_server::users::FileUsers::new(file, check).unwrap();
+    let check = oauth_server::users::PasswordCheck::new(1).unwrap();
+    let dir_users = oauth_server::users::FileUsers::new(file, check)
+        .await
+        .unwrap();
     use oauth_server::users::UserDirectory as _;
     let carol = dir_users
         .authenticate("carol", "carol-password")
@@ -376,4 +424,95 @@ fn a_missing_users_file_is_an_error_only_when_named() {
         last.starts_with("oauth-server: OAUTH_USERS_FILE: cannot read"),
         "{err}"
     );
+}
+
+/// Issue 13 item 3: with its file descriptors exhausted by held connections
+/// the server keeps accepting as soon as descriptors free up: the accept
+/// loop logs the failure and retries, it never ends.
+#[tokio::test]
+async fn the_accept_loop_outlives_fd_exhaustion() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let keys = dir.path().join("keys");
+    let log = dir.path().join("stderr.log");
+    let mut child = command(
+        dir.path(),
+        &[
+            ("OAUTH_BIND", &bind),
+            ("OAUTH_CLIENTS_FILE", &dev_clients()),
+            ("OAUTH_KEYS_DIR", keys.to_str().unwrap()),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .program_for_shell()
+    .stderr(std::fs::File::create(&log).unwrap())
+    .spawn()
+    .unwrap();
+    let http = reqwest::Client::new();
+    let health = format!("http://{bind}/health");
+    let healthy = || async {
+        for _ in 0..200 {
+            if let Ok(r) = http.get(&health).send().await
+                && r.status() == 200
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        healthy().await,
+        "started: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    // More connections than the process has descriptors left.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(tokio::net::TcpStream::connect(&bind).await.unwrap());
+    }
+    let mut logged = false;
+    for _ in 0..200 {
+        if std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("accept failed (out of file descriptors?); retrying")
+        {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(logged, "{}", std::fs::read_to_string(&log).unwrap());
+    drop(held);
+    assert!(healthy().await, "serving again once descriptors are free");
+    assert_eq!(child.try_wait().unwrap(), None, "still running");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+/// Runs the command through `sh` with at most 40 open file descriptors.
+trait LowFdLimit {
+    fn program_for_shell(&mut self) -> Command;
+}
+
+impl LowFdLimit for Command {
+    fn program_for_shell(&mut self) -> Command {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg("ulimit -n 40 && exec \"$0\" serve")
+            .arg(self.get_program());
+        sh.env_clear();
+        for (k, v) in self.get_envs() {
+            if let Some(v) = v {
+                sh.env(k, v);
+            }
+        }
+        if let Some(d) = self.get_current_dir() {
+            sh.current_dir(d);
+        }
+        sh.stdin(Stdio::null());
+        sh
+    }
 }

@@ -269,3 +269,59 @@ async fn interactive_client_cannot_use_client_credentials() {
         .await;
     assert_oauth_error(resp, 401, "invalid_client").await;
 }
+
+/// Issue 13 items 6 and 7: an unknown client, a client without a usable
+/// secret and a wrong secret each cost exactly one argon2id verification
+/// (the registry's dummy hash stands in for the missing one); a good secret
+/// is verified once and then remembered, under a keyed hash, for a while.
+#[tokio::test]
+async fn unknown_and_wrong_cost_one_verification_and_a_good_secret_is_remembered() {
+    let app = spawn().await;
+    let state = app.state();
+    let count = || state.passwords.verifications();
+    let dev = ("openai-mcp-client", "openai-client-secret");
+    let refused = |id: &'static str, secret: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app.post_form("/token", Some((id, secret)), &[CC]).await;
+            let body = assert_oauth_error(resp, 401, "invalid_client").await;
+            assert_eq!(body["error_description"], "client authentication failed");
+        }
+    };
+    for (id, secret) in [
+        (dev.0, "not-the-secret"),
+        ("nobody", dev.1),
+        ("jwt-es256", dev.1),
+        ("claude-desktop-client", dev.1),
+    ] {
+        let before = count();
+        refused(id, secret).await;
+        assert_eq!(count() - before, 1, "{id}: one verification");
+    }
+    let memo = state.clients.secrets().memo();
+    assert!(memo.is_empty(), "failures are never remembered");
+
+    let before = count();
+    for round in 0..3 {
+        let resp = app.post_form("/token", Some(dev), &[CC]).await;
+        assert_eq!(resp.status(), 200, "round {round}");
+    }
+    assert_eq!(count() - before, 1, "verified once, then remembered");
+    assert_eq!(memo.len(), 1);
+
+    // A remembered good secret does not vouch for another secret or client.
+    let before = count();
+    refused(dev.0, "openai-client-secreT").await;
+    refused("anthropic-mcp-client", dev.1).await;
+    assert_eq!(count() - before, 2);
+    // A generated (sha256) secret never costs an argon2id verification.
+    let before = count();
+    refused(FAST_ID, "wrong").await;
+    assert_eq!(
+        app.post_form("/token", Some((FAST_ID, FAST_SECRET)), &[CC])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(count(), before);
+}

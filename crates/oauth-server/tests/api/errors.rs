@@ -258,3 +258,55 @@ async fn wrong_methods_are_405() {
     let resp = app.http.post(app.url("/jwks")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
 }
+
+/// Issue 13 item 3: a body that does not arrive within
+/// `HTTP_REQUEST_TIMEOUT_SECS` gets 408 as an RFC 6749 error, while 200
+/// such clients do not keep a normal token request from being served.
+#[tokio::test]
+async fn a_trickled_body_gets_408_and_others_are_served() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_with(Opts {
+        configure: Some(std::sync::Arc::new(|c: &mut oauth_server::Config| {
+            c.connections.request_timeout = std::time::Duration::from_secs(1);
+        })),
+        ..Opts::default()
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(
+            b"POST /token HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=",
+        )
+        .await
+        .unwrap();
+        slow.push(c);
+    }
+    let resp = app
+        .post_form("/token", Some((FAST_ID, FAST_SECRET)), &[CC])
+        .await;
+    assert_eq!(resp.status(), 200, "served while 200 clients trickle");
+    for c in &mut slow {
+        let mut out = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+        let body: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "the request did not arrive in time (HTTP_REQUEST_TIMEOUT_SECS); send it again"
+            })
+        );
+    }
+}

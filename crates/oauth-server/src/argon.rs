@@ -1,0 +1,500 @@
+//! argon2id verification, for client secrets and user passwords alike.
+//!
+//! - [`PasswordCheck`]: a small pool of dedicated threads
+//!   (`OAUTH_ARGON2_THREADS`, default [`DEFAULT_THREADS`]) that runs every
+//!   verification, each thread reusing one memory buffer. Not tokio's
+//!   blocking pool: there each verification may land on a different one of
+//!   up to 512 threads, and the allocator keeps a freed 19 MiB block per
+//!   thread arena; under a token load of argon2 clients the oauth-server's
+//!   RSS reached 514–670 MB (issue 13). Here memory is bounded by
+//!   threads × the largest `m` cost seen (2 × 19 MiB by default). Callers
+//!   wait (asynchronously) for a free thread; the count of verifications is
+//!   kept for tests ([`PasswordCheck::verifications`]).
+//! - [`PasswordCheck::dummy_phc`]: a hash of a random secret with given
+//!   parameters, made on the pool (in a worker's buffer: a one-off 19 MiB
+//!   allocation elsewhere stays in the allocator and showed as +19 MiB RSS).
+//!   An unknown user or client is verified against it, so neither the answer
+//!   nor its cost tells an unknown id from a wrong secret.
+//! - [`SecretMemo`]: a successful client-secret verification is remembered
+//!   for [`MEMO_TTL`] under a keyed hash (HMAC-SHA256 with a process-random
+//!   key over client id, stored hash and secret; never the secret), so a busy
+//!   client does not pay argon2 on every token. A memo belongs to one loaded
+//!   registry ([`ClientSecrets`]): a new registry starts with an empty one,
+//!   and the stored hash is part of the key, so a changed hash never matches
+//!   an old entry. Failures are never remembered.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Argon2, Block};
+use aws_lc_rs::hmac;
+use subtle::ConstantTimeEq;
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::clients::{Registry, SecretHash};
+
+/// `OAUTH_ARGON2_THREADS` default: two verifications at a time.
+pub const DEFAULT_THREADS: usize = 2;
+/// How long a verified client secret is remembered.
+pub const MEMO_TTL: Duration = Duration::from_secs(300);
+/// At most this many remembered (client, secret) pairs; when full, expired
+/// entries are dropped and, if none has expired, nothing new is remembered.
+pub const MEMO_CAPACITY: usize = 4096;
+
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+struct Pool {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    permits: Semaphore,
+    count: AtomicU64,
+}
+
+/// Runs argon2id verifications on the dedicated threads, bounded, and counts them.
+#[derive(Clone)]
+pub struct PasswordCheck {
+    pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for PasswordCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordCheck")
+            .field("verifications", &self.verifications())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordCheck {
+    /// Starts `threads` (at least 1) verification threads. They end when the
+    /// last clone of this handle is dropped.
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let threads = threads.max(1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker(&rx))?;
+        }
+        Ok(Self {
+            pool: Arc::new(Pool {
+                jobs: Mutex::new(tx),
+                permits: Semaphore::new(threads),
+                count: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// How many argon2id verifications ran (tests compare paths with it).
+    pub fn verifications(&self) -> u64 {
+        self.pool.count.load(Ordering::Relaxed)
+    }
+
+    /// An argon2id PHC string of a random secret with `params`, computed on a
+    /// pool thread (not counted as a verification).
+    pub async fn dummy_phc(&self, params: argon2::Params) -> Result<String, String> {
+        let mut random = [0u8; 48];
+        aws_lc_rs::rand::fill(&mut random).map_err(|_| "random generator failed".to_owned())?;
+        let unavailable = || "argon2 threads unavailable".to_owned();
+        let _permit = self
+            .pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| unavailable())?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(hash_phc(&params, &random[..16], &random[16..], memory));
+        });
+        self.pool
+            .jobs
+            .lock()
+            .map_err(|_| unavailable())?
+            .send(job)
+            .map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
+    }
+
+    /// Verifies `secret` against an argon2id PHC string on a pool thread;
+    /// `None` when the check could not run (shutting down).
+    pub async fn verify(&self, phc: Arc<str>, secret: &[u8]) -> Option<bool> {
+        // One permit per thread: a job sent always finds a thread soon, and
+        // waiting callers queue here, as tasks, not as buffered jobs.
+        let _permit = self.pool.permits.acquire().await.ok()?;
+        self.pool.count.fetch_add(1, Ordering::Relaxed);
+        let secret = secret.to_vec();
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(verify_phc(&phc, &secret, memory));
+        });
+        self.pool.jobs.lock().ok()?.send(job).ok()?;
+        rx.await.ok()
+    }
+}
+
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
+    // Grown to the largest `m` cost seen, then reused by every verification.
+    let mut memory: Vec<Block> = Vec::new();
+    loop {
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&mut memory),
+            Err(_) => return, // every sender dropped: the server is gone
+        }
+    }
+}
+
+/// `memory` grown to `params`' block count; the blocks to work in.
+fn blocks<'m>(params: &argon2::Params, memory: &'m mut Vec<Block>) -> Option<&'m mut [Block]> {
+    let n = params.block_count();
+    if memory.len() < n {
+        memory.resize(n, Block::default());
+    }
+    memory.get_mut(..n)
+}
+
+/// argon2id of `secret` with `salt` as a PHC string (the form
+/// `hash_password` writes), in caller-owned memory blocks.
+fn hash_phc(
+    params: &argon2::Params,
+    salt: &[u8],
+    secret: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut out = vec![
+        0u8;
+        params
+            .output_len()
+            .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN)
+    ];
+    let work = blocks(params, memory).ok_or("argon2 memory")?;
+    Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params.clone(),
+    )
+    .hash_password_into_with_memory(secret, salt, &mut out, work)
+    .map_err(|e| format!("dummy hash: {e}"))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        b64.encode(salt),
+        b64.encode(&out)
+    ))
+}
+
+/// What `argon2`'s `verify_password` does, with caller-owned memory blocks.
+fn verify_phc(phc: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match hash.version.map(argon2::Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = argon2::Params::try_from(&hash) else {
+        return false;
+    };
+    let Some(work) = blocks(&params, memory) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(secret, salt.as_ref(), &mut out, work)
+        .is_ok()
+        && bool::from(out.ct_eq(expected))
+}
+
+/// The argon2 parameters of a PHC string, if it is one.
+pub fn params_of(phc: &str) -> Option<argon2::Params> {
+    PasswordHash::new(phc)
+        .ok()
+        .and_then(|h| argon2::Params::try_from(&h).ok())
+}
+
+/// Successful client-secret verifications, remembered for [`MEMO_TTL`] under
+/// a keyed hash.
+pub struct SecretMemo {
+    key: hmac::Key,
+    seen: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl SecretMemo {
+    /// An empty memo with a fresh process-random key.
+    pub fn new() -> Result<Self, String> {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| "random generator failed".to_owned())?;
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+            seen: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// HMAC(key, len‖client_id ‖ len‖stored hash ‖ secret): length prefixes
+    /// keep the parts from sliding into each other.
+    fn tag(&self, client_id: &str, stored: &str, secret: &[u8]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        for part in [client_id.as_bytes(), stored.as_bytes()] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        ctx.update(secret);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    fn remembers(&self, tag: &[u8; 32], now: Instant) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        match seen.get(tag) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                seen.remove(tag);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember(&self, tag: [u8; 32], now: Instant) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        if seen.len() >= MEMO_CAPACITY {
+            seen.retain(|_, until| *until > now);
+            if seen.len() >= MEMO_CAPACITY {
+                return;
+            }
+        }
+        seen.insert(tag, now + MEMO_TTL);
+    }
+
+    /// How many pairs are remembered (tests).
+    pub fn len(&self) -> usize {
+        self.seen.lock().map_or(0, |s| s.len())
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Client-secret checks for one loaded registry: the pool, the registry's
+/// dummy hash and the memo.
+pub struct ClientSecrets {
+    check: PasswordCheck,
+    /// Verified for an unknown client (or one that has no secret): an
+    /// argon2id hash with the parameters of the registry's first argon2id
+    /// secret, or nothing when the registry has none (then every known
+    /// secret is a fast SHA-256 compare and so is the dummy's).
+    dummy: SecretHash,
+    memo: SecretMemo,
+}
+
+impl ClientSecrets {
+    /// Prepares the checks for `registry` (one argon2id hash when it has
+    /// argon2id secrets).
+    pub async fn for_registry(registry: &Registry, check: PasswordCheck) -> Result<Self, String> {
+        let argon2 = registry.argon2_hashes();
+        let dummy = match argon2.first().and_then(|phc| params_of(phc)) {
+            Some(params) => {
+                if argon2
+                    .iter()
+                    .any(|phc| params_of(phc) != Some(params.clone()))
+                {
+                    tracing::warn!(
+                        "client secrets' argon2id parameters differ: an unknown client costs what \
+                         the first one's hash costs; rehash with `oauth-server hash-secret` to even them out"
+                    );
+                }
+                SecretHash::Argon2id(Arc::from(check.dummy_phc(params).await?))
+            }
+            None => {
+                let mut random = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut random)
+                    .map_err(|_| "random generator failed".to_owned())?;
+                SecretHash::Sha256(random)
+            }
+        };
+        Ok(Self {
+            check,
+            dummy,
+            memo: SecretMemo::new()?,
+        })
+    }
+
+    /// Checks `secret` for `client_id` against `stored`, or against the
+    /// dummy when `stored` is `None` (unknown client, no secret registered,
+    /// method not allowed: the answer is then always `false`, at the same
+    /// cost). `None` when the check could not run.
+    pub async fn verify(
+        &self,
+        client_id: &str,
+        stored: Option<&SecretHash>,
+        secret: &[u8],
+    ) -> Option<bool> {
+        let hash = stored.unwrap_or(&self.dummy);
+        let ok = match hash {
+            SecretHash::Sha256(_) => hash.verify(secret),
+            SecretHash::Argon2id(phc) => {
+                let now = Instant::now();
+                let tag = self.memo.tag(client_id, phc, secret);
+                if stored.is_some() && self.memo.remembers(&tag, now) {
+                    return Some(true);
+                }
+                let ok = self.check.verify(phc.clone(), secret).await?;
+                if ok && stored.is_some() {
+                    self.memo.remember(tag, now);
+                }
+                ok
+            }
+        };
+        Some(ok && stored.is_some())
+    }
+
+    /// The memo (tests look at its size).
+    pub fn memo(&self) -> &SecretMemo {
+        &self.memo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::PasswordHasher as _;
+
+    fn cheap() -> argon2::Params {
+        argon2::Params::new(256, 1, 1, None).unwrap()
+    }
+
+    fn hash(secret: &str) -> String {
+        Argon2::from(cheap())
+            .hash_password(secret.as_bytes())
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn verifies_like_argon2_with_reused_memory() {
+        let check = PasswordCheck::new(1).unwrap();
+        let phc: Arc<str> = Arc::from(hash("right"));
+        assert_eq!(check.verify(phc.clone(), b"right").await, Some(true));
+        assert_eq!(check.verify(phc.clone(), b"wrong").await, Some(false));
+        // A bigger m cost after a smaller one: the buffer grows.
+        let big: Arc<str> = Arc::from(
+            Argon2::from(argon2::Params::new(1024, 1, 1, None).unwrap())
+                .hash_password(b"big")
+                .unwrap()
+                .to_string(),
+        );
+        assert_eq!(check.verify(big, b"big").await, Some(true));
+        assert_eq!(check.verify(phc, b"right").await, Some(true));
+        assert_eq!(
+            check.verify(Arc::from("not a phc"), b"x").await,
+            Some(false)
+        );
+        assert_eq!(check.verifications(), 5);
+        // The dev registry's hashes verify too (the crate's default parameters).
+        let dev = hash_default("openai-client-secret");
+        assert_eq!(
+            check.verify(Arc::from(dev), b"openai-client-secret").await,
+            Some(true)
+        );
+    }
+
+    fn hash_default(secret: &str) -> String {
+        Argon2::default()
+            .hash_password(secret.as_bytes())
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn dummy_has_the_given_parameters_and_verifies_like_any_hash() {
+        let check = PasswordCheck::new(1).unwrap();
+        let phc = check.dummy_phc(cheap()).await.unwrap();
+        let dummy = params_of(&phc).unwrap();
+        assert_eq!(
+            (dummy.m_cost(), dummy.t_cost(), dummy.p_cost()),
+            (256, 1, 1)
+        );
+        assert_eq!(check.verifications(), 0, "making it is no verification");
+        // A well-formed hash: argon2's own verifier reads it (and refuses a guess).
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(
+            argon2::password_hash::PasswordVerifier::verify_password(
+                &Argon2::default(),
+                b"guess",
+                &parsed
+            )
+            .is_err()
+        );
+        assert_eq!(check.verify(Arc::from(phc), b"guess").await, Some(false));
+        // The format is exactly hash_password's: same secret and salt, same string.
+        let mut memory = Vec::new();
+        let ours = hash_phc(&cheap(), b"0123456789abcdef", b"pw", &mut memory).unwrap();
+        let theirs = Argon2::from(cheap())
+            .hash_password_with_salt(b"pw", b"0123456789abcdef")
+            .unwrap()
+            .to_string();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn memo_keys_never_hold_the_secret_and_expire() {
+        let memo = SecretMemo::new().unwrap();
+        let now = Instant::now();
+        let t = memo.tag("c", "$argon2id$h", b"s3cret");
+        assert_ne!(t, memo.tag("c", "$argon2id$h", b"s3creT"));
+        assert_ne!(t, memo.tag("c", "$argon2id$other", b"s3cret"));
+        assert_ne!(t, memo.tag("d", "$argon2id$h", b"s3cret"));
+        // The parts cannot slide into each other.
+        assert_ne!(memo.tag("ab", "c", b""), memo.tag("a", "bc", b""));
+        // Another process (key) gives another tag.
+        assert_ne!(
+            t,
+            SecretMemo::new()
+                .unwrap()
+                .tag("c", "$argon2id$h", b"s3cret")
+        );
+        assert!(!memo.remembers(&t, now));
+        memo.remember(t, now);
+        assert!(memo.remembers(&t, now + MEMO_TTL - Duration::from_secs(1)));
+        assert!(!memo.remembers(&t, now + MEMO_TTL));
+        assert!(memo.is_empty(), "an expired entry is dropped when seen");
+    }
+
+    #[test]
+    fn memo_is_bounded() {
+        let memo = SecretMemo::new().unwrap();
+        let now = Instant::now();
+        for i in 0..MEMO_CAPACITY + 10 {
+            memo.remember(memo.tag(&i.to_string(), "h", b"s"), now);
+        }
+        assert_eq!(memo.len(), MEMO_CAPACITY);
+        // Once the old ones expired, new ones fit again.
+        let later = now + MEMO_TTL + Duration::from_secs(1);
+        memo.remember(memo.tag("new", "h", b"s"), later);
+        assert_eq!(memo.len(), 1);
+    }
+}
