@@ -80,6 +80,7 @@ case "$mode" in
     start mcp env MCP_BIND=127.0.0.1:8000 "$bin/mcp-server"
     wait_http 127.0.0.1:8000
     say "ready: issuer http://localhost:8080, MCP http://localhost:8000/mcp (Ctrl-C stops)"
+    say "metrics: http://127.0.0.1:9101/metrics (oauth-server), http://127.0.0.1:9102/metrics (mcp-server)"
     say "MCP hosts (Claude Code, VS Code, Inspector): connect to http://localhost:8000/mcp and sign in as alice / alice-dev-password (dev user)"
     ;;
   tls)
@@ -103,12 +104,12 @@ case "$mode" in
     fi
 
     common=(OAUTH_ISSUER=https://localhost:8443 TRUSTED_PROXIES=127.0.0.1/32 "${redis_env[@]}")
-    start oauth env "${common[@]}" OAUTH_BIND=127.0.0.1:8080 \
+    start oauth env "${common[@]}" OAUTH_BIND=127.0.0.1:8080 OAUTH_METRICS_BIND=127.0.0.1:9101 \
       OAUTH_RESOURCES=https://localhost:8001/mcp "$bin/oauth-server"
     wait_http 127.0.0.1:8080
     mcp_env=("${common[@]}" MCP_RESOURCE_URL=https://localhost:8001/mcp OAUTH_JWKS_URL=http://127.0.0.1:8080/jwks)
-    start mcp-1 env "${mcp_env[@]}" MCP_BIND=127.0.0.1:8000 "$bin/mcp-server"
-    start mcp-2 env "${mcp_env[@]}" MCP_BIND=127.0.0.1:8002 "$bin/mcp-server"
+    start mcp-1 env "${mcp_env[@]}" MCP_BIND=127.0.0.1:8000 MCP_METRICS_BIND=127.0.0.1:9102 "$bin/mcp-server"
+    start mcp-2 env "${mcp_env[@]}" MCP_BIND=127.0.0.1:8002 MCP_METRICS_BIND=127.0.0.1:9103 "$bin/mcp-server"
     wait_http 127.0.0.1:8000
     wait_http 127.0.0.1:8002
 
@@ -143,6 +144,7 @@ CONF
     wait_http 127.0.0.1:8443
     wait_http 127.0.0.1:8001
     say "ready: issuer https://localhost:8443, MCP https://localhost:8001/mcp (trust certs/ca.pem; Ctrl-C stops)"
+    say "metrics (loopback only, not behind nginx): http://127.0.0.1:9101/metrics (oauth-server), http://127.0.0.1:9102/metrics and http://127.0.0.1:9103/metrics (mcp-1, mcp-2)"
     say "try: scripts/run-client-with-mkcert.sh openai-client tools"
     say "MCP hosts: https://localhost:8001/mcp (trust certs/ca.pem), sign in as alice / alice-dev-password (dev user)"
     ;;

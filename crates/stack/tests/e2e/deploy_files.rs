@@ -206,7 +206,7 @@ fn compose_config() -> Option<Value> {
 }
 
 #[test]
-fn compose_file_is_valid_and_publishes_only_the_tls_ports() {
+fn compose_file_is_valid_and_publishes_only_the_tls_ports_and_local_dashboards() {
     let Some(config) = compose_config() else {
         return;
     };
@@ -214,10 +214,18 @@ fn compose_file_is_valid_and_publishes_only_the_tls_ports() {
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["redis", "oauth", "mcp-1", "mcp-2", "nginx"])
+        BTreeSet::from([
+            "redis",
+            "oauth",
+            "mcp-1",
+            "mcp-2",
+            "nginx",
+            "prometheus",
+            "grafana"
+        ])
     );
     for (name, svc) in services {
-        let ports: Vec<(u64, String)> = svc["ports"]
+        let ports: Vec<(u64, String, String)> = svc["ports"]
             .as_array()
             .map(|ps| {
                 ps.iter()
@@ -225,18 +233,70 @@ fn compose_file_is_valid_and_publishes_only_the_tls_ports() {
                         (
                             p["target"].as_u64().unwrap(),
                             p["published"].as_str().unwrap().to_owned(),
+                            p["host_ip"].as_str().unwrap_or("").to_owned(),
                         )
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let expected = if name == "nginx" {
-            vec![(8443, "8443".to_owned()), (8001, "8001".to_owned())]
-        } else {
-            vec![]
+        let expected = match name.as_str() {
+            "nginx" => vec![
+                (8443, "8443".to_owned(), String::new()),
+                (8001, "8001".to_owned(), String::new()),
+            ],
+            // Dashboards are for the operator's own machine only.
+            "prometheus" => vec![(9090, "9090".to_owned(), "127.0.0.1".to_owned())],
+            "grafana" => vec![(3000, "3000".to_owned(), "127.0.0.1".to_owned())],
+            _ => vec![],
         };
         assert_eq!(ports, expected, "published ports of {name}");
     }
+
+    // Metrics listeners on the internal network only, scraped by Prometheus
+    // (every server and replica), the dashboard provisioned from the repo.
+    assert_eq!(
+        services["oauth"]["environment"]["OAUTH_METRICS_BIND"],
+        "0.0.0.0:9101"
+    );
+    for name in ["mcp-1", "mcp-2"] {
+        assert_eq!(
+            services[name]["environment"]["MCP_METRICS_BIND"],
+            "0.0.0.0:9102"
+        );
+    }
+    let scrape =
+        std::fs::read_to_string(repo_root().join("docker/prometheus/prometheus.yml")).unwrap();
+    for target in ["oauth:9101", "mcp-1:9102", "mcp-2:9102"] {
+        assert!(
+            scrape.contains(&format!("\"{target}\"")),
+            "{target} not scraped"
+        );
+    }
+    let mounts = |svc: &str| -> Vec<(String, String)> {
+        services[svc]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["type"] == "bind")
+            .map(|v| {
+                (
+                    v["source"].as_str().unwrap().to_owned(),
+                    v["target"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert!(mounts("prometheus").iter().any(|(s, t)| {
+        s.ends_with("docker/prometheus/prometheus.yml") && t == "/etc/prometheus/prometheus.yml"
+    }));
+    assert!(mounts("grafana").iter().any(|(s, t)| {
+        s.ends_with("docker/grafana/dashboards") && t == "/var/lib/grafana/dashboards"
+    }));
+    assert!(
+        repo_root()
+            .join("docker/grafana/dashboards/secure-mcp.json")
+            .is_file()
+    );
 
     // redis: persistence and a health check.
     let redis = &services["redis"];
