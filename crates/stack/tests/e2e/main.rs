@@ -21,6 +21,7 @@ mod forwarded;
 mod helpers;
 mod issuer_spelling;
 mod mcp;
+mod metrics;
 mod oauth;
 mod official_sdks;
 mod redis_outage;
