@@ -65,6 +65,41 @@ pub struct TicketPage {
     pub more: bool,
 }
 
+/// A customer's place in the "most recent activity first" order (the
+/// keyset a `get_recent_customers` cursor carries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentKey {
+    pub last_activity: i64,
+    pub activity_seq: i64,
+    pub id: String,
+}
+
+impl RecentKey {
+    /// The position of `c`.
+    pub fn of(c: &Customer) -> Self {
+        Self {
+            last_activity: c.last_activity,
+            activity_seq: c.activity_seq,
+            id: c.id.clone(),
+        }
+    }
+
+    /// Most recent first; the id breaks ties.
+    fn order(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (b.last_activity, b.activity_seq)
+            .cmp(&(a.last_activity, a.activity_seq))
+            .then_with(|| a.id.cmp(&b.id))
+    }
+}
+
+/// One page of customers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerPage {
+    pub customers: Vec<Customer>,
+    /// Whether customers follow the last one of this page.
+    pub more: bool,
+}
+
 /// A ticket to create.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
@@ -78,8 +113,13 @@ pub struct NewTicket {
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
     async fn customer(&self, id: &str) -> Result<Option<Customer>, StoreError>;
-    /// Customers by most recent activity first.
-    async fn recent_customers(&self, limit: usize) -> Result<Vec<Customer>, StoreError>;
+    /// At most `limit` customers by most recent activity first, starting
+    /// after the customer whose position is `after` when given.
+    async fn recent_customers(
+        &self,
+        after: Option<&RecentKey>,
+        limit: usize,
+    ) -> Result<CustomerPage, StoreError>;
     /// Tickets of one customer, newest first.
     async fn tickets_for(&self, customer_id: &str) -> Result<Vec<Ticket>, StoreError>;
     /// At most `limit` tickets of one customer, newest first, starting after
@@ -220,16 +260,28 @@ impl CustomerStore for MemoryCustomerStore {
         Ok(self.lock().customers.get(id).cloned())
     }
 
-    async fn recent_customers(&self, limit: usize) -> Result<Vec<Customer>, StoreError> {
+    async fn recent_customers(
+        &self,
+        after: Option<&RecentKey>,
+        limit: usize,
+    ) -> Result<CustomerPage, StoreError> {
         let data = self.lock();
-        let mut all: Vec<Customer> = data.customers.values().cloned().collect();
-        all.sort_by(|a, b| {
-            (b.last_activity, b.activity_seq)
-                .cmp(&(a.last_activity, a.activity_seq))
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        all.truncate(limit);
-        Ok(all)
+        let mut all: Vec<(RecentKey, &Customer)> = data
+            .customers
+            .values()
+            .map(|c| (RecentKey::of(c), c))
+            .filter(|(k, _)| {
+                after.is_none_or(|a| RecentKey::order(a, k) == std::cmp::Ordering::Less)
+            })
+            .collect();
+        all.sort_by(|(a, _), (b, _)| RecentKey::order(a, b));
+        let more = all.len() > limit;
+        let customers = all
+            .into_iter()
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect();
+        Ok(CustomerPage { customers, more })
     }
 
     async fn tickets_for(&self, customer_id: &str) -> Result<Vec<Ticket>, StoreError> {

@@ -183,3 +183,62 @@ async fn a_result_over_the_cap_is_a_tool_error() {
         ("tool_error", Some("result_too_large"))
     );
 }
+
+#[tokio::test]
+async fn recent_customers_come_in_pages() {
+    let app = spawn().await;
+    let t = app.secure_token().await;
+    let recent = |args: Value| {
+        let app = &app;
+        let t = &t;
+        async move {
+            let r = app
+                .call_2026(
+                    Some(t),
+                    "tools/call",
+                    json!({"name": "get_recent_customers", "arguments": args}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.json()["result"].clone()
+        }
+    };
+    let everyone = recent(json!({"limit": 50})).await;
+    let all: Vec<String> = everyone["structuredContent"]["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(all.len(), 8, "the seeded customers");
+    assert!(everyone["structuredContent"]["next_cursor"].is_null());
+
+    // Three at a time: the same order, every customer once, the last page
+    // without a cursor.
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = json!({"limit": 3});
+        if let Some(c) = &cursor {
+            args["cursor"] = json!(c);
+        }
+        let page = recent(args).await["structuredContent"].clone();
+        let list = page["customers"].as_array().unwrap();
+        sizes.push(list.len());
+        seen.extend(list.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, vec![3, 3, 2]);
+    assert_eq!(seen, all);
+
+    // A cursor of the other tool, or made up, is a tool error naming the fix.
+    let r = recent(json!({"cursor": "cjE6eA"})).await;
+    assert_eq!(
+        error_text(&r),
+        "Invalid input: cursor is not a next_cursor this tool returned; omit it to start with the most recent customers"
+    );
+}
