@@ -161,6 +161,7 @@ impl App {
             passwords,
             readiness,
             metrics,
+            metrics_addr: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
         });
         Ok(Self {
             listener,

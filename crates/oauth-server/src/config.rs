@@ -222,13 +222,18 @@ pub const DEFAULT_METRICS_BIND: SocketAddr =
 
 /// `OAUTH_METRICS_BIND`: unset = the default, set but empty = off.
 fn metrics_bind_from_env() -> Result<Option<SocketAddr>, ConfigError> {
-    match std::env::var("OAUTH_METRICS_BIND") {
-        Err(_) => Ok(Some(DEFAULT_METRICS_BIND)),
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|e| {
+    parse_metrics_bind(std::env::var("OAUTH_METRICS_BIND").ok().as_deref())
+}
+
+/// The value of `OAUTH_METRICS_BIND` (`None`: unset).
+fn parse_metrics_bind(value: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.map(str::trim) {
+        None => Ok(Some(DEFAULT_METRICS_BIND)),
+        Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|e| {
             ConfigError::new(
                 "OAUTH_METRICS_BIND",
-                format!("invalid value {:?}: {e} (host:port, or empty for off)", v.trim()),
+                format!("invalid value {v:?}: {e} (host:port, or empty for off)"),
             )
         }),
     }
@@ -375,6 +380,24 @@ mod tests {
             validate_issuer("http://LOCALHOST:8080").unwrap(),
             "http://localhost:8080"
         );
+    }
+
+    #[test]
+    fn metrics_bind_default_empty_and_invalid() {
+        assert_eq!(parse_metrics_bind(None), Ok(Some(DEFAULT_METRICS_BIND)));
+        assert_eq!(
+            DEFAULT_METRICS_BIND,
+            "127.0.0.1:9101".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(parse_metrics_bind(Some("")), Ok(None));
+        assert_eq!(parse_metrics_bind(Some("  ")), Ok(None));
+        assert_eq!(
+            parse_metrics_bind(Some("0.0.0.0:9200")),
+            Ok(Some(SocketAddr::from(([0, 0, 0, 0], 9200))))
+        );
+        let e = parse_metrics_bind(Some("localhost")).unwrap_err();
+        assert_eq!(e.var, "OAUTH_METRICS_BIND");
+        assert!(e.message.starts_with("invalid value \"localhost\""), "{e}");
     }
 
     #[test]

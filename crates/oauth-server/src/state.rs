@@ -58,6 +58,8 @@ pub struct Inner {
     pub readiness: Readiness,
     /// Prometheus counters (`OAUTH_METRICS_BIND`), shared with the limiter.
     pub metrics: Arc<OAuthMetrics>,
+    /// Where `/metrics` is served (`None`: `OAUTH_METRICS_BIND` empty).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl AppState {
