@@ -319,3 +319,52 @@ async fn metrics_are_off_when_the_bind_is_empty() {
     // The API serves as ever.
     assert!(!app.token(&[]).await.is_empty());
 }
+
+/// Scrapes until `key` reads `want` (a state another task changes), at most
+/// 15 s; returns the last scrape.
+async fn scrape_until(app: &TestApp, key: &str, want: f64) -> Scrape {
+    for _ in 0..150 {
+        let m = scrape(app).await;
+        if m.get(key) == want {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    scrape(app).await
+}
+
+#[tokio::test]
+async fn with_redis_redis_up_follows_the_breaker() {
+    let Some(mut redis) = testkit::RedisServer::start() else {
+        return;
+    };
+    let app = spawn_with(Opts {
+        redis_url: Some(redis.url()),
+        ..Opts::default()
+    })
+    .await;
+    let m = scrape(&app).await;
+    assert_eq!(m.get("securemcp_redis_up"), 1.0, "{}", m.text);
+    assert!(
+        m.text
+            .contains("# TYPE securemcp_redis_command_duration_seconds histogram"),
+        "{}",
+        m.text
+    );
+
+    redis.stop();
+    // A token request finds Redis gone (the limiter and stores use it).
+    let _ = app
+        .post_form(
+            "/token",
+            Some((FAST_ID, FAST_SECRET)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let m = scrape_until(&app, "securemcp_redis_up", 0.0).await;
+    assert_eq!(m.get("securemcp_redis_up"), 0.0, "{}", m.text);
+
+    redis.restart();
+    let m = scrape_until(&app, "securemcp_redis_up", 1.0).await;
+    assert_eq!(m.get("securemcp_redis_up"), 1.0, "{}", m.text);
+}
