@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::metrics::OAuthMetrics;
 use crate::refresh::RefreshTokens;
 use crate::router::router;
 use crate::routes::metadata;
@@ -28,6 +29,8 @@ use crate::users::{FileUsers, UsersFile};
 /// A built, bound, not-yet-running server.
 pub struct App {
     listener: TcpListener,
+    /// `OAUTH_METRICS_BIND` (`None`: metrics off).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -86,7 +89,23 @@ impl App {
         let codes = Codes::new(kv.clone(), config.refresh_ttl.max(config.token_ttl));
         let refresh = RefreshTokens::new(kv.clone(), config.refresh_ttl, config.refresh_idle);
         let limiter = server_kit::redis::build_limiter(&config.rate_limit, redis.as_ref());
+        let metrics = Arc::new(OAuthMetrics::new(&registry, redis.is_some()));
+        metrics.set_signing_keys(keys.ring().keys.len());
+        if let (Some(redis), Some(m)) = (&redis, &metrics.redis) {
+            m.set_up(redis.is_up());
+        }
+        let metrics_listener = server_kit::metrics::bind(config.metrics_bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "OAUTH_METRICS_BIND: cannot listen on {}",
+                    config
+                        .metrics_bind
+                        .map_or_else(String::new, |a| a.to_string())
+                )
+            })?;
         let limits = Limits {
+            metrics: metrics.clone(),
             limiter,
             policy: config.oauth_policy,
             failed_auth_cost: config.failed_auth_cost,
@@ -141,8 +160,14 @@ impl App {
             users,
             passwords,
             readiness,
+            metrics,
+            metrics_addr: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -153,6 +178,13 @@ impl App {
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// Where `/metrics` is served (`None` when `OAUTH_METRICS_BIND` is empty).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -170,11 +202,29 @@ impl App {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let state = self.state.clone();
+        let addr = self.local_addr();
+        let metrics_addr = self.metrics_addr();
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let reload = tokio::spawn(reload_keys(state.clone(), stop_rx));
+        let reload = tokio::spawn(reload_keys(state.clone(), stop_rx.clone()));
+        let metrics = metrics_listener.map(|listener| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(server_kit::metrics::serve(
+                listener,
+                state.metrics.registry(),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ))
+        });
+        let redis_up = tokio::spawn(track_redis(state.clone(), stop_rx));
         tracing::info!(
-            addr = %self.local_addr(),
+            %addr,
+            metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             issuer = %state.config.issuer,
             alg = %state.config.signing_alg,
             kid = state.keys.ring().signing.kid(),
@@ -185,7 +235,7 @@ impl App {
         );
         let connections = state.config.connections;
         server_kit::serve::serve(
-            self.listener,
+            listener,
             router(state),
             connections,
             crate::error::OAuthError::connection_answers(),
@@ -194,6 +244,14 @@ impl App {
         .await;
         let _ = stop_tx.send(true);
         let _ = reload.await;
+        let _ = redis_up.await;
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "metrics task failed"),
+            }
+        }
         tracing::info!("oauth-server stopped");
         Ok(())
     }
@@ -231,9 +289,26 @@ async fn reload_keys(state: AppState, mut stop: tokio::sync::watch::Receiver<boo
         let keys_state = state.clone();
         // Directory reads are blocking I/O: keep them off the async workers.
         match tokio::task::spawn_blocking(move || keys_state.keys.reload()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(true)) => state.metrics.set_signing_keys(state.keys.ring().keys.len()),
+            Ok(Ok(false)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "keys reload failed; keeping current keys"),
             Err(e) => tracing::warn!(error = %e, "keys reload task failed"),
+        }
+    }
+}
+
+/// Keeps `securemcp_redis_up` in step with the Redis prober (only with
+/// `REDIS_URL`).
+async fn track_redis(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let (Some(redis), Some(up)) = (state.readiness.redis(), state.metrics.redis.as_ref()) else {
+        return;
+    };
+    let mut health = redis.health();
+    loop {
+        up.set_up(redis.is_up());
+        tokio::select! {
+            changed = health.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
         }
     }
 }

@@ -55,9 +55,30 @@ pub async fn authenticate(
         }
         Err(f) => {
             audit::client_rejected(f.client_id.as_deref(), f.reason, endpoint, peer);
+            state
+                .metrics
+                .client_auth_failed(attempted_method(headers, params));
             state.limits.penalize(peer).await;
             Err(f.error)
         }
+    }
+}
+
+/// How a request tried to authenticate (the `method` label of a failure):
+/// an `Authorization` header is `client_secret_basic`, else a
+/// `client_secret` parameter `client_secret_post`, else an assertion
+/// `private_key_jwt`, else `none`.
+fn attempted_method(headers: &HeaderMap, params: &Params) -> &'static str {
+    if headers.contains_key(header::AUTHORIZATION) {
+        AuthMethod::ClientSecretBasic.as_str()
+    } else if params.get("client_secret").is_some() {
+        AuthMethod::ClientSecretPost.as_str()
+    } else if params.get("client_assertion").is_some()
+        || params.get("client_assertion_type").is_some()
+    {
+        AuthMethod::PrivateKeyJwt.as_str()
+    } else {
+        AuthMethod::None.as_str()
     }
 }
 

@@ -235,6 +235,11 @@ impl Registry {
         self.clients.get(client_id)
     }
 
+    /// Every client id of the file (the metrics' `client_id` label values).
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
+    }
+
     pub fn len(&self) -> usize {
         self.clients.len()
     }

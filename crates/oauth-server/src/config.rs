@@ -31,6 +31,7 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | variable | meaning |
 /// |---|---|
 /// | `OAUTH_BIND` [127.0.0.1:8080] | listen address |
+/// | `OAUTH_METRICS_BIND` [127.0.0.1:9101] | Prometheus `/metrics` listener (its own port, never behind nginx); empty = off |
 /// | `OAUTH_ISSUER` [http://localhost:8080] | public issuer URL; https, or http on loopback; normalised (`auth::uri::normalize_issuer`) before it goes into `iss` and the metadata |
 /// | `OAUTH_KEYS_DIR` [keys] | signing keys (PEM); generated 0600 when empty |
 /// | `OAUTH_CLIENTS_FILE` [config/clients.toml] | client registry |
@@ -62,6 +63,8 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// `OAUTH_METRICS_BIND`: the `/metrics` listener; `None` = off.
+    pub metrics_bind: Option<SocketAddr>,
     pub issuer: String,
     pub keys_dir: PathBuf,
     pub clients_file: PathBuf,
@@ -146,6 +149,7 @@ impl Config {
         let users_file = server_kit::config::var("OAUTH_USERS_FILE");
         Ok(Self {
             bind: var_parsed("OAUTH_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            metrics_bind: metrics_bind_from_env()?,
             issuer,
             keys_dir: PathBuf::from(var_or("OAUTH_KEYS_DIR", "keys")),
             clients_file: PathBuf::from(var_or("OAUTH_CLIENTS_FILE", "config/clients.toml")),
@@ -178,6 +182,9 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // Tests and embedders: a free loopback port (parallel servers
+            // never collide); `App::metrics_addr` says which.
+            metrics_bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             issuer: validate_issuer(issuer).map_err(|m| ConfigError::new("OAUTH_ISSUER", m))?,
             keys_dir,
             clients_file,
@@ -206,6 +213,29 @@ impl Config {
     /// The token endpoint URL (also an accepted client-assertion `aud`).
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)
+    }
+}
+
+/// Where `/metrics` listens when `OAUTH_METRICS_BIND` is unset.
+pub const DEFAULT_METRICS_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9101);
+
+/// `OAUTH_METRICS_BIND`: unset = the default, set but empty = off.
+fn metrics_bind_from_env() -> Result<Option<SocketAddr>, ConfigError> {
+    parse_metrics_bind(std::env::var("OAUTH_METRICS_BIND").ok().as_deref())
+}
+
+/// The value of `OAUTH_METRICS_BIND` (`None`: unset).
+fn parse_metrics_bind(value: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    match value.map(str::trim) {
+        None => Ok(Some(DEFAULT_METRICS_BIND)),
+        Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|e| {
+            ConfigError::new(
+                "OAUTH_METRICS_BIND",
+                format!("invalid value {v:?}: {e} (host:port, or empty for off)"),
+            )
+        }),
     }
 }
 
@@ -353,6 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn metrics_bind_default_empty_and_invalid() {
+        assert_eq!(parse_metrics_bind(None), Ok(Some(DEFAULT_METRICS_BIND)));
+        assert_eq!(
+            DEFAULT_METRICS_BIND,
+            "127.0.0.1:9101".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(parse_metrics_bind(Some("")), Ok(None));
+        assert_eq!(parse_metrics_bind(Some("  ")), Ok(None));
+        assert_eq!(
+            parse_metrics_bind(Some("0.0.0.0:9200")),
+            Ok(Some(SocketAddr::from(([0, 0, 0, 0], 9200))))
+        );
+        let e = parse_metrics_bind(Some("localhost")).unwrap_err();
+        assert_eq!(e.var, "OAUTH_METRICS_BIND");
+        assert!(e.message.starts_with("invalid value \"localhost\""), "{e}");
+    }
+
+    #[test]
     fn refresh_lifetime_rules() {
         let (ttl, idle) = refresh_lifetimes(3600, 60).unwrap();
         assert_eq!((ttl.as_secs(), idle.as_secs()), (3600, 60));
@@ -372,6 +420,11 @@ mod tests {
 /// it in step with [`Config::from_env`]).
 pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new("OAUTH_BIND", "127.0.0.1:8080", "listen address"),
+    EnvVar::new(
+        "OAUTH_METRICS_BIND",
+        "127.0.0.1:9101",
+        "Prometheus /metrics listener (own port, not behind nginx); empty = off",
+    ),
     EnvVar::new(
         "OAUTH_ISSUER",
         "http://localhost:8080",

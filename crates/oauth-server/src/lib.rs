@@ -34,6 +34,8 @@
 //! - [`policy`]: the scope policy (intersection) and the RFC 8707 resource rule.
 //! - [`limits`]: per-IP and per-client rate limits (brute-force protection).
 //! - [`audit`]: `auth.*` audit events; [`cli`]: the non-serving subcommands.
+//! - [`metrics`]: the Prometheus families (`OAUTH_METRICS_BIND`, a listener
+//!   of its own started by [`app`]).
 //!
 //! # A token request
 //! `POST /token` → CORS → [`limits::ip_limit`] (per-IP budget) → [`form::read_form`] (media type, 16 KiB cap, no repeated
@@ -68,6 +70,7 @@ pub mod error;
 pub mod form;
 pub mod keystore;
 pub mod limits;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod refresh;

@@ -36,6 +36,8 @@ const POLICY_NAME: &str = "oauth";
 pub struct ClientIp(pub IpAddr);
 
 pub struct Limits {
+    /// Counts every decision (`securemcp_ratelimit_decisions_total`).
+    pub metrics: Arc<crate::metrics::OAuthMetrics>,
     pub limiter: Arc<dyn Limiter>,
     pub policy: Policy,
     pub failed_auth_cost: u32,
@@ -47,6 +49,13 @@ impl Limits {
     /// per-IP key through it).
     pub async fn check(&self, key: &str, cost: u32) -> Result<Decision, LimiterError> {
         self.limiter.check(key, cost, &self.policy).await
+    }
+
+    /// Records one decision of `limiter` (`allowed` / `limited`).
+    pub fn record(&self, limiter: &'static str, d: &Decision) {
+        self.metrics
+            .ratelimit
+            .decided(limiter, if d.allowed { "allowed" } else { "limited" });
     }
 
     /// Charges a failed authentication to the caller's address.
@@ -63,7 +72,9 @@ impl Limits {
     /// before its password is: a guessed-at account is limited from every
     /// address at once.
     pub async fn check_login(&self, username: &str) -> Result<Decision, LimiterError> {
-        self.check(&login_key(username), 1).await
+        let d = self.check(&login_key(username), 1).await?;
+        self.record("login", &d);
+        Ok(d)
     }
 
     /// Charges a failed sign-in to the username (the IP pays through
@@ -79,7 +90,11 @@ impl Limits {
 
     /// The per-client check after a successful authentication.
     pub async fn check_client(&self, client_id: &str, ip: IpAddr) -> Result<(), OAuthError> {
-        match self.check(&format!("rl:oauth:{client_id}"), 1).await {
+        let decision = self.check(&format!("rl:oauth:{client_id}"), 1).await;
+        if let Ok(d) = &decision {
+            self.record("client", d);
+        }
+        match decision {
             Ok(d) if d.allowed => Ok(()),
             Ok(d) => {
                 limited("client", Some(client_id), ip, &d);
@@ -100,11 +115,14 @@ impl Limits {
         policy: &Policy,
         cost: u32,
     ) -> Result<(), OAuthError> {
-        match self
+        let decision = self
             .limiter
             .check(&format!("rl:reg:{ip}"), cost, policy)
-            .await
-        {
+            .await;
+        if let Ok(d) = &decision {
+            self.record("registration", d);
+        }
+        match decision {
             Ok(d) if d.allowed => Ok(()),
             Ok(d) => {
                 limited("registration", None, ip, &d);
@@ -175,7 +193,11 @@ pub async fn ip_limit(
     let limits = &state.limits;
     let ip = limits.trusted.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
-    match limits.check(&format!("rl:ip:{ip}"), 1).await {
+    let decision = limits.check(&format!("rl:ip:{ip}"), 1).await;
+    if let Ok(d) = &decision {
+        limits.record("ip", d);
+    }
+    match decision {
         Ok(d) if d.allowed => {
             let mut resp = next.run(req).await;
             if !resp.headers().contains_key(headers::RATELIMIT) {

@@ -10,7 +10,9 @@
 //! | `/health` | handler (liveness) | 200 |
 //! | `/ready` | handler (readiness: Redis) | 200, 503 naming what is down |
 //!
-//! A trace span (matched route only) wraps everything.
+//! A trace span (matched route only) wraps everything; outside it,
+//! `server_kit::metrics::track` counts and times every request by route
+//! ([`crate::metrics::ROUTES`]; anything else is `other`).
 
 use std::time::Duration;
 
@@ -46,6 +48,7 @@ pub fn browser_cors(methods: &[Method]) -> CorsLayer {
 
 /// The oauth-server's HTTP surface (DESIGN.md §5).
 pub fn router(state: AppState) -> Router {
+    let http_metrics = state.metrics.http.clone();
     let ip_limit = || middleware::from_fn_with_state(state.clone(), limits::ip_limit);
     // Client-authenticated endpoints a browser may call (a public client in
     // a web page): CORS outside the per-IP budget, so a preflight costs
@@ -100,5 +103,9 @@ pub fn router(state: AppState) -> Router {
                 tracing::debug_span!("http", method = %req.method(), route)
             }),
         )
+        .layer(middleware::from_fn_with_state(
+            http_metrics,
+            server_kit::metrics::track,
+        ))
         .with_state(state)
 }

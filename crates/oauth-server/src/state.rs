@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::directory::ClientDirectory;
 use crate::keystore::KeyStore;
 use crate::limits::Limits;
+use crate::metrics::OAuthMetrics;
 use crate::refresh::RefreshTokens;
 use crate::users::{PasswordCheck, UserDirectory};
 
@@ -55,6 +56,10 @@ pub struct Inner {
     pub passwords: PasswordCheck,
     /// What `GET /ready` reports on (Redis).
     pub readiness: Readiness,
+    /// Prometheus counters (`OAUTH_METRICS_BIND`), shared with the limiter.
+    pub metrics: Arc<OAuthMetrics>,
+    /// Where `/metrics` is served (`None`: `OAUTH_METRICS_BIND` empty).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl AppState {

@@ -525,6 +525,8 @@ impl StackBuilder {
         } else {
             let mut env = vec![
                 ("OAUTH_BIND".to_owned(), oauth_addr.to_string()),
+                // Child stacks run side by side: no fixed metrics port.
+                ("OAUTH_METRICS_BIND".to_owned(), String::new()),
                 ("OAUTH_ISSUER".to_owned(), issuer.clone()),
                 ("OAUTH_KEYS_DIR".to_owned(), keys_dir.display().to_string()),
                 (

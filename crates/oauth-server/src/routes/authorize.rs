@@ -660,7 +660,11 @@ pub async fn ip_budget(
 ) -> Response {
     let ip = state.limits.trusted.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
-    match state.limits.check(&format!("rl:ip:{ip}"), 1).await {
+    let decision = state.limits.check(&format!("rl:ip:{ip}"), 1).await;
+    if let Ok(d) = &decision {
+        state.limits.record("ip", d);
+    }
+    match decision {
         Ok(d) if d.allowed => next.run(req).await,
         Ok(d) => {
             audit::rate_limited("ip", None, ip, d.retry_after);
@@ -772,6 +776,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
         Ok(d) if d.allowed => {}
         Ok(d) => {
             audit::login(false, Some("limited"), &client.client_id, None, ctx.peer);
+            state.metrics.login_failed();
             audit::rate_limited("login", Some(&client.client_id), ctx.peer, d.retry_after);
             return Answer::Page(Box::new(limited_page(state, &d)));
         }
@@ -783,6 +788,7 @@ async fn submit_txn(ctx: &mut Ctx<'_>, headers: &HeaderMap, params: &Params, txn
         Err(f) => {
             let known = (f == LoginFailure::BadPassword).then_some(username);
             audit::login(false, Some(f.reason()), &client.client_id, known, ctx.peer);
+            state.metrics.login_failed();
             state.limits.penalize(ctx.peer).await;
             state.limits.penalize_login(username).await;
             return login_page(ctx, &client, txn, &pending, true);

@@ -157,6 +157,9 @@ async fn issue(ctx: &Ctx<'_>, grant: TokenGrant<'_>) -> Result<Issued, OAuthErro
         jti: new_jti()?,
     };
     let token = sign(state, &claims).await?;
+    state
+        .metrics
+        .token_issued(grant_label(&ctx.params), &ctx.client.client_id);
     audit::token_issued(
         &ctx.client.client_id,
         &claims.sub,
@@ -167,6 +170,16 @@ async fn issue(ctx: &Ctx<'_>, grant: TokenGrant<'_>) -> Result<Issued, OAuthErro
         ctx.peer,
     );
     Ok(Issued { token, claims })
+}
+
+/// The `grant_type` label of a token this request is issuing (only the
+/// three grants reach [`issue`]).
+fn grant_label(params: &Params) -> &'static str {
+    match params.get("grant_type") {
+        Some("authorization_code") => "authorization_code",
+        Some("refresh_token") => "refresh_token",
+        _ => "client_credentials",
+    }
 }
 
 /// The RFC 6749 §5.1 response (`Cache-Control: no-store`).

@@ -13,6 +13,7 @@ mod code_grant;
 mod cors;
 mod errors;
 mod metadata;
+mod metrics;
 mod ratelimit;
 mod refresh;
 mod register;
