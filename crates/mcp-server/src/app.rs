@@ -78,12 +78,17 @@ impl App {
             .with_context(|| {
                 format!(
                     "cannot bind MCP_METRICS_BIND={}",
-                    config.metrics_bind.map(|a| a.to_string()).unwrap_or_default()
+                    config
+                        .metrics_bind
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
                 )
             })?;
         // One registry per process (no global recorder), built only when
         // metrics are on: with them off, nothing is counted.
-        let mut registry = metrics_listener.as_ref().map(|_| server_kit::metrics::registry());
+        let mut registry = metrics_listener
+            .as_ref()
+            .map(|_| server_kit::metrics::registry());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

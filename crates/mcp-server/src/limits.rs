@@ -15,10 +15,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::HeaderMap;
-use server_kit::metrics::RateLimitMetrics;
 use ratelimit::{
     Decision, Limiter, LimiterError, MemoryLimiter, Policy, RateLimitConfig, TrustedProxies,
 };
+use server_kit::metrics::RateLimitMetrics;
 
 /// Policy name in the `RateLimit-Policy` / `RateLimit` headers.
 pub const POLICY_NAME: &str = "mcp";
