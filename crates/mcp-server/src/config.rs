@@ -7,6 +7,7 @@ use auth::uri::normalize_issuer;
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
 use server_kit::cli::EnvVar;
+use server_kit::config::var_addr_or_off;
 use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
@@ -32,6 +33,10 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// access-token lifetime (`OAUTH_TOKEN_TTL_SECS`), after which every token
 /// the set could have missed a revocation of has expired anyway.
 pub const DEFAULT_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(900);
+
+/// Default `MCP_METRICS_BIND`.
+pub const DEFAULT_METRICS_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9102);
 
 /// mcp-server configuration.
 ///
@@ -98,10 +103,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         load_dotenv()?;
         let bind = var_parsed("MCP_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
-        let metrics_bind = server_kit::config::var_addr_or_off(
-            "MCP_METRICS_BIND",
-            SocketAddr::from(([127, 0, 0, 1], 9102)),
-        )?;
+        let metrics_bind = var_addr_or_off("MCP_METRICS_BIND", DEFAULT_METRICS_BIND)?;
         let resource_url = parse_resource(
             "MCP_RESOURCE_URL",
             &var_or("MCP_RESOURCE_URL", "http://localhost:8000/mcp"),
