@@ -162,6 +162,10 @@ pub struct Verifier {
     leeway: i64,
     keys: Arc<dyn KeySource>,
     cache: Option<TokenCache>,
+    /// Answers from the verified-token cache / full verifications in its
+    /// place (only counted when the cache is on).
+    cache_hits: std::sync::atomic::AtomicU64,
+    cache_misses: std::sync::atomic::AtomicU64,
 }
 
 impl Verifier {
@@ -176,6 +180,8 @@ impl Verifier {
             leeway: DEFAULT_LEEWAY_SECS,
             keys,
             cache: None,
+            cache_hits: std::sync::atomic::AtomicU64::new(0),
+            cache_misses: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -191,6 +197,8 @@ impl Verifier {
             leeway: 0,
             keys,
             cache: None,
+            cache_hits: std::sync::atomic::AtomicU64::new(0),
+            cache_misses: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -205,6 +213,18 @@ impl Verifier {
     pub fn with_cache(mut self, capacity: usize) -> Self {
         self.cache = (capacity > 0).then(|| TokenCache::new(capacity));
         self
+    }
+
+    /// Tokens answered from the verified-token cache (signature not checked
+    /// again), since start.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tokens [`Verifier::verify_shared`] verified in full while the cache
+    /// was on (not cached yet, or cached under a key that changed), since start.
+    pub fn cache_misses(&self) -> u64 {
+        self.cache_misses.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of tokens in the verified-token cache.
@@ -260,11 +280,15 @@ impl Verifier {
                 .get(&hit.kid)
                 .is_some_and(|k| Arc::ptr_eq(&k, &hit.key))
             {
+                self.cache_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.check_claims(&hit.claims, now)?;
                 return Ok(hit.claims);
             }
             cache.remove(&hash);
         }
+        self.cache_misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (claims, kid, key) = self.verify_full(token, now).await?;
         let claims = Arc::new(claims);
         cache.insert(

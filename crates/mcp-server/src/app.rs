@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use auth::Verifier;
+use prometheus_client::registry::Registry;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use server_kit::jwks::{JwksError, RemoteJwks, discover_jwks_uri};
+use server_kit::metrics::{HttpMetrics, JwksMetrics, RateLimitMetrics, RedisMetrics};
 use server_kit::ready::Readiness;
 use server_kit::redis::RedisSettings;
 use server_kit::revocations::RevocationMirror;
@@ -18,7 +21,8 @@ use crate::audit::AuditLog;
 use crate::challenge::Challenges;
 use crate::config::Config;
 use crate::host_policy::HostPolicy;
-use crate::limits::Limits;
+use crate::limits::{CLIENT_LIMITER, Limits};
+use crate::metrics::{LiveCollector, McpMetrics};
 use crate::routes::protected_resource::{self, ProtectedResourceMetadata};
 use crate::state::{AppState, AppStateParts};
 use crate::store::MemoryCustomerStore;
@@ -39,6 +43,8 @@ pub struct App {
     jwks: Arc<RemoteJwks>,
     shutdown: CancellationToken,
     connections: server_kit::serve::ConnectionLimits,
+    /// The `MCP_METRICS_BIND` listener and its registry (`None`: off).
+    metrics: Option<(TcpListener, Arc<Registry>)>,
 }
 
 impl std::fmt::Debug for App {
@@ -51,6 +57,7 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Binds `config.bind` and builds the server.
+    /// Also binds `config.metrics_bind` (the metrics listener).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.bind)
             .await
@@ -66,6 +73,22 @@ impl App {
         // Embedders build `Config` by hand: the allow-lists are checked here
         // too, before anything is fetched (an empty list would switch a check off).
         config.validate()?;
+        let metrics_listener = server_kit::metrics::bind(config.metrics_bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot bind MCP_METRICS_BIND={}",
+                    config
+                        .metrics_bind
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
+                )
+            })?;
+        // One registry per process (no global recorder), built only when
+        // metrics are on: with them off, nothing is counted.
+        let mut registry = metrics_listener
+            .as_ref()
+            .map(|_| server_kit::metrics::registry());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -76,11 +99,11 @@ impl App {
             Some(url) => url.clone(),
             None => discover_with_retries(&http, &config.issuer).await?,
         };
-        let jwks = Arc::new(RemoteJwks::new(
-            jwks_url.clone(),
-            http,
-            JWKS_REFETCH_COOLDOWN,
-        ));
+        let mut jwks = RemoteJwks::new(jwks_url.clone(), http, JWKS_REFETCH_COOLDOWN);
+        if let Some(r) = registry.as_mut() {
+            jwks = jwks.with_metrics(JwksMetrics::register(r));
+        }
+        let jwks = Arc::new(jwks);
         match jwks.refresh_now().await {
             Ok(n) => tracing::info!(url = %jwks_url, keys = n, "JWKS loaded"),
             // Keys are fetched again on the first unknown kid and periodically.
@@ -98,11 +121,22 @@ impl App {
         // outage) beyond the first probe, so the first requests of a replica
         // that starts with Redis up do not answer degraded.
         let shutdown = CancellationToken::new();
-        let audit = Arc::new(AuditLog::default());
-        let redis = server_kit::redis::connect(&RedisSettings {
-            url: config.redis_url.clone(),
-            timeout: config.redis_timeout,
-        })?;
+        let mut audit = AuditLog::default();
+        if let Some(r) = registry.as_mut() {
+            audit = audit.with_metrics(McpMetrics::register(r));
+        }
+        let audit = Arc::new(audit);
+        let redis_metrics = match (registry.as_mut(), &config.redis_url) {
+            (Some(r), Some(_)) => Some(RedisMetrics::register(r)),
+            _ => None,
+        };
+        let redis = server_kit::redis::connect_metered(
+            &RedisSettings {
+                url: config.redis_url.clone(),
+                timeout: config.redis_timeout,
+            },
+            redis_metrics,
+        )?;
         let mut readiness = Readiness::new(redis.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
             Some(redis) => {
@@ -130,10 +164,22 @@ impl App {
         let metadata_url = protected_resource::url_for(&config.resource_url);
         let challenges = Challenges::new(&metadata_url, &policy::scopes_supported())
             .context("MCP_RESOURCE_URL cannot appear in a WWW-Authenticate header")?;
-        let limiter = server_kit::redis::build_limiter(&config.rate_limit, redis.as_ref());
-        let limits = Limits::new(limiter, &config.rate_limit, config.auth_failure_policy);
+        let limit_metrics = registry.as_mut().map(RateLimitMetrics::register);
+        let limiter = match &limit_metrics {
+            Some(m) => server_kit::redis::build_limiter_metered(
+                &config.rate_limit,
+                redis.as_ref(),
+                m.clone(),
+                CLIENT_LIMITER,
+            ),
+            None => server_kit::redis::build_limiter(&config.rate_limit, redis.as_ref()),
+        };
+        let mut limits = Limits::new(limiter, &config.rate_limit, config.auth_failure_policy);
+        if let Some(m) = limit_metrics {
+            limits = limits.with_metrics(m);
+        }
         let state = AppState::new(AppStateParts {
-            verifier,
+            verifier: verifier.clone(),
             revocations,
             customers: Arc::new(MemoryCustomerStore::seeded()),
             audit,
@@ -146,13 +192,23 @@ impl App {
             max_result_bytes: config.max_result_bytes,
         });
 
-        let mcp = mcp::service(
+        let sessions = Arc::new(LocalSessionManager::default());
+        let mcp = mcp::service_with_sessions(
             state.clone(),
             &config.allowed_hosts,
             &config.allowed_origins,
             shutdown.child_token(),
+            sessions.clone(),
         );
-        let router = router::router(state.clone(), mcp);
+        let http_metrics = registry.as_mut().map(|r| {
+            r.register_collector(Box::new(LiveCollector::new(sessions, verifier)));
+            Arc::new(HttpMetrics::register(
+                r,
+                router::metric_routes(&state.metadata().resource),
+            ))
+        });
+        let router = router::router(state.clone(), mcp, http_metrics);
+        let metrics = metrics_listener.zip(registry.map(Arc::new));
         Ok(Self {
             listener,
             router,
@@ -160,7 +216,15 @@ impl App {
             jwks,
             shutdown,
             connections: config.connections,
+            metrics,
         })
+    }
+
+    /// The bound metrics address (`None`: `MCP_METRICS_BIND` is empty).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The bound address.
@@ -192,10 +256,25 @@ impl App {
             jwks,
             shutdown,
             connections,
+            metrics,
             ..
         } = self;
         let addr = listener.local_addr().context("listener has no address")?;
         tracing::info!(%addr, "mcp-server listening");
+        if let Some((metrics_listener, registry)) = metrics {
+            if let Ok(addr) = metrics_listener.local_addr() {
+                tracing::info!(%addr, "metrics listening (GET /metrics)");
+            }
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let stopped = async move { stop.cancelled().await };
+                if let Err(e) =
+                    server_kit::metrics::serve(metrics_listener, registry, stopped).await
+                {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
 
         let stop = shutdown.clone();
         tokio::spawn(

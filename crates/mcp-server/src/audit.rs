@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 pub use auth::audit::{AuditEvent, names, outcome};
 
+use crate::metrics::McpMetrics;
+
 /// Default number of events kept.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
@@ -21,6 +23,8 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 pub struct AuditLog {
     ring: Mutex<VecDeque<AuditEvent<'static>>>,
     capacity: usize,
+    /// Counters derived from the events (`None`: metrics off).
+    metrics: Option<McpMetrics>,
 }
 
 impl AuditLog {
@@ -29,12 +33,23 @@ impl AuditLog {
         Self {
             ring: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
+            metrics: None,
         }
+    }
+
+    /// Also counts every recorded event in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: McpMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Logs `event` and keeps it, dropping the oldest when full.
     pub fn record(&self, event: AuditEvent<'_>) {
         event.emit();
+        if let Some(m) = &self.metrics {
+            m.observe(&event);
+        }
         // The lock is never held across an await and never panics while held.
         let mut ring = self
             .ring

@@ -7,6 +7,7 @@ use auth::uri::normalize_issuer;
 use ratelimit::{Policy, RateLimitConfig};
 use secrecy::SecretString;
 use server_kit::cli::EnvVar;
+use server_kit::config::var_addr_or_off;
 use server_kit::config::{ConfigError, load_dotenv, var, var_list, var_or, var_parsed};
 use server_kit::limits::rate_limit_from_env;
 use server_kit::redis::{DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT, RedisSettings};
@@ -32,6 +33,10 @@ pub const DEFAULT_ALLOWED_ORIGINS: &[&str] = &[
 /// access-token lifetime (`OAUTH_TOKEN_TTL_SECS`), after which every token
 /// the set could have missed a revocation of has expired anyway.
 pub const DEFAULT_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(900);
+
+/// Default `MCP_METRICS_BIND`.
+pub const DEFAULT_METRICS_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9102);
 
 /// mcp-server configuration.
 ///
@@ -61,10 +66,13 @@ pub const DEFAULT_REVOCATION_MAX_STALENESS: Duration = Duration::from_secs(900);
 /// | `REVOCATION_FAILURE_MODE` | `closed` | when the in-memory revocation set has been out of step with Redis for longer than `REVOCATION_MAX_STALENESS_SECS` (or never synchronised): `closed` answers 503, `open` accepts the (signature-checked, short-lived) token and audits `mcp.revocation_unchecked` |
 /// | `REVOCATION_MAX_STALENESS_SECS` | `900` (the default access-token lifetime) | how long a replica keeps serving from its in-memory revocation set while its Redis subscription is down, 0 to 86400 |
 /// | `HTTP_HEADER_READ_TIMEOUT_SECS` / `HTTP_REQUEST_TIMEOUT_SECS` / `HTTP_IDLE_TIMEOUT_SECS` / `HTTP_MAX_CONNECTIONS` | `10` / `30` / `60` / `512` | connection hygiene (`server_kit::serve`) |
+/// | `MCP_METRICS_BIND` | `127.0.0.1:9102` | Prometheus `GET /metrics` listener (separate from the API, never routed through nginx); empty turns it off |
 /// | `MCP_MAX_RESULT_BYTES` | `524288` (512 KiB) | largest tool result (its JSON) sent; a larger one is a tool error (`isError: true`) saying so; 1024 to 16777216 |
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// `MCP_METRICS_BIND`; `None`: metrics off. [`Config::new`] binds port 0.
+    pub metrics_bind: Option<SocketAddr>,
     /// Canonical form (auth::uri::canonical_resource).
     pub resource_url: String,
     pub issuer: String,
@@ -95,6 +103,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         load_dotenv()?;
         let bind = var_parsed("MCP_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
+        let metrics_bind = var_addr_or_off("MCP_METRICS_BIND", DEFAULT_METRICS_BIND)?;
         let resource_url = parse_resource(
             "MCP_RESOURCE_URL",
             &var_or("MCP_RESOURCE_URL", "http://localhost:8000/mcp"),
@@ -149,6 +158,7 @@ impl Config {
         }
         let config = Config {
             bind,
+            metrics_bind,
             resource_url,
             issuer,
             jwks_url,
@@ -175,6 +185,9 @@ impl Config {
         let issuer = parse_issuer("OAUTH_ISSUER", issuer)?;
         Ok(Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // Port 0: parallel in-process servers never collide, and tests
+            // scrape the bound address (`App::metrics_addr`).
+            metrics_bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             allowed_hosts: default_hosts(&resource_url),
             allowed_origins: DEFAULT_ALLOWED_ORIGINS
                 .iter()
@@ -292,6 +305,11 @@ mod tests {
 /// in step with [`Config::from_env`]).
 pub const ENV_VARS: &[EnvVar] = &[
     EnvVar::new("MCP_BIND", "127.0.0.1:8000", "listen address"),
+    EnvVar::new(
+        "MCP_METRICS_BIND",
+        "127.0.0.1:9102",
+        "Prometheus `GET /metrics` listener (separate from the API); empty turns it off",
+    ),
     EnvVar::new(
         "MCP_RESOURCE_URL",
         "http://localhost:8000/mcp",

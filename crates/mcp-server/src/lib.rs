@@ -25,6 +25,9 @@
 //! - [`store`]: the customer/ticket store behind a trait (seeded in memory).
 //! - [`audit`]: audit events and the bounded ring behind `security://events`.
 //! - [`routes`]: `/health` and the RFC 9728 metadata documents.
+//! - [`metrics`]: the mcp-server's Prometheus families (token rejections,
+//!   scope denials, tool calls derived from audit events; sessions and the
+//!   token cache read at scrape time), served on `MCP_METRICS_BIND`.
 //!
 //! # A request's path
 //! `POST /mcp` → `cors::mcp` (answers a browser's preflight before any token,
@@ -52,6 +55,7 @@ pub mod host_policy;
 pub mod jsonrpc;
 pub mod limits;
 pub mod mcp;
+pub mod metrics;
 pub mod middleware;
 pub mod policy;
 pub mod resources;

@@ -18,6 +18,7 @@ use http::HeaderMap;
 use ratelimit::{
     Decision, Limiter, LimiterError, MemoryLimiter, Policy, RateLimitConfig, TrustedProxies,
 };
+use server_kit::metrics::RateLimitMetrics;
 
 /// Policy name in the `RateLimit-Policy` / `RateLimit` headers.
 pub const POLICY_NAME: &str = "mcp";
@@ -30,7 +31,15 @@ pub struct Limits {
     auth_failures: MemoryLimiter,
     auth_failure_policy: Policy,
     trusted: TrustedProxies,
+    /// Counts the failed-authentication budget's decisions (the per-client
+    /// limiter counts its own: `server_kit::redis::build_limiter_metered`).
+    metrics: Option<RateLimitMetrics>,
 }
+
+/// The `limiter` label of the per-client budget.
+pub const CLIENT_LIMITER: &str = "client";
+/// The `limiter` label of the failed-authentication budget.
+pub const AUTH_FAILURES_LIMITER: &str = "auth_failures";
 
 impl Limits {
     pub fn new(
@@ -45,7 +54,15 @@ impl Limits {
             auth_failures: MemoryLimiter::new(),
             auth_failure_policy,
             trusted: config.trusted_proxies.clone(),
+            metrics: None,
         }
+    }
+
+    /// Counts each failed-authentication budget look in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: RateLimitMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The per-client policy (`RATE_LIMIT_PER_MINUTE`, `RATE_LIMIT_BURST`).
@@ -79,6 +96,19 @@ impl Limits {
     /// `Some(decision)` when `ip` has used up its failed-authentication
     /// budget (a zero-cost look, nothing is spent).
     pub async fn auth_failures_exhausted(&self, ip: IpAddr) -> Option<Decision> {
+        let exhausted = self.auth_failures_look(ip).await;
+        if let Some(m) = &self.metrics {
+            let decision = if exhausted.is_some() {
+                "limited"
+            } else {
+                "allowed"
+            };
+            m.decided(AUTH_FAILURES_LIMITER, decision);
+        }
+        exhausted
+    }
+
+    async fn auth_failures_look(&self, ip: IpAddr) -> Option<Decision> {
         let key = format!("rl:ip:{ip}");
         match self
             .auth_failures

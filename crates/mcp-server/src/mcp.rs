@@ -72,6 +72,23 @@ pub fn service(
     allowed_origins: &[String],
     ct: CancellationToken,
 ) -> McpService {
+    service_with_sessions(
+        state,
+        allowed_hosts,
+        allowed_origins,
+        ct,
+        Arc::new(LocalSessionManager::default()),
+    )
+}
+
+/// [`service`] on a given session table (the metrics read its size).
+pub fn service_with_sessions(
+    state: AppState,
+    allowed_hosts: &[String],
+    allowed_origins: &[String],
+    ct: CancellationToken,
+    sessions: Arc<LocalSessionManager>,
+) -> McpService {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(true)
         .with_json_response(true)
@@ -83,7 +100,7 @@ pub fn service(
     let handler = McpHandler { state };
     McpService(Arc::new(StreamableHttpService::new(
         move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         config,
     )))
 }

@@ -31,6 +31,8 @@
 //! line, its audit event: formatting spans for every request cost about a
 //! quarter of the server's throughput (BENCHMARKS.md).
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -38,6 +40,8 @@ use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
+
+use server_kit::metrics::HttpMetrics;
 
 use crate::error;
 use crate::mcp::McpService;
@@ -48,7 +52,34 @@ use crate::state::AppState;
 /// The path of the MCP endpoint.
 pub const MCP_PATH: &str = "/mcp";
 
-pub fn router(state: AppState, mcp: McpService) -> Router {
+/// The route table of `securemcp_http_requests_total{route}`: every route
+/// above as axum matches it (anything else is `other`). The metadata path
+/// follows `MCP_RESOURCE_URL`, so the table is built once at start-up.
+pub fn metric_routes(resource: &str) -> &'static [&'static str] {
+    const DEFAULT: &[&str] = &[
+        MCP_PATH,
+        "/health",
+        "/ready",
+        protected_resource::WELL_KNOWN,
+        "/.well-known/oauth-protected-resource/mcp",
+    ];
+    let path = protected_resource::path_for(resource);
+    if DEFAULT.contains(&path.as_str()) {
+        return DEFAULT;
+    }
+    // Another resource path: one table per App built (a few bytes, once).
+    let path: &'static str = Box::leak(path.into_boxed_str());
+    Box::leak(Box::new([
+        MCP_PATH,
+        "/health",
+        "/ready",
+        protected_resource::WELL_KNOWN,
+        path,
+    ]))
+}
+
+/// `http_metrics`: `Some` counts and times every request (outermost layer).
+pub fn router(state: AppState, mcp: McpService, http_metrics: Option<Arc<HttpMetrics>>) -> Router {
     let resource_metadata_path = protected_resource::path_for(&state.metadata().resource);
 
     // Listed in execution order: the first layer sees the request first. Each
@@ -75,7 +106,7 @@ pub fn router(state: AppState, mcp: McpService) -> Router {
     if resource_metadata_path != protected_resource::WELL_KNOWN {
         router = router.route(&resource_metadata_path, metadata());
     }
-    router
+    let router = router
         .route_service(MCP_PATH, mcp_stack.service(mcp))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -87,5 +118,11 @@ pub fn router(state: AppState, mcp: McpService) -> Router {
                     tracing::debug_span!("http", method = %req.method(), route, client_id = tracing::field::Empty)
                 })),
         )
-        .with_state(state)
+        .with_state(state);
+    match http_metrics {
+        // Outermost: every answer, refusals by inner layers included, is
+        // counted under its route (MatchedPath is set before layers run).
+        Some(m) => router.layer(from_fn_with_state(m, server_kit::metrics::track)),
+        None => router,
+    }
 }

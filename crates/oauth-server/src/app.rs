@@ -62,10 +62,16 @@ impl App {
         // it. It does not wait for Redis (the server starts during an outage)
         // beyond the first probe, so a server that starts with Redis up does
         // not answer its first requests degraded.
-        let redis = server_kit::redis::connect(&RedisSettings {
-            url: config.redis_url.clone(),
-            timeout: config.redis_timeout,
-        })?;
+        // Metrics first: the Redis handle times its commands and keeps
+        // `securemcp_redis_up` in step with its circuit breaker.
+        let metrics = Arc::new(OAuthMetrics::new(&registry, config.redis_url.is_some()));
+        let redis = server_kit::redis::connect_metered(
+            &RedisSettings {
+                url: config.redis_url.clone(),
+                timeout: config.redis_timeout,
+            },
+            metrics.redis.clone(),
+        )?;
         if let Some(redis) = &redis {
             redis.first_probe().await;
         }
@@ -89,11 +95,7 @@ impl App {
         let codes = Codes::new(kv.clone(), config.refresh_ttl.max(config.token_ttl));
         let refresh = RefreshTokens::new(kv.clone(), config.refresh_ttl, config.refresh_idle);
         let limiter = server_kit::redis::build_limiter(&config.rate_limit, redis.as_ref());
-        let metrics = Arc::new(OAuthMetrics::new(&registry, redis.is_some()));
         metrics.set_signing_keys(keys.ring().keys.len());
-        if let (Some(redis), Some(m)) = (&redis, &metrics.redis) {
-            m.set_up(redis.is_up());
-        }
         let metrics_listener = server_kit::metrics::bind(config.metrics_bind)
             .await
             .with_context(|| {
@@ -221,7 +223,6 @@ impl App {
                 },
             ))
         });
-        let redis_up = tokio::spawn(track_redis(state.clone(), stop_rx));
         tracing::info!(
             %addr,
             metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
@@ -244,7 +245,6 @@ impl App {
         .await;
         let _ = stop_tx.send(true);
         let _ = reload.await;
-        let _ = redis_up.await;
         if let Some(metrics) = metrics {
             match metrics.await {
                 Ok(Ok(())) => {}
@@ -293,22 +293,6 @@ async fn reload_keys(state: AppState, mut stop: tokio::sync::watch::Receiver<boo
             Ok(Ok(false)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "keys reload failed; keeping current keys"),
             Err(e) => tracing::warn!(error = %e, "keys reload task failed"),
-        }
-    }
-}
-
-/// Keeps `securemcp_redis_up` in step with the Redis prober (only with
-/// `REDIS_URL`).
-async fn track_redis(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let (Some(redis), Some(up)) = (state.readiness.redis(), state.metrics.redis.as_ref()) else {
-        return;
-    };
-    let mut health = redis.health();
-    loop {
-        up.set_up(redis.is_up());
-        tokio::select! {
-            changed = health.changed() => if changed.is_err() { return },
-            _ = stop.changed() => return,
         }
     }
 }

@@ -107,7 +107,13 @@ pub fn config_error_line(bin: &str, e: &ConfigError) -> String {
 /// `required_var`), for the tests that keep each `ENV_VARS` table complete.
 pub fn vars_read_in(source: &str) -> Vec<String> {
     let mut names = Vec::new();
-    for call in ["var(\"", "var_or(\"", "var_parsed(\"", "var_list(\""] {
+    for call in [
+        "var(\"",
+        "var_or(\"",
+        "var_parsed(\"",
+        "var_list(\"",
+        "var_addr_or_off(\"",
+    ] {
         for (at, _) in source.match_indices(call) {
             let rest = &source[at + call.len()..];
             if let Some(end) = rest.find('"') {

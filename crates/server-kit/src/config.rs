@@ -63,6 +63,29 @@ where
     }
 }
 
+/// A listen address that can be switched off (`OAUTH_METRICS_BIND`,
+/// `MCP_METRICS_BIND`): unset is `Some(default)`, set to an empty or blank
+/// value is `None` (off), anything else must parse as `host:port`.
+pub fn var_addr_or_off(
+    name: &str,
+    default: std::net::SocketAddr,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(Some(default)),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::new(name, "is not valid UTF-8")),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|e| {
+            ConfigError::new(
+                name,
+                format!(
+                    "invalid value {:?}: {e} (host:port, or empty to turn it off)",
+                    v.trim()
+                ),
+            )
+        }),
+    }
+}
+
 /// A comma-separated list (items trimmed), or `default` when unset or blank.
 ///
 /// An empty item (`a,,b`, `a,`, `,`) is an error naming the variable: every

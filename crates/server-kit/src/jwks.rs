@@ -16,6 +16,8 @@ use auth::verify::{KeyMap, KeySource, RefreshFuture, key_map};
 use auth::well_known::authorization_server_metadata_url;
 use serde::Deserialize;
 
+use crate::metrics::JwksMetrics;
+
 /// Errors fetching authorization-server metadata or a JWKS.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -105,6 +107,7 @@ pub struct RemoteJwks {
     keys: ArcSwap<KeyMap>,
     cooldown: Duration,
     last_miss_fetch: tokio::sync::Mutex<Option<Instant>>,
+    metrics: Option<JwksMetrics>,
 }
 
 impl RemoteJwks {
@@ -116,7 +119,15 @@ impl RemoteJwks {
             keys: ArcSwap::from_pointee(KeyMap::new()),
             cooldown,
             last_miss_fetch: tokio::sync::Mutex::new(None),
+            metrics: None,
         }
+    }
+
+    /// Counts every fetch in `securemcp_jwks_refreshes_total{outcome}`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: JwksMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -125,7 +136,11 @@ impl RemoteJwks {
 
     /// Fetches the JWKS now and replaces the cached keys; returns the key count.
     pub async fn refresh_now(&self) -> Result<usize, JwksError> {
-        let set: JwkSet = get_json(&self.http, &self.url).await?;
+        let fetched = get_json::<JwkSet>(&self.http, &self.url).await;
+        if let Some(m) = &self.metrics {
+            m.refreshed(fetched.is_ok());
+        }
+        let set = fetched?;
         let map = key_map(&set);
         let n = map.len();
         self.keys.store(Arc::new(map));

@@ -162,9 +162,109 @@ impl RateLimitMetrics {
     }
 }
 
+impl RateLimitMetrics {
+    /// Records one check's answer: `degraded` when the limiter failed
+    /// (closed mode) or its shared back end was down and the failure mode
+    /// answered, else `allowed` / `limited`.
+    pub fn record<E>(
+        &self,
+        limiter: &'static str,
+        result: &Result<ratelimit::Decision, E>,
+        degraded: bool,
+    ) {
+        let decision = match result {
+            Err(_) => "degraded",
+            Ok(_) if degraded => "degraded",
+            Ok(d) if d.allowed => "allowed",
+            Ok(_) => "limited",
+        };
+        self.decided(limiter, decision);
+    }
+}
+
+/// A [`Limiter`](ratelimit::Limiter) that counts every decision under one
+/// `limiter` label (built by
+/// [`redis::build_limiter_metered`](crate::redis::build_limiter_metered)).
+#[derive(Debug)]
+pub struct MeteredLimiter {
+    inner: Arc<dyn ratelimit::Limiter>,
+    /// The failure-mode wrapper when the limiter is shared through Redis:
+    /// its state says whether the failure mode answered.
+    resilient: Option<Arc<ratelimit::ResilientLimiter>>,
+    metrics: RateLimitMetrics,
+    limiter: &'static str,
+}
+
+impl MeteredLimiter {
+    pub fn new(
+        inner: Arc<dyn ratelimit::Limiter>,
+        resilient: Option<Arc<ratelimit::ResilientLimiter>>,
+        metrics: RateLimitMetrics,
+        limiter: &'static str,
+    ) -> Self {
+        Self {
+            inner,
+            resilient,
+            metrics,
+            limiter,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ratelimit::Limiter for MeteredLimiter {
+    async fn check(
+        &self,
+        key: &str,
+        cost: u32,
+        policy: &ratelimit::Policy,
+    ) -> Result<ratelimit::Decision, ratelimit::LimiterError> {
+        let result = self.inner.check(key, cost, policy).await;
+        let degraded = self.resilient.as_ref().is_some_and(|r| r.is_degraded());
+        self.metrics.record(self.limiter, &result, degraded);
+        result
+    }
+}
+
+/// `outcome` of one JWKS refresh.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// `securemcp_jwks_refreshes_total{outcome}` (`ok` / `error`): every fetch
+/// of the remote JWKS (start-up, periodic, unknown `kid`).
+#[derive(Debug, Clone, Default)]
+pub struct JwksMetrics {
+    refreshes: Family<OutcomeLabel, Counter>,
+}
+
+impl JwksMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let me = Self::default();
+        registry.register(
+            "jwks_refreshes",
+            "Fetches of the authorization server's JWKS, by outcome",
+            me.refreshes.clone(),
+        );
+        me
+    }
+
+    pub fn refreshed(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.refreshes
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+}
+
 /// `securemcp_redis_up` (1 while Redis answers, 0 while it does not; only
 /// registered when `REDIS_URL` is set) and
-/// `securemcp_redis_command_duration_seconds`.
+/// `securemcp_redis_command_duration_seconds`. Given to
+/// [`redis::connect_metered`](crate::redis::connect_metered): the gauge
+/// follows the circuit breaker and every command, pipeline, script and
+/// limiter check through the handle is timed (the prober's `PING`s are not,
+/// so counts follow traffic only).
 #[derive(Debug, Clone)]
 pub struct RedisMetrics {
     up: Gauge,
@@ -267,5 +367,37 @@ mod tests {
             r#"securemcp_ratelimit_decisions_total{limiter="client",decision="allowed"} 1"#
         ));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn metered_limiter_counts_allowed_and_limited_and_jwks_outcomes() {
+        use ratelimit::{Limiter, Policy};
+        let mut registry = registry();
+        let limits = RateLimitMetrics::register(&mut registry);
+        let jwks = JwksMetrics::register(&mut registry);
+        let limiter = MeteredLimiter::new(
+            Arc::new(ratelimit::MemoryLimiter::new()),
+            None,
+            limits.clone(),
+            "client",
+        );
+        let policy = Policy::new(60, 2).unwrap();
+        for _ in 0..3 {
+            limiter.check("k", 1, &policy).await.unwrap();
+        }
+        limits.record::<()>("client", &Err(()), false);
+        jwks.refreshed(true);
+        jwks.refreshed(false);
+        jwks.refreshed(true);
+        let text = encode(&registry);
+        for line in [
+            r#"securemcp_ratelimit_decisions_total{limiter="client",decision="allowed"} 2"#,
+            r#"securemcp_ratelimit_decisions_total{limiter="client",decision="limited"} 1"#,
+            r#"securemcp_ratelimit_decisions_total{limiter="client",decision="degraded"} 1"#,
+            r#"securemcp_jwks_refreshes_total{outcome="ok"} 2"#,
+            r#"securemcp_jwks_refreshes_total{outcome="error"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+        }
     }
 }

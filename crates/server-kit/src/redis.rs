@@ -24,7 +24,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ratelimit::{Decision, Limiter, LimiterError, Policy, RateLimitConfig, RedisLimiter};
@@ -35,6 +35,7 @@ use tokio::sync::{Notify, watch};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{ConfigError, var, var_parsed};
+use crate::metrics::{MeteredLimiter, RateLimitMetrics, RedisMetrics};
 
 /// Default `REDIS_TIMEOUT_MS`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -114,6 +115,15 @@ pub const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// unset) without waiting for Redis, and starts its background prober.
 /// Fails only on an invalid URL. Call inside a Tokio runtime.
 pub fn connect(settings: &RedisSettings) -> Result<Option<Redis>, RedisConnectError> {
+    connect_metered(settings, None)
+}
+
+/// [`connect`], recording `securemcp_redis_up` and
+/// `securemcp_redis_command_duration_seconds` in `metrics`.
+pub fn connect_metered(
+    settings: &RedisSettings,
+    metrics: Option<RedisMetrics>,
+) -> Result<Option<Redis>, RedisConnectError> {
     let Some(url) = &settings.url else {
         return Ok(None);
     };
@@ -140,7 +150,11 @@ pub fn connect(settings: &RedisSettings) -> Result<Option<Redis>, RedisConnectEr
         wake: wake.clone(),
         sent: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        metrics,
     });
+    if let Some(m) = &shared.metrics {
+        m.set_up(false);
+    }
     tokio::spawn(probe_loop(Arc::downgrade(&shared), wake));
     Ok(Some(Redis { shared }))
 }
@@ -170,6 +184,7 @@ struct Shared {
     wake: Arc<Notify>,
     sent: AtomicU64,
     refused: AtomicU64,
+    metrics: Option<RedisMetrics>,
 }
 
 impl Drop for Shared {
@@ -260,6 +275,9 @@ impl Redis {
         if self.shared.up.swap(false, Ordering::AcqRel) {
             self.shared.state.send_modify(|h| h.up = false);
         }
+        if let Some(m) = &self.shared.metrics {
+            m.set_up(false);
+        }
         self.shared.wake.notify_one();
     }
 
@@ -276,7 +294,27 @@ impl Redis {
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut result = f(self.admit()?).await;
+        // A command refused by the open breaker never reached Redis: not timed.
+        let conn = self.admit()?;
+        let started = Instant::now();
+        let result = self.run_unmetered(conn, f).await;
+        self.observe(started);
+        result
+    }
+
+    /// Records one command's time (no-op without metrics).
+    fn observe(&self, started: Instant) {
+        if let Some(m) = &self.shared.metrics {
+            m.observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    async fn run_unmetered<T, F, Fut>(&self, conn: ConnectionManager, f: F) -> RedisResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut result = f(conn).await;
         if let Err(e) = &result
             && e.is_connection_dropped()
             && !e.is_timeout()
@@ -330,6 +368,9 @@ impl Shared {
 
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Release);
+        if let Some(m) = &self.metrics {
+            m.set_up(up);
+        }
         self.state.send_modify(|h| {
             h.up = up;
             h.probes += 1;
@@ -386,19 +427,39 @@ async fn probe_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
 pub fn build_limiter(config: &RateLimitConfig, redis: Option<&Redis>) -> Arc<dyn Limiter> {
     match redis {
         None => config.build_limiter_on(None),
-        Some(redis) => {
-            let limiter =
-                RedisLimiter::from_connection(redis.shared.conn.clone(), config.redis_timeout);
-            let gated = GatedLimiter {
-                redis: redis.clone(),
-                limiter,
-            };
-            Arc::new(ratelimit::ResilientLimiter::new(
-                Arc::new(gated),
-                config.failure_mode,
-            ))
-        }
+        Some(redis) => resilient_limiter(config, redis),
     }
+}
+
+/// [`build_limiter`], counting every decision in
+/// `securemcp_ratelimit_decisions_total{limiter}` (`degraded` while the
+/// failure mode answers for an unreachable Redis).
+pub fn build_limiter_metered(
+    config: &RateLimitConfig,
+    redis: Option<&Redis>,
+    metrics: RateLimitMetrics,
+    limiter: &'static str,
+) -> Arc<dyn Limiter> {
+    let metered = match redis {
+        None => MeteredLimiter::new(config.build_limiter_on(None), None, metrics, limiter),
+        Some(redis) => {
+            let resilient = resilient_limiter(config, redis);
+            MeteredLimiter::new(resilient.clone(), Some(resilient), metrics, limiter)
+        }
+    };
+    Arc::new(metered)
+}
+
+fn resilient_limiter(config: &RateLimitConfig, redis: &Redis) -> Arc<ratelimit::ResilientLimiter> {
+    let limiter = RedisLimiter::from_connection(redis.shared.conn.clone(), config.redis_timeout);
+    let gated = GatedLimiter {
+        redis: redis.clone(),
+        limiter,
+    };
+    Arc::new(ratelimit::ResilientLimiter::new(
+        Arc::new(gated),
+        config.failure_mode,
+    ))
 }
 
 /// The Redis limiter behind the breaker: refused at once while Redis is
@@ -412,7 +473,22 @@ struct GatedLimiter {
 #[async_trait]
 impl Limiter for GatedLimiter {
     async fn check(&self, key: &str, cost: u32, policy: &Policy) -> Result<Decision, LimiterError> {
+        // Refused by the open breaker: never reached Redis, not timed.
         self.redis.admit()?;
+        let started = Instant::now();
+        let result = self.check_unmetered(key, cost, policy).await;
+        self.redis.observe(started);
+        result
+    }
+}
+
+impl GatedLimiter {
+    async fn check_unmetered(
+        &self,
+        key: &str,
+        cost: u32,
+        policy: &Policy,
+    ) -> Result<Decision, LimiterError> {
         let mut result = self.limiter.check(key, cost, policy).await;
         // Same rule as `Redis::run`: a connection found dropped is retried
         // once (otherwise the first check after an unnoticed Redis restart
@@ -513,6 +589,43 @@ mod breaker_tests {
         let pong = redis.query::<String>(&redis::cmd("PING")).await.unwrap();
         assert_eq!(pong, "PONG");
         assert!(redis.is_up());
+    }
+
+    #[tokio::test]
+    async fn metrics_time_each_command_and_follow_the_breaker() {
+        let Some(mut server) = testkit::RedisServer::start() else {
+            return;
+        };
+        let mut registry = crate::metrics::registry();
+        let metrics = RedisMetrics::register(&mut registry);
+        let redis = connect_metered(&RedisSettings::at(server.url()), Some(metrics))
+            .unwrap()
+            .unwrap();
+        wait_for_up(&redis, true).await;
+        let config = RateLimitConfig::default();
+        let limiter = build_limiter(&config, Some(&redis));
+        for _ in 0..2 {
+            let _: String = redis.query(&redis::cmd("PING")).await.unwrap();
+        }
+        limiter.check("k", 1, &config.policy).await.unwrap();
+        let text = crate::metrics::encode(&registry);
+        assert!(text.contains("securemcp_redis_up 1\n"), "{text}");
+        assert!(
+            text.contains("securemcp_redis_command_duration_seconds_count 3\n"),
+            "{text}"
+        );
+
+        server.stop();
+        let _ = redis.query::<String>(&redis::cmd("PING")).await;
+        wait_for_up(&redis, false).await;
+        // Refused by the open breaker: not timed.
+        let _ = redis.query::<String>(&redis::cmd("PING")).await;
+        let text = crate::metrics::encode(&registry);
+        assert!(text.contains("securemcp_redis_up 0\n"), "{text}");
+        assert!(
+            text.contains("securemcp_redis_command_duration_seconds_count 4\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -593,8 +593,10 @@ impl StackBuilder {
                                 .with_context(|| format!("starting mcp-server replica {i}"))?;
                         let state = app.state().clone();
                         let token = app.shutdown_token();
+                        let metrics = app.metrics_addr();
                         let handle = tokio::spawn(app.run_until_stopped());
                         Server::in_process("mcp-server", addr, state, token, handle)
+                            .with_metrics_addr(metrics)
                     }
                     Some(bin) => {
                         let mut env = vec![
@@ -602,6 +604,9 @@ impl StackBuilder {
                             ("MCP_RESOURCE_URL".to_owned(), resource.clone()),
                             ("OAUTH_ISSUER".to_owned(), issuer.clone()),
                             ("OAUTH_JWKS_URL".to_owned(), jwks_url.clone()),
+                            // Off: replicas and parallel tests would all
+                            // bind the default 9102 (mcp_env may turn it on).
+                            ("MCP_METRICS_BIND".to_owned(), String::new()),
                         ];
                         shared_env(&mut env, redis_url.as_deref(), trusted);
                         env.extend(self.mcp_env.iter().cloned());

@@ -22,6 +22,8 @@ pub type Replica = Server<mcp_server::state::AppState>;
 pub struct Server<S> {
     name: &'static str,
     addr: SocketAddr,
+    /// The bound metrics listener (in-process mode, when on).
+    metrics: Option<SocketAddr>,
     run: Run<S>,
 }
 
@@ -55,6 +57,7 @@ impl<S> Server<S> {
         Server {
             name,
             addr,
+            metrics: None,
             run: Run::InProcess {
                 state,
                 stop,
@@ -67,6 +70,7 @@ impl<S> Server<S> {
         Server {
             name,
             addr,
+            metrics: None,
             run: Run::Child(Mutex::new(Some(child))),
         }
     }
@@ -74,6 +78,19 @@ impl<S> Server<S> {
     /// The address the server itself listens on (behind any front).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Records the bound metrics address (`App::metrics_addr`).
+    pub(crate) fn with_metrics_addr(mut self, metrics: Option<SocketAddr>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics listener (`GET /metrics`): in-process servers bind it on
+    /// port 0; `None` when off or in child-process mode (off unless the
+    /// test's env turns it on).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// `http://ADDR`: the server directly, bypassing any front.

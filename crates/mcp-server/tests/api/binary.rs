@@ -185,8 +185,11 @@ async fn serves_logs_json_and_stops_gracefully() {
     let app = spawn().await;
     let dir = tempfile::tempdir().unwrap();
     let port = testkit::free_port();
+    let metrics_port = testkit::free_port();
     let vars = [
         ("MCP_BIND", format!("127.0.0.1:{port}")),
+        // Not the default 9102: tests run in parallel.
+        ("MCP_METRICS_BIND", format!("127.0.0.1:{metrics_port}")),
         ("MCP_RESOURCE_URL", RESOURCE.to_owned()),
         ("OAUTH_ISSUER", app.issuer.clone()),
         // The explicit JWKS URL (the in-process tests use RFC 8414 discovery).
@@ -223,6 +226,23 @@ async fn serves_logs_json_and_stops_gracefully() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The metrics listener answers on its own port.
+    let m = reply(
+        app.http
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(m.status, 200, "{}", m.text);
+    assert!(
+        m.text
+            .contains("securemcp_jwks_refreshes_total{outcome=\"ok\"} 1\n"),
+        "{}",
+        m.text
+    );
 
     let url = format!("http://127.0.0.1:{port}/mcp");
     let r = reply(
@@ -315,8 +335,11 @@ async fn stops_on_sigterm_with_a_closed_stderr() {
     let app = spawn().await;
     let dir = tempfile::tempdir().unwrap();
     let port = testkit::free_port();
+    let metrics_port = testkit::free_port();
     let vars = [
         ("MCP_BIND", format!("127.0.0.1:{port}")),
+        // Not the default 9102: tests run in parallel.
+        ("MCP_METRICS_BIND", format!("127.0.0.1:{metrics_port}")),
         ("MCP_RESOURCE_URL", RESOURCE.to_owned()),
         ("OAUTH_ISSUER", app.issuer.clone()),
         ("RUST_LOG", "debug".to_owned()),

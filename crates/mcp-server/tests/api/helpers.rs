@@ -57,6 +57,8 @@ pub struct Options {
     pub max_result_bytes: Option<usize>,
     /// `HTTP_REQUEST_TIMEOUT_SECS` (default 30 s).
     pub request_timeout: Option<std::time::Duration>,
+    /// `MCP_METRICS_BIND` empty (default: port 0).
+    pub metrics_off: bool,
 }
 
 /// Adjusts a replica's configuration as these options describe.
@@ -83,6 +85,9 @@ fn apply(c: &mut mcp_server::Config, opts: &Options) {
     }
     if let Some(t) = opts.request_timeout {
         c.connections.request_timeout = t;
+    }
+    if opts.metrics_off {
+        c.metrics_bind = None;
     }
 }
 
@@ -349,6 +354,28 @@ impl TestApp {
         s
     }
 
+    /// The first replica's `GET /metrics` text (asserts 200 and the
+    /// OpenMetrics content type).
+    pub async fn scrape(&self) -> String {
+        let addr = self.stack.replicas()[0]
+            .metrics_addr()
+            .expect("metrics are on");
+        let r = reply(
+            self.http
+                .get(format!("http://{addr}/metrics"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.header("content-type"),
+            Some(server_kit::metrics::CONTENT_TYPE)
+        );
+        r.text
+    }
+
     /// Audit events of the mcp-server with this name.
     pub fn events(&self, name: &str) -> Vec<mcp_server::audit::AuditEvent<'static>> {
         self.mcp
@@ -491,6 +518,18 @@ impl Session<'_> {
             .unwrap();
         reply(resp).await
     }
+}
+
+/// The value of the sample `series` (name and labels exactly as encoded) in
+/// a scrape; `None` when absent.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == series).then(|| value.parse().ok())?
+        })
 }
 
 /// `header.payload.signature` from raw parts (for forged tokens).

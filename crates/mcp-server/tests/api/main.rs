@@ -15,6 +15,7 @@ mod error_answers;
 mod jwks_rotation;
 mod lazy_redis;
 mod metadata;
+mod metrics;
 mod protocols;
 mod rate_limits;
 mod results;
