@@ -520,8 +520,10 @@ impl StackBuilder {
                 .context("starting the oauth-server")?;
             let state = app.state().clone();
             let token = CancellationToken::new();
+            let metrics = app.metrics_addr();
             let handle = tokio::spawn(app.run_until(token.clone().cancelled_owned()));
             Server::in_process("oauth-server", oauth_addr, state, token, handle)
+                .with_metrics_addr(metrics)
         } else {
             let mut env = vec![
                 ("OAUTH_BIND".to_owned(), oauth_addr.to_string()),
