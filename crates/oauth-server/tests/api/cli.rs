@@ -440,6 +440,8 @@ async fn the_accept_loop_outlives_fd_exhaustion() {
         dir.path(),
         &[
             ("OAUTH_BIND", &bind),
+            // Not the default 9101: another test or a running stack may hold it.
+            ("OAUTH_METRICS_BIND", ""),
             ("OAUTH_CLIENTS_FILE", &dev_clients()),
             ("OAUTH_KEYS_DIR", keys.to_str().unwrap()),
             ("RUST_LOG", "warn"),

@@ -574,6 +574,7 @@ fn registration_settings_are_checked_at_start_up() {
     let keys = keys.to_str().unwrap();
     let base = [
         ("OAUTH_BIND", "127.0.0.1:0"),
+        ("OAUTH_METRICS_BIND", ""),
         ("OAUTH_CLIENTS_FILE", clients),
         ("OAUTH_KEYS_DIR", keys),
     ];
