@@ -12,9 +12,8 @@
 use std::time::Duration;
 
 use rmcp::model::{
-    RequestParamsMeta as _,
     CallToolRequestParams, ClientCapabilities, ClientConfig as ClientInfo, Implementation,
-    JsonObject, ProtocolVersion, Tool,
+    JsonObject, ProtocolVersion, RequestParamsMeta as _, Tool,
 };
 use rmcp::service::{
     ClientInitializeError, ClientLifecycleMode, ClientServiceExt as _, RoleClient, RunningService,

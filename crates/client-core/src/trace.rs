@@ -43,13 +43,13 @@ impl Drop for TraceGuard {
 /// The service name when traces are on: `None` unless
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
 /// is set; `OTEL_SERVICE_NAME`, else `default_service`.
-pub fn service_name(
-    var: impl Fn(&str) -> Option<String>,
-    default_service: &str,
-) -> Option<String> {
+pub fn service_name(var: impl Fn(&str) -> Option<String>, default_service: &str) -> Option<String> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     set("OTEL_EXPORTER_OTLP_ENDPOINT").or_else(|| set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))?;
-    Some(set("OTEL_SERVICE_NAME").map_or_else(|| default_service.to_owned(), |s| s.trim().to_owned()))
+    Some(
+        set("OTEL_SERVICE_NAME")
+            .map_or_else(|| default_service.to_owned(), |s| s.trim().to_owned()),
+    )
 }
 
 /// Installs the global subscriber: `fmt` (stderr, `filter`) and, when
@@ -115,7 +115,8 @@ mod tests {
     fn traces_are_on_only_with_an_endpoint() {
         let none = |_: &str| None;
         assert_eq!(service_name(none, "openai-client"), None);
-        let endpoint = |n: &str| (n == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4318".into());
+        let endpoint =
+            |n: &str| (n == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4318".into());
         assert_eq!(
             service_name(endpoint, "openai-client").as_deref(),
             Some("openai-client")
@@ -125,7 +126,10 @@ mod tests {
             "OTEL_SERVICE_NAME" => Some("agent-7".into()),
             _ => None,
         };
-        assert_eq!(service_name(named, "openai-client").as_deref(), Some("agent-7"));
+        assert_eq!(
+            service_name(named, "openai-client").as_deref(),
+            Some("agent-7")
+        );
     }
 
     #[test]

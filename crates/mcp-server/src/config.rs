@@ -443,7 +443,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         "",
         "OTLP/HTTP collector base URL (spans to {it}/v1/traces); set turns traces on",
     ),
-    EnvVar::new("OTEL_SERVICE_NAME", "mcp-server", "service.name of this process's spans"),
+    EnvVar::new(
+        "OTEL_SERVICE_NAME",
+        "mcp-server",
+        "service.name of this process's spans",
+    ),
 ];
 
 #[cfg(test)]

@@ -116,10 +116,7 @@ pub struct OtelSettings {
 impl OtelSettings {
     /// Reads the standard variables through `var`; `default_service` names
     /// the process when `OTEL_SERVICE_NAME` is unset or empty.
-    pub fn from_vars(
-        var: impl Fn(&str) -> Option<String>,
-        default_service: &str,
-    ) -> Option<Self> {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>, default_service: &str) -> Option<Self> {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         set(OTEL_ENDPOINT_VAR).or_else(|| set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))?;
         Some(Self {
@@ -319,7 +316,10 @@ mod tests {
         assert_eq!(
             OtelSettings::from_vars(
                 vars(&[
-                    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces"),
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "http://c:4318/v1/traces"
+                    ),
                     (OTEL_SERVICE_NAME_VAR, "mcp-eu-1")
                 ]),
                 "mcp-server"
@@ -336,7 +336,9 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             "traceparent",
-            http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
         );
         continue_trace(&span, &headers);
         let _entered = span.enter();
@@ -365,8 +367,14 @@ mod tests {
                 Some("0af7651916cd43dd8448eb211c80319c")
             );
             let sent = current_traceparent().unwrap_or_default();
-            assert!(sent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{sent}");
-            assert!(!sent.contains("b7ad6b7169203331"), "a child span id: {sent}");
+            assert!(
+                sent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+                "{sent}"
+            );
+            assert!(
+                !sent.contains("b7ad6b7169203331"),
+                "a child span id: {sent}"
+            );
             assert!(sent.ends_with("-01"), "{sent}");
             drop(entered);
 
