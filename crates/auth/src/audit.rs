@@ -136,6 +136,9 @@ pub struct AuditEvent<'a> {
     pub peer: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// The W3C trace id (32 hex digits) of the request, when traces are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<Cow<'a, str>>,
 }
 
 /// Attacker-supplied identifiers are cut to this many characters before
@@ -180,6 +183,7 @@ impl<'a> AuditEvent<'a> {
             failure_mode: None,
             peer: None,
             latency_ms: None,
+            trace_id: None,
         }
     }
 
@@ -276,6 +280,14 @@ impl<'a> AuditEvent<'a> {
         self
     }
 
+    /// The trace id, when the request is traced (`None` leaves it out).
+    pub fn trace_id(mut self, trace_id: Option<String>) -> Self {
+        if trace_id.is_some() {
+            self.trace_id = trace_id.map(Cow::Owned);
+        }
+        self
+    }
+
     /// The same event owning its strings (to keep it past the request).
     pub fn into_owned(self) -> AuditEvent<'static> {
         AuditEvent {
@@ -298,6 +310,7 @@ impl<'a> AuditEvent<'a> {
             failure_mode: self.failure_mode,
             peer: self.peer,
             latency_ms: self.latency_ms,
+            trace_id: owned(self.trace_id),
         }
     }
 
@@ -339,6 +352,7 @@ impl<'a> AuditEvent<'a> {
                     failure_mode = self.failure_mode,
                     peer = self.peer.map(tracing::field::display),
                     latency_ms = self.latency_ms,
+                    trace_id = self.trace_id.as_deref(),
                     "audit"
                 )
             };
@@ -374,6 +388,13 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             serde_json::json!({"ts_ms":2,"event":"auth.client_rejected","endpoint":"token","outcome":"denied","peer":"127.0.0.1"})
+        );
+        let e = e
+            .trace_id(Some("0af7651916cd43dd8448eb211c80319c".into()))
+            .trace_id(None);
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"ts_ms":2,"event":"auth.client_rejected","endpoint":"token","outcome":"denied","peer":"127.0.0.1","trace_id":"0af7651916cd43dd8448eb211c80319c"})
         );
     }
 

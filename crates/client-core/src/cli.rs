@@ -141,7 +141,9 @@ impl CliError {
 /// Entry point of both binaries.
 pub fn main(factory: &dyn ModelFactory) -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `.env` first, so OTEL_* there count too (a bad file is reported by `run`).
+    let _ = config::load_dotenv();
+    let _trace = init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,7 +154,10 @@ pub fn main(factory: &dyn ModelFactory) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli, factory));
+    // One span per command: with traces on, every request it makes (token,
+    // discovery, MCP) belongs to this trace.
+    let span = tracing::info_span!("command", command = command_name(cli.command.as_ref()));
+    let result = runtime.block_on(tracing::Instrument::instrument(run(cli, factory), span));
     // Open SSE streams and idle connections must not hold the process.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -175,17 +180,29 @@ pub fn program_name() -> String {
         .unwrap_or_else(|| "openai-client".to_owned())
 }
 
-fn init_tracing() {
+/// The span name of a command (bounded: never its arguments).
+fn command_name(command: Option<&Command>) -> &'static str {
+    match command {
+        None => "demo",
+        Some(Command::Ask { .. }) => "ask",
+        Some(Command::Chat) => "chat",
+        Some(Command::Tools) => "tools",
+        Some(Command::Call { .. }) => "call",
+        Some(Command::Login { .. }) => "login",
+        Some(Command::Logout) => "logout",
+        Some(Command::Conformance { .. }) => "conformance",
+    }
+}
+
+/// Logs on stderr (`RUST_LOG`, default warnings) and, with
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, traces ([`crate::trace`]); the guard
+/// flushes the last spans when `main` returns.
+fn init_tracing() -> crate::trace::TraceGuard {
     // rmcp logs its own view of failures we already report in one line.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp=off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
-        .try_init();
+    let service = crate::trace::service_name(|n| std::env::var(n).ok(), &program_name());
+    crate::trace::init(filter, service.as_deref())
 }
 
 /// Runs one CLI invocation.

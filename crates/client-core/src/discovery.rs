@@ -436,8 +436,7 @@ async fn challenge(
     let body = r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#;
     let mut state = retry.start();
     let resp = loop {
-        let sent = http
-            .post(mcp_url.clone())
+        let sent = crate::trace::inject(http.post(mcp_url.clone()))
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(body)
@@ -523,8 +522,7 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, DiscoveryError> {
     let mut state = retry.start();
     loop {
-        let sent = http
-            .get(url.clone())
+        let sent = crate::trace::inject(http.get(url.clone()))
             .header("accept", "application/json")
             .timeout(std::time::Duration::from_secs(15))
             .send()

@@ -38,6 +38,9 @@
 //! - [`read`]: bounded response bodies (token, metadata, LLM, errors; MCP
 //!   answers are bounded in [`mcp`]).
 //! - [`transcript`]: printing the loop's events for people or as JSON lines.
+//! - [`trace`]: OpenTelemetry traces (opt-in, `OTEL_EXPORTER_OTLP_ENDPOINT`):
+//!   a span per command and tool call, W3C `traceparent` on every request to
+//!   the authorization server and the MCP server.
 //! - [`cli`]: the command line both binaries expose (`ask`, `chat`, `tools`,
 //!   `call`, the demo queries); [`conformance`]: the hidden client runner for
 //!   the MCP conformance suite.
@@ -64,6 +67,7 @@ pub mod retry;
 pub mod store;
 pub mod tls;
 pub mod token;
+pub mod trace;
 pub mod transcript;
 pub mod transport;
 pub mod wire;

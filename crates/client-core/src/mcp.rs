@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig as ClientInfo, Implementation,
-    JsonObject, ProtocolVersion, Tool,
+    JsonObject, ProtocolVersion, RequestParamsMeta as _, Tool,
 };
 use rmcp::service::{
     ClientInitializeError, ClientLifecycleMode, ClientServiceExt as _, RoleClient, RunningService,
@@ -25,6 +25,7 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 use serde_json::Value;
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::config::{ClientConfig, ConfigError};
@@ -319,6 +320,7 @@ impl McpClient {
             .service
             .peer()
             .list_all_tools()
+            .instrument(tracing::info_span!("tools/list"))
             .await
             .map_err(|e| from_service_error(e, self.client_id()))?;
         Ok(tools.into_iter().map(ToolInfo::from).collect())
@@ -334,9 +336,17 @@ impl McpClient {
             Value::Null => {}
             other => return Err(McpError::InvalidArguments(kind(&other).to_owned())),
         }
+        let span = tracing::info_span!("tools/call", tool = name);
+        // rmcp sends the request from its own task: the span's trace
+        // context rides in `_meta` (SEP-414), and the transport turns it into
+        // the `traceparent` header (`AuthorizedHttp`).
+        if let Some(traceparent) = span.in_scope(crate::trace::traceparent) {
+            params.set_traceparent(&traceparent);
+        }
         let result = self
             .service
             .call_tool(params)
+            .instrument(span)
             .await
             .map_err(|e| from_service_error(e, self.client_id()))?;
         let texts: Vec<String> = result

@@ -701,6 +701,7 @@ impl TokenSource {
             .header("accept", "application/json")
             .header("content-type", "application/x-www-form-urlencoded")
             .timeout(Duration::from_secs(15));
+        let request = crate::trace::inject(request);
         let request = self.authenticate(request, &mut form)?;
         Ok(request.body(form.finish()))
     }
@@ -777,6 +778,7 @@ impl TokenSource {
             .header("accept", "application/json")
             .header("content-type", "application/x-www-form-urlencoded")
             .timeout(Duration::from_secs(15));
+        let request = crate::trace::inject(request);
         let request = self.authenticate(request, &mut form)?;
         let resp =
             request

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{HeaderName, HeaderValue};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, RequestParamsMeta as _};
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
@@ -79,6 +79,10 @@ pub struct AuthorizedHttp {
     http: reqwest::Client,
     tokens: TokenSource,
     retry: RetryPolicy,
+    /// The W3C `traceparent` of the span that opened the connection (a CLI
+    /// command), for requests that carry none of their own; `None` when
+    /// traces are off.
+    traceparent: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for AuthorizedHttp {
@@ -90,12 +94,39 @@ impl std::fmt::Debug for AuthorizedHttp {
 }
 
 impl AuthorizedHttp {
+    /// rmcp runs the requests on its own task: the caller's span (if traced)
+    /// is captured here and sent as `traceparent` (see [`Self::trace_headers`]).
     pub fn new(http: reqwest::Client, tokens: TokenSource, retry: RetryPolicy) -> Self {
         Self {
             http,
             tokens,
             retry,
+            traceparent: crate::trace::traceparent().and_then(|v| HeaderValue::from_str(&v).ok()),
         }
+    }
+
+    /// `headers` plus `traceparent`: the request's own (`_meta.traceparent`,
+    /// SEP-414, set by [`crate::McpClient::call_tool`] from its span), else the
+    /// connection's. Unchanged when traces are off.
+    fn trace_headers(
+        &self,
+        message: Option<&ClientJsonRpcMessage>,
+        mut headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HashMap<HeaderName, HeaderValue> {
+        let own = message.and_then(|m| match m {
+            ClientJsonRpcMessage::Request(r) => match &r.request {
+                ClientRequest::CallToolRequest(call) => call
+                    .params
+                    .traceparent()
+                    .and_then(|v| HeaderValue::from_str(v).ok()),
+                _ => None,
+            },
+            _ => None,
+        });
+        if let Some(value) = own.or_else(|| self.traceparent.clone()) {
+            headers.insert(HeaderName::from_static("traceparent"), value);
+        }
+        headers
     }
 
     /// Runs `call` with a token; on 401 renews once and runs it again.
@@ -172,6 +203,7 @@ impl StreamableHttpClient for AuthorizedHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> HttpResult<StreamableHttpPostResponse> {
+        let custom_headers = self.trace_headers(Some(&message), custom_headers);
         let mut attempts = self.retry.start();
         let mut reauthenticated = false;
         let mut token = self.tokens.token().await.map_err(token_err)?;
@@ -288,6 +320,7 @@ impl StreamableHttpClient for AuthorizedHttp {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<()> {
+        let custom_headers = self.trace_headers(None, custom_headers);
         self.with_token(|token| {
             self.http.delete_session(
                 uri.clone(),
@@ -307,6 +340,7 @@ impl StreamableHttpClient for AuthorizedHttp {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<BoxedSseResponse> {
+        let custom_headers = self.trace_headers(None, custom_headers);
         self.with_token(|token| {
             self.http.get_stream(
                 uri.clone(),
@@ -328,6 +362,7 @@ impl StreamableHttpClient for AuthorizedHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> HttpResult<BoxedSseResponse> {
+        let custom_headers = self.trace_headers(None, custom_headers);
         self.with_token(|token| {
             self.http.get_stream_with_max_sse_event_size(
                 uri.clone(),

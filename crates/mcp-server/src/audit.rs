@@ -46,6 +46,7 @@ impl AuditLog {
 
     /// Logs `event` and keeps it, dropping the oldest when full.
     pub fn record(&self, event: AuditEvent<'_>) {
+        let event = event.trace_id(server_kit::telemetry::current_trace_id());
         event.emit();
         if let Some(m) = &self.metrics {
             m.observe(&event);

@@ -52,6 +52,8 @@ pub const DEFAULT_METRICS_BIND: SocketAddr =
 /// | `REDIS_TIMEOUT_MS` | `250` | connect and command timeout of the one Redis connection |
 /// | `LOG_FORMAT` | `text` | `text` or `json` (one object per line) |
 /// | `RUST_LOG` | `info` | tracing filter |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset | OTLP/HTTP collector; set turns traces on (`server_kit::telemetry`) |
+/// | `OTEL_SERVICE_NAME` | `mcp-server` | `service.name` of the spans |
 ///
 /// Rate limits (DESIGN.md §6):
 ///
@@ -436,6 +438,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         "tracing filter (rmcp=warn is added unless it names rmcp)",
     ),
     EnvVar::new("NO_COLOR", "", "set: no colours in text logs on a terminal"),
+    EnvVar::new(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP/HTTP collector base URL (spans to {it}/v1/traces); set turns traces on",
+    ),
+    EnvVar::new(
+        "OTEL_SERVICE_NAME",
+        "mcp-server",
+        "service.name of this process's spans",
+    ),
 ];
 
 #[cfg(test)]

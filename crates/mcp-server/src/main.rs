@@ -57,7 +57,9 @@ async fn main() -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         };
     }
-    server_kit::telemetry::init_tracing(config.log_format);
+    let otel = server_kit::telemetry::OtelSettings::from_env(BIN);
+    // Dropped after the server stops: the last spans are flushed.
+    let _telemetry = server_kit::telemetry::init(config.log_format, otel.as_ref());
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -27,7 +27,8 @@
 //!
 //! Around everything: request tracing (a `debug` span per request with the
 //! matched route and, once known, the client id; the `Authorization` header
-//! marked sensitive). At the default `info` level a request costs one log
+//! marked sensitive), continuing the caller's W3C `traceparent` when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` turns traces on. At the default `info` level a request costs one log
 //! line, its audit event: formatting spans for every request cost about a
 //! quarter of the server's throughput (BENCHMARKS.md).
 
@@ -115,7 +116,10 @@ pub fn router(state: AppState, mcp: McpService, http_metrics: Option<Arc<HttpMet
                 .layer(SetSensitiveRequestHeadersLayer::new([http::header::AUTHORIZATION]))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-                    tracing::debug_span!("http", method = %req.method(), route, client_id = tracing::field::Empty)
+                    let span = tracing::debug_span!("http", method = %req.method(), route, client_id = tracing::field::Empty);
+                    // Continue the caller's W3C trace (no-op unless traces are on).
+                    server_kit::telemetry::continue_trace(&span, req.headers());
+                    span
                 })),
         )
         .with_state(state);

@@ -25,6 +25,7 @@ pub fn token_issued(
         .aud(aud)
         .jti(jti)
         .peer(peer)
+        .trace_id(server_kit::telemetry::current_trace_id())
         .emit();
 }
 
@@ -40,6 +41,7 @@ pub fn client_rejected(
         .reason(reason)
         .endpoint(endpoint)
         .peer(peer)
+        .trace_id(server_kit::telemetry::current_trace_id())
         .emit();
 }
 
@@ -50,6 +52,7 @@ pub fn client_registered(client_id: &str, scope: &str, peer: IpAddr) {
         .endpoint("register")
         .scope(scope)
         .peer(peer)
+        .trace_id(server_kit::telemetry::current_trace_id())
         .emit();
 }
 
@@ -60,6 +63,7 @@ pub fn token_revoked(client_id: &str, jti: &str, peer: IpAddr) {
         .endpoint("revoke")
         .jti(jti)
         .peer(peer)
+        .trace_id(server_kit::telemetry::current_trace_id())
         .emit();
 }
 
@@ -74,7 +78,7 @@ pub fn code_replayed(client_id: &str, jti: Option<&str>, peer: IpAddr) {
     if let Some(jti) = jti {
         e = e.jti(jti);
     }
-    e.emit();
+    e.trace_id(server_kit::telemetry::current_trace_id()).emit();
 }
 
 /// `auth.refresh_reuse`: a rotated (or foreign) refresh token was presented;
@@ -88,7 +92,7 @@ pub fn refresh_reuse(client_id: &str, reason: &'static str, jti: Option<&str>, p
     if let Some(jti) = jti {
         e = e.jti(jti);
     }
-    e.emit();
+    e.trace_id(server_kit::telemetry::current_trace_id()).emit();
 }
 
 /// `ratelimit.limited` on the token endpoints.
@@ -103,6 +107,7 @@ pub fn rate_limited(
         .client_opt(client_id)
         .peer(peer)
         .retry_after(retry_after)
+        .trace_id(server_kit::telemetry::current_trace_id())
         .emit();
 }
 
@@ -132,7 +137,7 @@ pub fn login(
     if let Some(r) = reason {
         e = e.reason(r);
     }
-    e.emit();
+    e.trace_id(server_kit::telemetry::current_trace_id()).emit();
 }
 
 /// `auth.consent`: the user approved or denied the client's request.
@@ -150,6 +155,7 @@ pub fn consent(approved: bool, client_id: &str, sub: &str, scope: &str, peer: Ip
     .endpoint("authorize")
     .scope(scope)
     .peer(peer)
+    .trace_id(server_kit::telemetry::current_trace_id())
     .emit();
 }
 
@@ -162,5 +168,6 @@ pub fn code_issued(client_id: &str, sub: &str, scope: &str, aud: &str, peer: IpA
         .scope(scope)
         .aud(aud)
         .peer(peer)
+        .trace_id(server_kit::telemetry::current_trace_id())
         .emit();
 }

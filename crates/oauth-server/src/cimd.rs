@@ -136,6 +136,7 @@ impl MetadataDocuments {
                 AuditEvent::new(names::CLIENT_METADATA_REFUSED, outcome::REJECTED)
                     .client(url)
                     .reason(refusal.reason)
+                    .trace_id(server_kit::telemetry::current_trace_id())
                     .emit();
                 tracing::info!(reason = refusal.reason, detail = %refusal.message, "client metadata document refused");
                 (Err(refusal), FAILURE_TTL)

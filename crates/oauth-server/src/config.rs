@@ -53,6 +53,8 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
 /// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
 /// | `LOG_FORMAT` [text] | text or json |
+/// | `OTEL_EXPORTER_OTLP_ENDPOINT` [unset] | OTLP/HTTP collector; set turns traces on (`server_kit::telemetry`) |
+/// | `OTEL_SERVICE_NAME` [oauth-server] | `service.name` of the spans |
 /// | `OAUTH_REGISTRATION` [open] | RFC 7591 `POST /register`: open, token (needs `OAUTH_REGISTRATION_TOKEN`) or off |
 /// | `OAUTH_REGISTRATION_TOKEN` [unset] | the initial access token (Bearer) of `token` mode; a secret, ≥ 16 characters |
 /// | `OAUTH_REGISTRATION_SCOPES` [customer:read ticket:create account:calculate, narrowed to the registry's scopes] | the most a registered or metadata-document client may get; a set value must name only scopes the registry has |
@@ -600,6 +602,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         "tracing filter (rmcp=warn is added unless it names rmcp)",
     ),
     EnvVar::new("NO_COLOR", "", "set: no colours in text logs on a terminal"),
+    EnvVar::new(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP/HTTP collector base URL (spans to {it}/v1/traces); set turns traces on",
+    ),
+    EnvVar::new(
+        "OTEL_SERVICE_NAME",
+        "oauth-server",
+        "service.name of this process's spans",
+    ),
 ];
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ fn load_config() -> Result<Config, ConfigError> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    server_kit::telemetry::init_tracing(config.log_format);
+    let otel = server_kit::telemetry::OtelSettings::from_env(BIN);
+    // Dropped after the server stops: the last spans are flushed.
+    let _telemetry = server_kit::telemetry::init(config.log_format, otel.as_ref());
     App::build(config).await?.run_until_stopped().await
 }

@@ -100,7 +100,10 @@ pub fn router(state: AppState) -> Router {
                     .extensions()
                     .get::<axum::extract::MatchedPath>()
                     .map_or("unmatched", axum::extract::MatchedPath::as_str);
-                tracing::debug_span!("http", method = %req.method(), route)
+                let span = tracing::debug_span!("http", method = %req.method(), route);
+                // Continue the caller's W3C trace (no-op unless traces are on).
+                server_kit::telemetry::continue_trace(&span, req.headers());
+                span
             }),
         )
         .layer(middleware::from_fn_with_state(

@@ -129,8 +129,13 @@ pub fn vars_read_in(source: &str) -> Vec<String> {
 }
 
 /// Variables read by the shared start-up code rather than a server's
-/// `config.rs` (`telemetry`: `RUST_LOG`, `NO_COLOR`).
-pub const READ_BY_TELEMETRY: &[&str] = &["RUST_LOG", "NO_COLOR"];
+/// `config.rs` (`telemetry`: `RUST_LOG`, `NO_COLOR`, the OpenTelemetry pair).
+pub const READ_BY_TELEMETRY: &[&str] = &[
+    "RUST_LOG",
+    "NO_COLOR",
+    crate::telemetry::OTEL_ENDPOINT_VAR,
+    crate::telemetry::OTEL_SERVICE_NAME_VAR,
+];
 
 /// Everything wrong with a server's `ENV_VARS` table: [`table_drift`]
 /// against its `config.rs` (plus [`READ_BY_TELEMETRY`]) and

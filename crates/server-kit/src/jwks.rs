@@ -48,7 +48,12 @@ async fn get_json<T: for<'de> Deserialize<'de>>(
         url: url.to_owned(),
         source,
     };
-    let mut resp = http.get(url).send().await.map_err(http_err)?;
+    let mut request = http.get(url);
+    // A refetch for an unknown `kid` happens inside a request: its trace goes on.
+    if let Some(traceparent) = crate::telemetry::current_traceparent() {
+        request = request.header("traceparent", traceparent);
+    }
+    let mut resp = request.send().await.map_err(http_err)?;
     if !resp.status().is_success() {
         return Err(JwksError::Status {
             url: url.to_owned(),

@@ -28,3 +28,4 @@ mod redis_outage;
 mod signin_tls;
 mod tls;
 mod tools;
+mod traces;
