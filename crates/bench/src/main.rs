@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace
-//! target/release/secure-mcp-bench [--connections 32] [--duration 10] [--warmup 2] [SCENARIO...]
+//! target/release/secure-mcp-bench [--connections 32] [--duration 10] [--warmup 2] [--metrics on|off] [SCENARIO...]
 //! target/release/secure-mcp-bench --help   # scenarios and environment variables
 //! ```
 //! Scenarios: `ceiling` (JWT sign/verify in process, a bare axum handler, and
@@ -19,6 +19,11 @@
 //! (login + consent → code) and failed logins, a wrong password against an
 //! unknown user, to show they cost the same. Default: all.
 //! Every response is checked; any error makes the run exit non-zero.
+//! `--metrics on` (the default, as the servers ship) gives each server a
+//! Prometheus listener on a free loopback port and scrapes it after the load
+//! (the server must have counted every completed request); `--metrics off`
+//! starts them with `OAUTH_METRICS_BIND=` / `MCP_METRICS_BIND=` empty, to
+//! price the counting (BENCHMARKS.md, issue 14).
 
 mod ceiling;
 mod load;
@@ -105,6 +110,11 @@ struct Opts {
     /// Seconds of load before measuring.
     #[arg(short, long = "warmup", value_name = "SECS", default_value = "2", value_parser = secs)]
     warmup: Duration,
+    /// The servers' Prometheus metrics: on (as they ship; each scenario's
+    /// server is scraped after the load to prove it counted) or off
+    /// (OAUTH_METRICS_BIND= and MCP_METRICS_BIND= empty: nothing counted).
+    #[arg(long, value_enum, default_value_t = Metrics::On)]
+    metrics: Metrics,
     /// Scenarios to run (default: all).
     #[arg(value_name = "SCENARIO", value_parser = PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
@@ -124,6 +134,13 @@ fn secs(s: &str) -> Result<Duration, String> {
     s.parse::<u64>()
         .map(Duration::from_secs)
         .map_err(|e| format!("expected whole seconds: {e}"))
+}
+
+/// `--metrics`: the servers' Prometheus listeners on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Metrics {
+    On,
+    Off,
 }
 
 fn parse_args() -> Opts {
@@ -211,6 +228,8 @@ async fn token_scenario(
     )
     .await?;
     report_first_error(&format!("token-{alg}"), &stats);
+    let m = stack.metrics.oauth;
+    stack::check_counted(&format!("token-{alg}"), "oauth-server", m, stats.ok).await?;
     let name = format!("token {alg} (client_secret_basic)");
     Ok(row(
         &name,
@@ -239,6 +258,8 @@ async fn dev_token_scenario(o: &Opts, ceiling: Option<f64>) -> anyhow::Result<Ro
     )
     .await?;
     report_first_error("token-dev-argon2", &stats);
+    let m = stack.metrics.oauth;
+    stack::check_counted("token-dev-argon2", "oauth-server", m, stats.ok).await?;
     Ok(row(
         "token RS256, dev clients (argon2id secrets, 3 clients)",
         &stats,
@@ -293,7 +314,9 @@ async fn tools_scenario(
     )
     .await?;
     report_first_error(name, &stats);
-    Ok(row(name, &stats, mcp.rss_mib(), ceiling))
+    let rss = mcp.rss_mib();
+    stack::check_counted(name, "mcp-server", stack.metrics.mcp, stats.ok).await?;
+    Ok(row(name, &stats, rss, ceiling))
 }
 
 /// rmcp alone ([`ceiling::bare_rmcp`]) under the same requests as the
@@ -482,12 +505,18 @@ async fn first_call(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let o = parse_args();
+    stack::set_metrics(o.metrics == Metrics::On);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
-        "secure-mcp-bench: {} connections, {}s warm-up, {}s per scenario, {cores} cores",
+        "secure-mcp-bench: {} connections, {}s warm-up, {}s per scenario, {cores} cores, metrics {}",
         o.connections,
         o.warmup.as_secs(),
-        o.duration.as_secs()
+        o.duration.as_secs(),
+        if o.metrics == Metrics::On {
+            "on"
+        } else {
+            "off"
+        }
     );
     let mut rows = Vec::new();
     let mut sign_ceiling = std::collections::HashMap::new();
@@ -654,6 +683,10 @@ mod tests {
         assert_eq!(o.duration, Duration::from_secs(3));
         assert_eq!(o.warmup, Duration::from_secs(1));
         assert_eq!(o.scenarios, ["tls", "ceiling"]);
+        assert_eq!(o.metrics, Metrics::On, "on by default, as the servers ship");
+        let o = Opts::try_parse_from(["b", "--metrics", "off", "tools-call"]).unwrap();
+        assert_eq!(o.metrics, Metrics::Off);
+        assert!(Opts::try_parse_from(["b", "--metrics", "no"]).is_err());
         let o = Opts::try_parse_from(["b"]).unwrap();
         assert_eq!(
             (o.connections, o.duration.as_secs(), o.warmup.as_secs()),

@@ -6,7 +6,7 @@
 //! requests the scenarios send.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -30,11 +30,113 @@ pub const UNLIMITED: [(&str, &str); 4] = [
     ("RATE_LIMIT_BURST", "1000000"),
 ];
 
+/// Whether the servers run with their Prometheus metrics on (the default,
+/// as the servers ship) or off (`OAUTH_METRICS_BIND=` / `MCP_METRICS_BIND=`
+/// empty: no registry, nothing counted). Set once by `--metrics`.
+static METRICS: OnceLock<bool> = OnceLock::new();
+
+/// Records `--metrics` for every stack this run starts.
+pub fn set_metrics(on: bool) {
+    let _ = METRICS.set(on);
+}
+
+fn metrics_on() -> bool {
+    METRICS.get().copied().unwrap_or(true)
+}
+
+/// A free loopback port for a metrics listener (bound, read, released: the
+/// server binds it a moment later), so the bench can scrape it after the load.
+fn free_loopback() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("a free loopback port")?;
+    Ok(l.local_addr()?)
+}
+
+/// Where a stack's metrics listeners are (none when `--metrics off`).
+#[derive(Clone, Copy, Default)]
+pub struct MetricsAddrs {
+    pub oauth: Option<SocketAddr>,
+    pub mcp: Option<SocketAddr>,
+}
+
+/// Turns the servers' metrics on (free loopback ports, scraped after the
+/// load) or leaves them off, as `--metrics` says. The `stack` crate starts
+/// child servers with both listeners off; with `mcp_fixed` false (several
+/// replicas) the replicas bind port 0 and are not scraped.
+fn with_metrics(
+    b: ::stack::StackBuilder,
+    mcp_fixed: bool,
+) -> anyhow::Result<(::stack::StackBuilder, MetricsAddrs)> {
+    if !metrics_on() {
+        return Ok((b, MetricsAddrs::default()));
+    }
+    let oauth = free_loopback()?;
+    let mcp = if mcp_fixed {
+        Some(free_loopback()?)
+    } else {
+        None
+    };
+    let mcp_bind = mcp.map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
+    let b = b
+        .oauth_env("OAUTH_METRICS_BIND", &oauth.to_string())
+        .mcp_env("MCP_METRICS_BIND", &mcp_bind);
+    Ok((
+        b,
+        MetricsAddrs {
+            oauth: Some(oauth),
+            mcp,
+        },
+    ))
+}
+
+/// The sum of `securemcp_http_requests_total` over every label set in the
+/// `/metrics` scrape of `addr`: proves the metrics really counted the load.
+pub async fn scrape_http_requests(addr: SocketAddr) -> anyhow::Result<u64> {
+    let req = Request::get("/metrics")
+        .header(http::header::HOST, addr.to_string())
+        .body(Full::new(Bytes::new()))?;
+    let (status, body) = one_request(addr, req).await?;
+    if status != StatusCode::OK {
+        bail!("GET http://{addr}/metrics answered {status}");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut total = 0u64;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("securemcp_http_requests_total{")
+            && let Some(v) = rest.rsplit(' ').next()
+        {
+            total += v.parse::<f64>().map_or(0, |f| f as u64);
+        }
+    }
+    Ok(total)
+}
+
+/// After a scenario's load with metrics on: the server's own count of HTTP
+/// requests must cover at least the requests the generator completed, or
+/// the "on" figures did not measure counting.
+pub async fn check_counted(
+    name: &str,
+    server: &str,
+    addr: Option<SocketAddr>,
+    completed: u64,
+) -> anyhow::Result<()> {
+    let Some(addr) = addr else { return Ok(()) };
+    let counted = scrape_http_requests(addr).await?;
+    eprintln!(
+        "{name}: metrics on: {server} counted {counted} HTTP requests (load completed {completed})"
+    );
+    if counted < completed {
+        bail!("{name}: {server} counted {counted} requests, fewer than the {completed} completed");
+    }
+    Ok(())
+}
+
 /// A scenario's stack (the real binaries as child processes, started by
 /// the `stack` crate) and a token for the bench client.
 pub struct Stack {
     pub inner: ::stack::Stack,
     pub token: Option<String>,
+    /// The metrics listeners to scrape after the load (`--metrics on`).
+    pub metrics: MetricsAddrs,
 }
 
 impl Stack {
@@ -134,6 +236,7 @@ pub async fn start_with_dev_clients() -> anyhow::Result<Stack> {
     for (k, v) in UNLIMITED {
         b = b.oauth_env(k, v).mcp_env(k, v);
     }
+    let (b, metrics) = with_metrics(b, true)?;
     let inner = b
         .signing_alg(Algorithm::RS256)
         .redis(::stack::Redis::None)
@@ -142,7 +245,11 @@ pub async fn start_with_dev_clients() -> anyhow::Result<Stack> {
         .start()
         .await
         .context("starting the stack (release binaries)")?;
-    Ok(Stack { inner, token: None })
+    Ok(Stack {
+        inner,
+        token: None,
+        metrics,
+    })
 }
 
 pub fn basic_auth() -> String {
@@ -159,7 +266,8 @@ pub async fn start(alg: Algorithm, mcp: bool, redis: bool) -> anyhow::Result<Sta
     } else {
         ::stack::Redis::None
     };
-    let inner = builder()
+    let (b, metrics) = with_metrics(builder(), true)?;
+    let inner = b
         .signing_alg(alg)
         .redis(redis)
         .resource(RESOURCE)
@@ -174,7 +282,11 @@ pub async fn start(alg: Algorithm, mcp: bool, redis: bool) -> anyhow::Result<Sta
     } else {
         None
     };
-    Ok(Stack { inner, token })
+    Ok(Stack {
+        inner,
+        token,
+        metrics,
+    })
 }
 
 /// The TLS deployment in miniature, as the end-to-end tests
@@ -210,7 +322,8 @@ pub struct NginxStack {
 
 /// Starts [`NginxStack`] with `alg` as the signing algorithm.
 pub async fn start_behind_nginx(alg: Algorithm) -> anyhow::Result<NginxStack> {
-    let inner = builder()
+    let (b, _) = with_metrics(builder(), false)?;
+    let inner = b
         .signing_alg(alg)
         .nginx()
         .client(bench_client())
