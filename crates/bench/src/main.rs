@@ -26,6 +26,7 @@
 //! price the counting (BENCHMARKS.md, issue 14).
 
 mod ceiling;
+mod cpu;
 mod load;
 mod signin;
 mod stack;
@@ -164,6 +165,8 @@ struct Row {
     reconnects: u64,
     rss: Option<f64>,
     ceiling: Option<(String, f64)>,
+    /// CPU µs per request of each process (measured window only).
+    cpu: Vec<cpu::PerRequest>,
 }
 
 fn print_table(rows: &[Row]) {
@@ -180,6 +183,22 @@ fn print_table(rows: &[Row]) {
             "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {rss} | {ceil} |",
             r.name, r.rps, r.p50, r.p90, r.p99, r.max, r.errors
         );
+    }
+    let metered: Vec<&Row> = rows.iter().filter(|r| !r.cpu.is_empty()).collect();
+    if !metered.is_empty() {
+        println!(
+            "\nCPU per request (µs, utime+stime over the measured window / requests completed):\n"
+        );
+        println!("| scenario | CPU µs per request |");
+        println!("|---|---|");
+        for r in metered {
+            let cells: Vec<String> = r
+                .cpu
+                .iter()
+                .map(|c| format!("{} {:.1}", c.name, c.micros))
+                .collect();
+            println!("| {} | {} |", r.name, cells.join(", "));
+        }
     }
     for r in rows.iter().filter(|r| r.reconnects > 0) {
         println!(
@@ -204,6 +223,7 @@ fn row(name: &str, s: &load::Stats, rss: Option<f64>, ceiling: Option<(String, f
         reconnects: s.reconnects,
         rss,
         ceiling,
+        cpu: Vec::new(),
     }
 }
 
@@ -215,6 +235,10 @@ async fn token_scenario(
     let stack = stack::start(alg, false, false).await?;
     let addr = stack.oauth().addr();
     let (make, check) = stack::token_requests(&addr.to_string());
+    let meter = cpu::Meter::start(
+        meter_subjects(stack.oauth().pid(), "oauth-server", None),
+        o.warmup,
+    );
     let stats = load::run(
         load::Target {
             addr,
@@ -231,12 +255,14 @@ async fn token_scenario(
     let m = stack.metrics.oauth;
     stack::check_counted(&format!("token-{alg}"), "oauth-server", m, stats.ok).await?;
     let name = format!("token {alg} (client_secret_basic)");
-    Ok(row(
+    let mut r = row(
         &name,
         &stats,
         stack.oauth().rss_mib(),
         sign_ceiling.map(|v| (format!("{alg} sign, all cores"), v)),
-    ))
+    );
+    r.cpu = meter.finish(stats.ok + stats.errors).await?;
+    Ok(r)
 }
 
 /// `token-dev-argon2`: the token endpoint as the three dev clients (argon2id
@@ -245,6 +271,10 @@ async fn dev_token_scenario(o: &Opts, ceiling: Option<f64>) -> anyhow::Result<Ro
     let stack = stack::start_with_dev_clients().await?;
     let addr = stack.oauth().addr();
     let (make, check) = stack::dev_token_requests(&addr.to_string());
+    let meter = cpu::Meter::start(
+        meter_subjects(stack.oauth().pid(), "oauth-server", None),
+        o.warmup,
+    );
     let stats = load::run(
         load::Target {
             addr,
@@ -260,12 +290,24 @@ async fn dev_token_scenario(o: &Opts, ceiling: Option<f64>) -> anyhow::Result<Ro
     report_first_error("token-dev-argon2", &stats);
     let m = stack.metrics.oauth;
     stack::check_counted("token-dev-argon2", "oauth-server", m, stats.ok).await?;
-    Ok(row(
+    let mut r = row(
         "token RS256, dev clients (argon2id secrets, 3 clients)",
         &stats,
         stack.oauth().rss_mib(),
         ceiling.map(|v| ("RS256 sign, all cores".to_owned(), v)),
-    ))
+    );
+    r.cpu = meter.finish(stats.ok + stats.errors).await?;
+    Ok(r)
+}
+
+/// The server under load, the generator and (when there is one) Redis.
+fn meter_subjects(pid: Option<u32>, server: &str, redis_url: Option<&str>) -> Vec<cpu::Subject> {
+    let mut subjects: Vec<cpu::Subject> = cpu::Subject::process(server, pid).into_iter().collect();
+    subjects.push(cpu::Subject::generator());
+    if let Some(url) = redis_url {
+        subjects.push(cpu::Subject::redis("redis", [url]));
+    }
+    subjects
 }
 
 fn report_first_error(name: &str, stats: &load::Stats) {
@@ -301,6 +343,10 @@ async fn tools_scenario(
             String::from_utf8_lossy(&body[..body.len().min(400)])
         );
     }
+    let meter = cpu::Meter::start(
+        meter_subjects(mcp.pid(), "mcp-server", stack.inner.redis_url()),
+        o.warmup,
+    );
     let stats = load::run(
         load::Target {
             addr: mcp.addr(),
@@ -315,8 +361,11 @@ async fn tools_scenario(
     .await?;
     report_first_error(name, &stats);
     let rss = mcp.rss_mib();
+    let cpu = meter.finish(stats.ok + stats.errors).await?;
     stack::check_counted(name, "mcp-server", stack.metrics.mcp, stats.ok).await?;
-    Ok(row(name, &stats, rss, ceiling))
+    let mut r = row(name, &stats, rss, ceiling);
+    r.cpu = cpu;
+    Ok(r)
 }
 
 /// rmcp alone ([`ceiling::bare_rmcp`]) under the same requests as the
