@@ -185,9 +185,49 @@ pub fn token_requests(host: &str) -> (load::MakeRequest, load::Check) {
     ]);
     let body = Bytes::from_static(b"grant_type=client_credentials");
     let make: load::MakeRequest = Arc::new(move |_| post_prepared("/token", &headers, &body));
-    let check: load::Check =
-        Arc::new(|status, body| status == StatusCode::OK && contains(body, b"\"access_token\""));
+    let check: load::Check = Arc::new(token_ok);
     (make, check)
+}
+
+/// A successful token response: 200, and a body that opens with
+/// `{"access_token":"` followed by a compact JWS (three non-empty base64url
+/// parts) and `","token_type":"Bearer"` — the oauth-server writes its
+/// fields in that order (`routes/token.rs`). One pass over the ~700-byte
+/// token with a byte-class test: the previous check, a sliding-window
+/// search for `"access_token"`, made one `memcmp` call per body byte and
+/// accepted any body that merely named the field (issue 15).
+pub fn token_ok(status: StatusCode, body: &[u8]) -> bool {
+    const HEAD: &[u8] = b"{\"access_token\":\"";
+    const TAIL: &[u8] = b"\",\"token_type\":\"Bearer\"";
+    if status != StatusCode::OK {
+        return false;
+    }
+    let Some(rest) = body.strip_prefix(HEAD) else {
+        return false;
+    };
+    let Some(end) = rest.iter().position(|&b| b == b'"') else {
+        return false;
+    };
+    let (token, after) = rest.split_at(end);
+    if !after.starts_with(TAIL) {
+        return false;
+    }
+    let mut parts = 1;
+    let mut part_len = 0;
+    for &b in token {
+        if b == b'.' {
+            if part_len == 0 {
+                return false;
+            }
+            parts += 1;
+            part_len = 0;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            part_len += 1;
+        } else {
+            return false;
+        }
+    }
+    parts == 3 && part_len > 0
 }
 
 /// The dev clients of `config/clients.toml`, all with argon2id secrets
@@ -220,8 +260,7 @@ pub fn dev_token_requests(host: &str) -> (load::MakeRequest, load::Check) {
         let h = &prepared[i % prepared.len()];
         post_prepared("/token", h, &body)
     });
-    let check: load::Check =
-        Arc::new(|status, body| status == StatusCode::OK && contains(body, b"\"access_token\""));
+    let check: load::Check = Arc::new(token_ok);
     (make, check)
 }
 
@@ -516,4 +555,29 @@ pub async fn session_calls(
     Ok(Arc::new(move |conn| {
         post_prepared("/mcp", &per_session[conn % per_session.len()], &body)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check_wants_a_compact_jws_in_the_first_field() {
+        let ok = br#"{"access_token":"eyJh.eyJz.c2ln","token_type":"Bearer","expires_in":900,"scope":"a"}"#;
+        assert!(token_ok(StatusCode::OK, ok));
+        assert!(!token_ok(StatusCode::BAD_REQUEST, ok));
+        for bad in [
+            &br#"{"error":"invalid_client","error_description":"access_token"}"#[..],
+            br#"{"access_token":"eyJh.eyJz","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh..c2ln","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.c2ln.x","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.ey z.c2ln","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.c2ln","token_type":"bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.c2ln"#,
+            b"",
+        ] {
+            assert!(!token_ok(StatusCode::OK, bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }
