@@ -577,7 +577,11 @@ mod tests {
             br#"{"access_token":"eyJh.eyJz.c2ln"#,
             b"",
         ] {
-            assert!(!token_ok(StatusCode::OK, bad), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                !token_ok(StatusCode::OK, bad),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

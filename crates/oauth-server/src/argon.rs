@@ -427,7 +427,10 @@ mod tests {
             .is_err()
         );
         assert_eq!(check.verifications(), 0, "making it runs no argon2");
-        assert_eq!(check.verify(Arc::from(phc.clone()), b"guess").await, Some(false));
+        assert_eq!(
+            check.verify(Arc::from(phc.clone()), b"guess").await,
+            Some(false)
+        );
         assert_eq!(check.verifications(), 1, "verifying it is one verification");
         // Two dummies never share a salt or an output.
         assert_ne!(phc, dummy_phc(&cheap()).unwrap());

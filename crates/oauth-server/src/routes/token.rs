@@ -278,3 +278,31 @@ async fn sign(state: &AppState, claims: &AccessTokenClaims) -> Result<String, OA
     };
     result.map_err(|e| OAuthError::internal("signing failed", &e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_body_is_the_rfc_6749_json_with_fields_in_order() {
+        let scope = ScopeSet::parse("ticket:create customer:read").unwrap();
+        let body = token_body("aGVh.Y2xh.c2ln", 900, &scope, None).unwrap();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"access_token":"aGVh.Y2xh.c2ln","token_type":"Bearer","expires_in":900,"scope":"customer:read ticket:create"}"#
+        );
+        // A refresh token goes through serde_json (escaped if it ever needed it).
+        let body = token_body("a.b.c", 60, &scope, Some("r\"1")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "access_token": "a.b.c",
+                "token_type": "Bearer",
+                "expires_in": 60,
+                "scope": "customer:read ticket:create",
+                "refresh_token": "r\"1",
+            })
+        );
+    }
+}
