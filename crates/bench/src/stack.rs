@@ -193,9 +193,9 @@ pub fn token_requests(host: &str) -> (load::MakeRequest, load::Check) {
 /// `{"access_token":"` followed by a compact JWS (three non-empty base64url
 /// parts) and `","token_type":"Bearer"` — the oauth-server writes its
 /// fields in that order (`routes/token.rs`). One pass over the ~700-byte
-/// token with a byte-class test: the previous check, a sliding-window
-/// search for `"access_token"`, made one `memcmp` call per body byte and
-/// accepted any body that merely named the field (issue 15).
+/// token, one table lookup per byte. (The previous check, a search for
+/// `"access_token"`, matched at the body's second byte and so cost nothing,
+/// but accepted any body that merely named the field.)
 pub fn token_ok(status: StatusCode, body: &[u8]) -> bool {
     const HEAD: &[u8] = b"{\"access_token\":\"";
     const TAIL: &[u8] = b"\",\"token_type\":\"Bearer\"";
@@ -205,30 +205,46 @@ pub fn token_ok(status: StatusCode, body: &[u8]) -> bool {
     let Some(rest) = body.strip_prefix(HEAD) else {
         return false;
     };
-    let Some(end) = rest.iter().position(|&b| b == b'"') else {
-        return false;
-    };
-    let (token, after) = rest.split_at(end);
-    if !after.starts_with(TAIL) {
-        return false;
-    }
-    let mut parts = 1;
-    let mut part_len = 0;
-    for &b in token {
-        if b == b'.' {
-            if part_len == 0 {
-                return false;
+    let (mut parts, mut part_len) = (1, 0usize);
+    for (i, &b) in rest.iter().enumerate() {
+        match JWS_CLASS[usize::from(b)] {
+            BASE64URL => part_len += 1,
+            DOT if part_len > 0 => (parts, part_len) = (parts + 1, 0),
+            QUOTE => {
+                return parts == 3
+                    && part_len > 0
+                    && rest.get(i..).is_some_and(|r| r.starts_with(TAIL));
             }
-            parts += 1;
-            part_len = 0;
-        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            part_len += 1;
-        } else {
-            return false;
+            _ => return false,
         }
     }
-    parts == 3 && part_len > 0
+    false
 }
+
+const INVALID: u8 = 0;
+const BASE64URL: u8 = 1;
+const DOT: u8 = 2;
+const QUOTE: u8 = 3;
+
+/// The class of every byte in a compact JWS inside a JSON string.
+const JWS_CLASS: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            BASE64URL
+        } else if b == b'.' {
+            DOT
+        } else if b == b'"' {
+            QUOTE
+        } else {
+            INVALID
+        };
+        i += 1;
+    }
+    t
+};
 
 /// The dev clients of `config/clients.toml`, all with argon2id secrets
 /// (DESIGN.md §2), in the order [`dev_token_requests`] rotates through them.
