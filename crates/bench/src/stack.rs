@@ -185,10 +185,66 @@ pub fn token_requests(host: &str) -> (load::MakeRequest, load::Check) {
     ]);
     let body = Bytes::from_static(b"grant_type=client_credentials");
     let make: load::MakeRequest = Arc::new(move |_| post_prepared("/token", &headers, &body));
-    let check: load::Check =
-        Arc::new(|status, body| status == StatusCode::OK && contains(body, b"\"access_token\""));
+    let check: load::Check = Arc::new(token_ok);
     (make, check)
 }
+
+/// A successful token response: 200, and a body that opens with
+/// `{"access_token":"` followed by a compact JWS (three non-empty base64url
+/// parts) and `","token_type":"Bearer"` — the oauth-server writes its
+/// fields in that order (`routes/token.rs`). One pass over the ~700-byte
+/// token, one table lookup per byte. (The previous check, a search for
+/// `"access_token"`, matched at the body's second byte and so cost nothing,
+/// but accepted any body that merely named the field.)
+pub fn token_ok(status: StatusCode, body: &[u8]) -> bool {
+    const HEAD: &[u8] = b"{\"access_token\":\"";
+    const TAIL: &[u8] = b"\",\"token_type\":\"Bearer\"";
+    if status != StatusCode::OK {
+        return false;
+    }
+    let Some(rest) = body.strip_prefix(HEAD) else {
+        return false;
+    };
+    let (mut parts, mut part_len) = (1, 0usize);
+    for (i, &b) in rest.iter().enumerate() {
+        match JWS_CLASS[usize::from(b)] {
+            BASE64URL => part_len += 1,
+            DOT if part_len > 0 => (parts, part_len) = (parts + 1, 0),
+            QUOTE => {
+                return parts == 3
+                    && part_len > 0
+                    && rest.get(i..).is_some_and(|r| r.starts_with(TAIL));
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+const INVALID: u8 = 0;
+const BASE64URL: u8 = 1;
+const DOT: u8 = 2;
+const QUOTE: u8 = 3;
+
+/// The class of every byte in a compact JWS inside a JSON string.
+const JWS_CLASS: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            BASE64URL
+        } else if b == b'.' {
+            DOT
+        } else if b == b'"' {
+            QUOTE
+        } else {
+            INVALID
+        };
+        i += 1;
+    }
+    t
+};
 
 /// The dev clients of `config/clients.toml`, all with argon2id secrets
 /// (DESIGN.md §2), in the order [`dev_token_requests`] rotates through them.
@@ -220,8 +276,7 @@ pub fn dev_token_requests(host: &str) -> (load::MakeRequest, load::Check) {
         let h = &prepared[i % prepared.len()];
         post_prepared("/token", h, &body)
     });
-    let check: load::Check =
-        Arc::new(|status, body| status == StatusCode::OK && contains(body, b"\"access_token\""));
+    let check: load::Check = Arc::new(token_ok);
     (make, check)
 }
 
@@ -516,4 +571,33 @@ pub async fn session_calls(
     Ok(Arc::new(move |conn| {
         post_prepared("/mcp", &per_session[conn % per_session.len()], &body)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_check_wants_a_compact_jws_in_the_first_field() {
+        let ok = br#"{"access_token":"eyJh.eyJz.c2ln","token_type":"Bearer","expires_in":900,"scope":"a"}"#;
+        assert!(token_ok(StatusCode::OK, ok));
+        assert!(!token_ok(StatusCode::BAD_REQUEST, ok));
+        for bad in [
+            &br#"{"error":"invalid_client","error_description":"access_token"}"#[..],
+            br#"{"access_token":"eyJh.eyJz","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh..c2ln","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.c2ln.x","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.ey z.c2ln","token_type":"Bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.c2ln","token_type":"bearer"}"#,
+            br#"{"access_token":"eyJh.eyJz.c2ln"#,
+            b"",
+        ] {
+            assert!(
+                !token_ok(StatusCode::OK, bad),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -106,13 +106,13 @@ impl App {
                         .map_or_else(String::new, |a| a.to_string())
                 )
             })?;
-        let limits = Limits {
-            metrics: metrics.clone(),
+        let limits = Limits::new(
+            metrics.clone(),
             limiter,
-            policy: config.oauth_policy,
-            failed_auth_cost: config.failed_auth_cost,
-            trusted: config.rate_limit.trusted_proxies.clone(),
-        };
+            config.oauth_policy,
+            config.failed_auth_cost,
+            config.rate_limit.trusted_proxies.clone(),
+        );
         let own_tokens = Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys());
         let revocable_tokens =
             Verifier::for_issuer_own_tokens(config.issuer.clone(), keys.verify_keys())

@@ -10,11 +10,15 @@
 //!   threads × the largest `m` cost seen (2 × 19 MiB by default). Callers
 //!   wait (asynchronously) for a free thread; the count of verifications is
 //!   kept for tests ([`PasswordCheck::verifications`]).
-//! - [`PasswordCheck::dummy_phc`]: a hash of a random secret with given
-//!   parameters, made on the pool (in a worker's buffer: a one-off 19 MiB
-//!   allocation elsewhere stays in the allocator and showed as +19 MiB RSS).
-//!   An unknown user or client is verified against it, so neither the answer
-//!   nor its cost tells an unknown id from a wrong secret.
+//! - [`dummy_phc`]: a PHC string with given parameters, a random salt and a
+//!   random output, made without running argon2. An unknown user or client
+//!   is verified against it: the verification costs exactly what a real
+//!   hash with those parameters costs and compares with 32 random bytes no
+//!   secret hashes to, so neither the answer nor its cost tells an unknown
+//!   id from a wrong secret. Hashing a random secret instead (as before
+//!   issue 15) ran argon2 at start-up on a pool thread, whose 19 MiB buffer
+//!   then stayed for the life of the process: 21.6 MiB of anonymous RSS on
+//!   an oauth-server that never checks a password (token-es256 bench).
 //! - [`SecretMemo`]: a successful client-secret verification is remembered
 //!   for [`MEMO_TTL`] under a keyed hash (HMAC-SHA256 with a process-random
 //!   key over client id, stored hash and secret; never the secret), so a busy
@@ -93,31 +97,6 @@ impl PasswordCheck {
         self.pool.count.load(Ordering::Relaxed)
     }
 
-    /// An argon2id PHC string of a random secret with `params`, computed on a
-    /// pool thread (not counted as a verification).
-    pub async fn dummy_phc(&self, params: argon2::Params) -> Result<String, String> {
-        let mut random = [0u8; 48];
-        aws_lc_rs::rand::fill(&mut random).map_err(|_| "random generator failed".to_owned())?;
-        let unavailable = || "argon2 threads unavailable".to_owned();
-        let _permit = self
-            .pool
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| unavailable())?;
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |memory| {
-            let _ = tx.send(hash_phc(&params, &random[..16], &random[16..], memory));
-        });
-        self.pool
-            .jobs
-            .lock()
-            .map_err(|_| unavailable())?
-            .send(job)
-            .map_err(|_| unavailable())?;
-        rx.await.map_err(|_| unavailable())?
-    }
-
     /// Verifies `secret` against an argon2id PHC string on a pool thread;
     /// `None` when the check could not run (shutting down).
     pub async fn verify(&self, phc: Arc<str>, secret: &[u8]) -> Option<bool> {
@@ -159,40 +138,6 @@ fn blocks<'m>(params: &argon2::Params, memory: &'m mut Vec<Block>) -> Option<&'m
     memory.get_mut(..n)
 }
 
-/// argon2id of `secret` with `salt` as a PHC string (the form
-/// `hash_password` writes), in caller-owned memory blocks.
-fn hash_phc(
-    params: &argon2::Params,
-    salt: &[u8],
-    secret: &[u8],
-    memory: &mut Vec<Block>,
-) -> Result<String, String> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-    let mut out = vec![
-        0u8;
-        params
-            .output_len()
-            .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN)
-    ];
-    let work = blocks(params, memory).ok_or("argon2 memory")?;
-    Argon2::new(
-        argon2::Algorithm::Argon2id,
-        argon2::Version::V0x13,
-        params.clone(),
-    )
-    .hash_password_into_with_memory(secret, salt, &mut out, work)
-    .map_err(|e| format!("dummy hash: {e}"))?;
-    Ok(format!(
-        "$argon2id$v=19$m={},t={},p={}${}${}",
-        params.m_cost(),
-        params.t_cost(),
-        params.p_cost(),
-        b64.encode(salt),
-        b64.encode(&out)
-    ))
-}
-
 /// What `argon2`'s `verify_password` does, with caller-owned memory blocks.
 fn verify_phc(phc: &str, secret: &[u8], memory: &mut Vec<Block>) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
@@ -227,6 +172,32 @@ pub fn params_of(phc: &str) -> Option<argon2::Params> {
     PasswordHash::new(phc)
         .ok()
         .and_then(|h| argon2::Params::try_from(&h).ok())
+}
+
+/// An argon2id PHC string with `params`, a random 16-byte salt and a random
+/// output of the parameters' length (32 bytes by default): the stand-in
+/// verified for unknown ids. No secret hashes to it (a match means guessing
+/// the output), and verifying against it costs what any hash with `params`
+/// costs. Nothing runs argon2 here, so no worker grows its buffer for it.
+pub fn dummy_phc(params: &argon2::Params) -> Result<String, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let out_len = params
+        .output_len()
+        .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+    let mut salt = [0u8; 16];
+    let mut out = vec![0u8; out_len];
+    aws_lc_rs::rand::fill(&mut salt)
+        .and_then(|()| aws_lc_rs::rand::fill(&mut out))
+        .map_err(|_| "random generator failed".to_owned())?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        b64.encode(salt),
+        b64.encode(&out)
+    ))
 }
 
 /// Successful client-secret verifications, remembered for [`MEMO_TTL`] under
@@ -327,7 +298,7 @@ impl ClientSecrets {
                          the first one's hash costs; rehash with `oauth-server hash-secret` to even them out"
                     );
                 }
-                SecretHash::Argon2id(Arc::from(check.dummy_phc(params).await?))
+                SecretHash::Argon2id(Arc::from(dummy_phc(&params)?))
             }
             None => {
                 let mut random = [0u8; 32];
@@ -432,32 +403,37 @@ mod tests {
     #[tokio::test]
     async fn dummy_has_the_given_parameters_and_verifies_like_any_hash() {
         let check = PasswordCheck::new(1).unwrap();
-        let phc = check.dummy_phc(cheap()).await.unwrap();
+        let phc = dummy_phc(&cheap()).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=256,t=1,p=1$"), "{phc}");
         let dummy = params_of(&phc).unwrap();
         assert_eq!(
             (dummy.m_cost(), dummy.t_cost(), dummy.p_cost()),
             (256, 1, 1)
         );
-        assert_eq!(check.verifications(), 0, "making it is no verification");
-        // A well-formed hash: argon2's own verifier reads it (and refuses a guess).
+        // A well-formed hash: argon2's own parser reads a 16-byte salt and a
+        // 32-byte output (what `hash_password` writes), and refuses a guess.
         let parsed = PasswordHash::new(&phc).unwrap();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let parts: Vec<&str> = phc.split('$').collect();
+        assert_eq!(b64.decode(parts[4]).unwrap().len(), 16, "salt");
+        assert_eq!(b64.decode(parts[5]).unwrap().len(), 32, "output");
         assert!(
             argon2::password_hash::PasswordVerifier::verify_password(
-                &Argon2::default(),
+                &Argon2::from(cheap()),
                 b"guess",
                 &parsed
             )
             .is_err()
         );
-        assert_eq!(check.verify(Arc::from(phc), b"guess").await, Some(false));
-        // The format is exactly hash_password's: same secret and salt, same string.
-        let mut memory = Vec::new();
-        let ours = hash_phc(&cheap(), b"0123456789abcdef", b"pw", &mut memory).unwrap();
-        let theirs = Argon2::from(cheap())
-            .hash_password_with_salt(b"pw", b"0123456789abcdef")
-            .unwrap()
-            .to_string();
-        assert_eq!(ours, theirs);
+        assert_eq!(check.verifications(), 0, "making it runs no argon2");
+        assert_eq!(
+            check.verify(Arc::from(phc.clone()), b"guess").await,
+            Some(false)
+        );
+        assert_eq!(check.verifications(), 1, "verifying it is one verification");
+        // Two dummies never share a salt or an output.
+        assert_ne!(phc, dummy_phc(&cheap()).unwrap());
     }
 
     #[test]

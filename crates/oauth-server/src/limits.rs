@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ratelimit::{Decision, Limiter, LimiterError, Policy, TrustedProxies, headers};
@@ -42,9 +42,38 @@ pub struct Limits {
     pub policy: Policy,
     pub failed_auth_cost: u32,
     pub trusted: TrustedProxies,
+    /// `RateLimit-Policy` of `policy`, formatted once: every answer behind
+    /// [`ip_limit`] carries it.
+    policy_header: HeaderValue,
 }
 
 impl Limits {
+    /// The limits of one server, `policy` for every oauth budget.
+    pub fn new(
+        metrics: Arc<crate::metrics::OAuthMetrics>,
+        limiter: Arc<dyn Limiter>,
+        policy: Policy,
+        failed_auth_cost: u32,
+        trusted: TrustedProxies,
+    ) -> Self {
+        let policy_header = headers::policy_value(POLICY_NAME, &policy);
+        Self {
+            metrics,
+            limiter,
+            policy,
+            failed_auth_cost,
+            trusted,
+            policy_header,
+        }
+    }
+
+    /// The `RateLimit-Policy` and `RateLimit` headers of an allowed request
+    /// (what [`headers::insert`] writes, the policy not formatted again).
+    fn insert_allowed(&self, h: &mut HeaderMap, d: &Decision) {
+        h.insert(headers::RATELIMIT_POLICY, self.policy_header.clone());
+        h.insert(headers::RATELIMIT, headers::ratelimit_value(POLICY_NAME, d));
+    }
+
     /// One check of `key` against the oauth budget (`/authorize` charges its
     /// per-IP key through it).
     pub async fn check(&self, key: &str, cost: u32) -> Result<Decision, LimiterError> {
@@ -201,7 +230,7 @@ pub async fn ip_limit(
         Ok(d) if d.allowed => {
             let mut resp = next.run(req).await;
             if !resp.headers().contains_key(headers::RATELIMIT) {
-                headers::insert(resp.headers_mut(), POLICY_NAME, &limits.policy, &d);
+                limits.insert_allowed(resp.headers_mut(), &d);
             }
             resp
         }

@@ -238,7 +238,7 @@ impl FileUsers {
                 "users' argon2id parameters differ: an unknown username costs what the first user's hash costs; rehash with `oauth-server hash-password` to even them out"
             );
         }
-        let dummy = check.dummy_phc(params).await?;
+        let dummy = crate::argon::dummy_phc(&params)?;
         let mut by_name = HashMap::new();
         let mut by_id = HashMap::new();
         for u in file.users {

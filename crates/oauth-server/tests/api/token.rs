@@ -27,7 +27,13 @@ async fn issue_and_check(alg: Algorithm) {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     assert_eq!(resp.headers()["pragma"], "no-cache");
+    assert_eq!(resp.headers()["content-type"], "application/json");
     let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        4,
+        "access_token, token_type, expires_in, scope and nothing else: {body}"
+    );
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["scope"], "customer:read ticket:create");
