@@ -178,7 +178,7 @@ fn parse_cluster_nodes(list: &str) -> Result<Vec<SecretString>, ConfigError> {
             .map_err(|e| bad(format!("invalid Redis URL ({})", e.category())))?;
         if !matches!(info.addr(), redis::ConnectionAddr::Tcp(..)) {
             return Err(bad(
-                "a cluster node must be a redis://host:port address".to_owned(),
+                "a cluster node must be a redis://host:port address".to_owned()
             ));
         }
     }
@@ -567,7 +567,11 @@ impl Redis {
     }
 
     /// [`RedisConnection::query_on_shard_of`] through [`run`](Self::run).
-    pub async fn query_on_shard_of<T: FromRedisValue>(&self, key: &str, cmd: &Cmd) -> RedisResult<T> {
+    pub async fn query_on_shard_of<T: FromRedisValue>(
+        &self,
+        key: &str,
+        cmd: &Cmd,
+    ) -> RedisResult<T> {
         self.run(|mut c| async move { c.query_on_shard_of(key, cmd).await })
             .await
     }
@@ -875,7 +879,10 @@ mod breaker_tests {
         set.arg(key).arg("v");
         let () = redis.query(&set).await.unwrap();
         let master = cluster.master_of(key);
-        assert_eq!(cluster.command(master, &["WAIT", "1", "5000"]).unwrap(), "1");
+        assert_eq!(
+            cluster.command(master, &["WAIT", "1", "5000"]).unwrap(),
+            "1"
+        );
 
         cluster.kill(master);
         let mut get = redis::cmd("GET");
@@ -891,7 +898,11 @@ mod breaker_tests {
         cluster.wait_until_healed(3);
         wait_for_up(&redis, true).await;
         assert_eq!(
-            redis.query::<Option<String>>(&get).await.unwrap().as_deref(),
+            redis
+                .query::<Option<String>>(&get)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("v")
         );
         assert_ne!(cluster.master_of(key), master);
@@ -899,25 +910,35 @@ mod breaker_tests {
 
     #[test]
     fn cluster_nodes_are_checked_entry_by_entry() {
-        let parse = |v: &str| parse_cluster_nodes(v).map(|n| n.len()).map_err(|e| e.to_string());
+        let parse = |v: &str| {
+            parse_cluster_nodes(v)
+                .map(|n| n.len())
+                .map_err(|e| e.to_string())
+        };
         assert_eq!(
             parse("redis://127.0.0.1:7000, redis://127.0.0.1:7001,"),
             Ok(2)
         );
         assert_eq!(
             parse(" , "),
-            Err("REDIS_CLUSTER_NODES: lists no node (expected redis://host:port, comma-separated)"
-                .to_owned())
+            Err(
+                "REDIS_CLUSTER_NODES: lists no node (expected redis://host:port, comma-separated)"
+                    .to_owned()
+            )
         );
         assert_eq!(
             parse("redis://127.0.0.1:7000,http://:hunter2@x:1"),
-            Err("REDIS_CLUSTER_NODES: entry 2: invalid Redis URL (invalid client config)"
-                .to_owned())
+            Err(
+                "REDIS_CLUSTER_NODES: entry 2: invalid Redis URL (invalid client config)"
+                    .to_owned()
+            )
         );
         assert_eq!(
             parse("redis+unix:///tmp/redis.sock"),
-            Err("REDIS_CLUSTER_NODES: entry 1: a cluster node must be a redis://host:port address"
-                .to_owned())
+            Err(
+                "REDIS_CLUSTER_NODES: entry 1: a cluster node must be a redis://host:port address"
+                    .to_owned()
+            )
         );
         let mixed = parse("redis://:a@127.0.0.1:7000,redis://:b@127.0.0.1:7001").unwrap_err();
         assert!(

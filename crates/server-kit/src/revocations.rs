@@ -555,10 +555,7 @@ mod tests {
             .await
             .unwrap();
         let m = mirror.clone();
-        wait_until("the notice", || {
-            m.shared.set.contains_live("pushed")
-        })
-        .await;
+        wait_until("the notice", || m.shared.set.contains_live("pushed")).await;
 
         let subscribed = cluster.ports()[0];
         cluster.kill(subscribed);

@@ -368,7 +368,9 @@ mod tests {
         let master = cluster.master_of(REVOKED_KEY_PREFIX);
         assert_eq!(cluster.master_of(&revoked_key("a")), master);
         assert_eq!(
-            cluster.command(master, &["EXISTS", &revoked_key("a")]).unwrap(),
+            cluster
+                .command(master, &["EXISTS", &revoked_key("a")])
+                .unwrap(),
             "1"
         );
     }

@@ -332,7 +332,10 @@ impl RedisCluster {
                     .to_owned()
             };
             if field("cluster_state:") != "ok" {
-                return Err(format!("node {port}: cluster_state:{}", field("cluster_state:")));
+                return Err(format!(
+                    "node {port}: cluster_state:{}",
+                    field("cluster_state:")
+                ));
             }
             if field("cluster_slots_ok:") != "16384" {
                 return Err(format!(
@@ -354,15 +357,16 @@ impl RedisCluster {
                     .lines()
                     .find(|l| l.contains(&format!("127.0.0.1:{other}@")))
                     .ok_or_else(|| format!("node {port} does not know {other} yet"))?;
-                if line.contains("fail") || line.contains("handshake") || !line.contains("connected")
+                if line.contains("fail")
+                    || line.contains("handshake")
+                    || !line.contains("connected")
                 {
                     return Err(format!("node {port} sees {other} as: {line}"));
                 }
             }
             // A replica is in sync with its master (it can take over).
             let replication = command(port, &["INFO", "replication"])?;
-            if replication.contains("role:slave")
-                && !replication.contains("master_link_status:up")
+            if replication.contains("role:slave") && !replication.contains("master_link_status:up")
             {
                 return Err(format!("replica {port} is not in sync yet"));
             }
@@ -452,7 +456,9 @@ fn cluster_logs(dir: &Path) -> String {
         let lines: Vec<&str> = text.lines().collect();
         out.push_str(&format!(
             "--- node {} ---\n{}\n",
-            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
             lines[lines.len().saturating_sub(15)..].join("\n")
         ));
     }
@@ -529,7 +535,9 @@ fn read_reply(reader: &mut BufReader<TcpStream>) -> Result<Resp, String> {
             .map(Resp::Int)
             .map_err(|e| format!("integer reply {rest:?}: {e}")),
         "$" => {
-            let len: i64 = rest.parse().map_err(|e| format!("bulk length {rest:?}: {e}"))?;
+            let len: i64 = rest
+                .parse()
+                .map_err(|e| format!("bulk length {rest:?}: {e}"))?;
             let Ok(len) = usize::try_from(len) else {
                 return Ok(Resp::Nil);
             };
@@ -541,11 +549,16 @@ fn read_reply(reader: &mut BufReader<TcpStream>) -> Result<Resp, String> {
             Ok(Resp::Text(String::from_utf8_lossy(&body).into_owned()))
         }
         "*" => {
-            let len: i64 = rest.parse().map_err(|e| format!("array length {rest:?}: {e}"))?;
+            let len: i64 = rest
+                .parse()
+                .map_err(|e| format!("array length {rest:?}: {e}"))?;
             let Ok(len) = usize::try_from(len) else {
                 return Ok(Resp::Nil);
             };
-            (0..len).map(|_| read_reply(reader)).collect::<Result<_, _>>().map(Resp::Array)
+            (0..len)
+                .map(|_| read_reply(reader))
+                .collect::<Result<_, _>>()
+                .map(Resp::Array)
         }
         other => Err(format!("unexpected reply type {other:?}")),
     }

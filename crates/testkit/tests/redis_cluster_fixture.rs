@@ -19,10 +19,22 @@ fn forms_a_cluster_and_promotes_a_replica_when_a_master_dies() {
     );
     let master = cluster.master_of("{revoked}:x");
     // Redirected by any other node: the key lives on its slot's master.
-    assert_eq!(cluster.command(master, &["SET", "{revoked}:x", "1"]).unwrap(), "OK");
+    assert_eq!(
+        cluster
+            .command(master, &["SET", "{revoked}:x", "1"])
+            .unwrap(),
+        "OK"
+    );
     // Replication is asynchronous: wait until the replica has the write.
-    assert_eq!(cluster.command(master, &["WAIT", "1", "5000"]).unwrap(), "1");
-    let other = cluster.masters().into_iter().find(|p| *p != master).unwrap();
+    assert_eq!(
+        cluster.command(master, &["WAIT", "1", "5000"]).unwrap(),
+        "1"
+    );
+    let other = cluster
+        .masters()
+        .into_iter()
+        .find(|p| *p != master)
+        .unwrap();
     let moved = cluster.command(other, &["GET", "{revoked}:x"]).unwrap_err();
     assert!(moved.starts_with("MOVED "), "{moved}");
 
@@ -31,7 +43,10 @@ fn forms_a_cluster_and_promotes_a_replica_when_a_master_dies() {
     let promoted = cluster.master_of("{revoked}:x");
     assert_ne!(promoted, master);
     assert!(!cluster.running_ports().contains(&master));
-    assert_eq!(cluster.command(promoted, &["GET", "{revoked}:x"]).unwrap(), "1");
+    assert_eq!(
+        cluster.command(promoted, &["GET", "{revoked}:x"]).unwrap(),
+        "1"
+    );
     assert!(
         cluster
             .command_calls()

@@ -54,5 +54,8 @@ async fn replicas_share_one_budget_on_a_cluster() {
     }
     assert_eq!(allowed, 4);
     let limiter: Arc<dyn Limiter> = Arc::new(a);
-    assert_eq!(hammer(limiter, Policy::new(1, 10).unwrap(), 64, 20).await, 10);
+    assert_eq!(
+        hammer(limiter, Policy::new(1, 10).unwrap(), 64, 20).await,
+        10
+    );
 }

@@ -35,11 +35,11 @@ where
 /// One 2026-07-28 `tools/call` of get_customer_info at `url` (nginx or a replica).
 async fn call_tool(http: &reqwest::Client, url: &str, token: &str) -> Reply {
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-        "name": "get_customer_info", "arguments": {"customer_id": "12345"},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": V2026,
-            "io.modelcontextprotocol/clientCapabilities": {},
-        }}});
+    "name": "get_customer_info", "arguments": {"customer_id": "12345"},
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": V2026,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }}});
     let resp = http
         .post(url)
         .bearer_auth(token)
@@ -141,7 +141,10 @@ async fn on_a_redis_cluster_one_budget_spans_both_replicas_and_a_revocation_reac
     let revoke = stack
         .http
         .post(format!("{}/revoke", stack.issuer))
-        .basic_auth(crate::helpers::OTHER_CLIENT.0, Some(crate::helpers::OTHER_CLIENT.1))
+        .basic_auth(
+            crate::helpers::OTHER_CLIENT.0,
+            Some(crate::helpers::OTHER_CLIENT.1),
+        )
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[("token", &other)]))
         .send()
@@ -164,16 +167,26 @@ async fn on_a_redis_cluster_one_budget_spans_both_replicas_and_a_revocation_reac
             if r.status != 200 {
                 break r;
             }
-            assert!(Instant::now() < deadline, "the revocation never reached {url}");
+            assert!(
+                Instant::now() < deadline,
+                "the revocation never reached {url}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
         assert_eq!(r.status, 401, "{r:?}");
-        assert_eq!(r.header("www-authenticate"), Some(challenge.as_str()), "{r:?}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(challenge.as_str()),
+            "{r:?}"
+        );
     }
     // The denylist entry sits on the `{revoked}` shard.
     let shard = cluster.master_of("{revoked}:");
     let keys = cluster
-        .command(shard, &["SCAN", "0", "MATCH", "{revoked}:*", "COUNT", "1000"])
+        .command(
+            shard,
+            &["SCAN", "0", "MATCH", "{revoked}:*", "COUNT", "1000"],
+        )
         .unwrap();
     assert_eq!(keys.lines().count(), 2, "cursor and one key: {keys}");
 }
@@ -230,7 +243,10 @@ async fn killing_a_cluster_master_under_load_loses_no_request_and_the_budget_is_
     tokio::task::block_in_place(|| cluster.wait_until_healed(3));
     let promoted = cluster.master_of(CLIENT_KEY);
     assert_ne!(promoted, master);
-    until("both replicas to be ready again", || all_ready(&stack, true)).await;
+    until("both replicas to be ready again", || {
+        all_ready(&stack, true)
+    })
+    .await;
     assert!(
         sent.load(Ordering::SeqCst) > during,
         "the load went on during the failover"
@@ -256,11 +272,14 @@ async fn killing_a_cluster_master_under_load_loses_no_request_and_the_budget_is_
     };
     for url in &replicas {
         let (stack, token) = (&stack, &token);
-        until("the replica's limiter to use the cluster again", || async move {
-            let before = tat();
-            call_tool(&stack.http, url, token).await.assert_tool_ok();
-            tat() == before + TOOL_CALL_US
-        })
+        until(
+            "the replica's limiter to use the cluster again",
+            || async move {
+                let before = tat();
+                call_tool(&stack.http, url, token).await.assert_tool_ok();
+                tat() == before + TOOL_CALL_US
+            },
+        )
         .await;
     }
     let start = tat();
