@@ -157,22 +157,20 @@ impl RedisSettings {
 
 /// `REDIS_CLUSTER_NODES`: a comma list of seed nodes, each checked (a TCP
 /// Redis URL; all with the same credentials, as the cluster client needs).
+/// An empty entry is an error, as in every list variable (a stray comma
+/// usually means a lost node; a list of nothing but commas names no node).
 /// Errors name the entry by position, never its text (it may hold a password).
 fn parse_cluster_nodes(list: &str) -> Result<Vec<SecretString>, ConfigError> {
     const VAR: &str = "REDIS_CLUSTER_NODES";
-    let nodes: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    if nodes.is_empty() {
-        return Err(ConfigError::new(
-            VAR,
-            "lists no node (expected redis://host:port, comma-separated)",
-        ));
-    }
+    let nodes: Vec<&str> = list.split(',').map(str::trim).collect();
     for (i, node) in nodes.iter().enumerate() {
         let bad = |why: String| ConfigError::new(VAR, format!("entry {}: {why}", i + 1));
+        if node.is_empty() {
+            return Err(bad(
+                "is empty: remove the extra comma (expected redis://host:port, comma-separated)"
+                    .to_owned(),
+            ));
+        }
         let info = node
             .into_connection_info()
             .map_err(|e| bad(format!("invalid Redis URL ({})", e.category())))?;
@@ -916,16 +914,17 @@ mod breaker_tests {
                 .map_err(|e| e.to_string())
         };
         assert_eq!(
-            parse("redis://127.0.0.1:7000, redis://127.0.0.1:7001,"),
+            parse("redis://127.0.0.1:7000, redis://127.0.0.1:7001"),
             Ok(2)
         );
-        assert_eq!(
-            parse(" , "),
-            Err(
-                "REDIS_CLUSTER_NODES: lists no node (expected redis://host:port, comma-separated)"
-                    .to_owned()
-            )
-        );
+        let empty = |n: usize| {
+            Err(format!(
+                "REDIS_CLUSTER_NODES: entry {n}: is empty: remove the extra comma \
+                 (expected redis://host:port, comma-separated)"
+            ))
+        };
+        assert_eq!(parse(" , "), empty(1));
+        assert_eq!(parse("redis://127.0.0.1:7000,"), empty(2));
         assert_eq!(
             parse("redis://127.0.0.1:7000,http://:hunter2@x:1"),
             Err(
