@@ -448,8 +448,14 @@ mod tests {
         )
     }
 
-    async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    async fn wait_until(what: &str, f: impl FnMut() -> bool) {
+        wait_up_to(Duration::from_secs(10), what, f).await;
+    }
+
+    /// [`wait_until`] with a longer bound: a cluster failover on a loaded
+    /// CI machine (node timeout, election, the client's slot refresh).
+    async fn wait_up_to(bound: Duration, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + bound;
         while !f() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -555,14 +561,20 @@ mod tests {
             .await
             .unwrap();
         let m = mirror.clone();
-        wait_until("the notice", || m.shared.set.contains_live("pushed")).await;
+        wait_up_to(Duration::from_secs(30), "the notice", || {
+            m.shared.set.contains_live("pushed")
+        })
+        .await;
 
         let subscribed = cluster.ports()[0];
         cluster.kill(subscribed);
-        wait_until("the mirror to notice", || !mirror.is_live()).await;
+        wait_up_to(Duration::from_secs(30), "the mirror to notice", || {
+            !mirror.is_live()
+        })
+        .await;
         assert!(mirror.is_revoked("before").await.unwrap());
         tokio::task::block_in_place(|| cluster.wait_until_healed(3));
-        wait_until("the resync", || mirror.is_live()).await;
+        wait_up_to(Duration::from_secs(30), "the resync", || mirror.is_live()).await;
         assert_eq!(mirror.status().borrow().syncs, 2);
         assert_eq!(mirror.status().borrow().scanned, 2);
 
@@ -571,9 +583,11 @@ mod tests {
             .await
             .unwrap();
         let m = mirror.clone();
-        wait_until("the notice on the new node", || {
-            m.shared.set.contains_live("after")
-        })
+        wait_up_to(
+            Duration::from_secs(30),
+            "the notice on the new node",
+            || m.shared.set.contains_live("after"),
+        )
         .await;
         assert_eq!(
             *seen.lock().unwrap(),
