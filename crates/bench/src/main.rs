@@ -11,7 +11,10 @@
 //! under the same `tools/call` requests), `token-rs256`, `token-es256`,
 //! `token-dev-argon2` (RS256 tokens for the three dev clients of
 //! `config/clients.toml`, whose secrets are argon2id), `tools-call` (2026-07-28
-//! stateless), `tools-call-session` (2025-11-25), `tools-call-redis`, and
+//! stateless), `tools-call-session` (2025-11-25), `tools-call-redis`,
+//! `cluster` (stateless `tools/call` with the limiter on a 3-master Redis
+//! Cluster the bench starts, `REDIS_CLUSTER_NODES`; it also prints the Redis
+//! commands per call, from the masters' `INFO commandstats`), and
 //! `tls-token` / `tls-tools-call` (`tls` = both): the token endpoint (RS256)
 //! and stateless `tools/call` through nginx with real TLS, in the deployment's
 //! shape (the nginx template, one oauth-server, two mcp-server replicas; needs
@@ -52,6 +55,7 @@ const SCENARIOS: &[&str] = &[
     "tools-call",
     "tools-call-session",
     "tools-call-redis",
+    "cluster",
     "tls-token",
     "tls-tools-call",
     "tls",
@@ -67,6 +71,7 @@ const DEFAULT_SCENARIOS: &[&str] = &[
     "tools-call",
     "tools-call-session",
     "tools-call-redis",
+    "cluster",
     "tls",
     "sign-in",
 ];
@@ -83,7 +88,12 @@ const ENV_VARS: &[EnvVar] = &[
     EnvVar::new(
         testkit::redis::REDIS_SERVER_BIN_VAR,
         "redis-server on PATH",
-        "the redis-server binary for tools-call-redis",
+        "the redis-server binary for tools-call-redis and cluster",
+    ),
+    EnvVar::new(
+        testkit::redis_cluster::REDIS_CLI_BIN_VAR,
+        "redis-cli on PATH",
+        "the redis-cli binary that creates the cluster scenario's Redis Cluster",
     ),
     EnvVar::new(
         testkit::nginx::NGINX_BIN_VAR,
@@ -125,7 +135,9 @@ const SCENARIO_HELP: &str = "\
 Scenarios: ceiling (JWT sign/verify in process, a bare axum handler, and rmcp alone
 under the same tools/call requests), token-rs256, token-es256, token-dev-argon2
 (RS256 tokens for the argon2id dev clients of config/clients.toml), tools-call (2026-07-28
-stateless), tools-call-session (2025-11-25), tools-call-redis, and tls-token /
+stateless), tools-call-session (2025-11-25), tools-call-redis, cluster (stateless
+tools/call, limiter on a 3-master Redis Cluster; needs redis-server and redis-cli;
+prints Redis commands per call), and tls-token /
 tls-tools-call (tls = both): through nginx with TLS in the deployment's shape
 (needs nginx: apt-get install -y nginx), sign-in (sequential logins at /authorize:
 wrong password vs unknown user, and full sign-ins). Build first:
@@ -232,7 +244,7 @@ async fn token_scenario(
     o: &Opts,
     sign_ceiling: Option<f64>,
 ) -> anyhow::Result<Row> {
-    let stack = stack::start(alg, false, false).await?;
+    let stack = stack::start(alg, false, stack::Store::Memory).await?;
     let addr = stack.oauth().addr();
     let (make, check) = stack::token_requests(&addr.to_string());
     let meter = cpu::Meter::start(
@@ -321,12 +333,12 @@ fn report_first_error(name: &str, stats: &load::Stats) {
 async fn tools_scenario(
     name: &str,
     session: bool,
-    redis: bool,
+    store: stack::Store,
     o: &Opts,
     ceiling: Option<(String, f64)>,
 ) -> anyhow::Result<Row> {
     // The default signing algorithm (OAUTH_SIGNING_ALG=RS256): RSA verifies ~3x faster than ECDSA.
-    let stack = stack::start(Algorithm::RS256, true, redis).await?;
+    let stack = stack::start(Algorithm::RS256, true, store).await?;
     let mcp = stack.mcp().context("mcp-server not started")?;
     let token = stack.token.as_deref().context("no token")?;
     let make = if session {
@@ -343,15 +355,20 @@ async fn tools_scenario(
             String::from_utf8_lossy(&body[..body.len().min(400)])
         );
     }
-    let meter = cpu::Meter::start(
-        meter_subjects(mcp.pid(), "mcp-server", stack.inner.redis_url()),
-        o.warmup,
-    );
+    let mut subjects = meter_subjects(mcp.pid(), "mcp-server", stack.inner.redis_url());
+    if let Some(cluster) = &stack.cluster {
+        let urls = cluster.urls();
+        subjects.push(cpu::Subject::redis(
+            "redis cluster (all nodes)",
+            urls.iter().map(String::as_str),
+        ));
+    }
+    let meter = cpu::Meter::start(subjects, o.warmup);
     let stats = load::run(
         load::Target {
             addr: mcp.addr(),
             tls: None,
-            make,
+            make: make.clone(),
             check,
         },
         o.connections,
@@ -362,10 +379,55 @@ async fn tools_scenario(
     report_first_error(name, &stats);
     let rss = mcp.rss_mib();
     let cpu = meter.finish(stats.ok + stats.errors).await?;
+    if let Some(cluster) = &stack.cluster {
+        // Counted apart from the timed load, on a known number of calls.
+        let before = cluster.command_calls();
+        for i in 0..COUNTED_CALLS {
+            let (status, body) = stack::one_request(mcp.addr(), make(i)).await?;
+            if !stack::tool_ok(status, &body) {
+                bail!("{name}: counted call {i} failed: {status}");
+            }
+        }
+        print_commands_per_call(name, &before, &cluster.command_calls(), COUNTED_CALLS);
+    }
     stack::check_counted(name, "mcp-server", stack.metrics.mcp, stats.ok).await?;
     let mut r = row(name, &stats, rss, ceiling);
     r.cpu = cpu;
     Ok(r)
+}
+
+/// Sequential calls after the load whose Redis commands are counted.
+const COUNTED_CALLS: usize = 2000;
+
+/// The Redis commands the cluster's masters ran per call over `calls`
+/// sequential calls, by command: what one `tools/call` costs the cluster,
+/// for capacity planning (background traffic — the probe's `PING` every
+/// 5 s, the subscription — is inside the count, and negligible).
+fn print_commands_per_call(
+    name: &str,
+    before: &[(String, u64)],
+    after: &[(String, u64)],
+    calls: usize,
+) {
+    let calls = calls.max(1) as f64;
+    let mut total = 0u64;
+    let mut parts = Vec::new();
+    for (cmd, n) in after {
+        let was = before.iter().find(|(c, _)| c == cmd).map_or(0, |(_, n)| *n);
+        let delta = n.saturating_sub(was);
+        // The diff's own INFO calls are not the load's.
+        if delta > 0 && cmd != "info" {
+            total += delta;
+            parts.push(format!("{cmd} {:.3}", delta as f64 / calls));
+        }
+    }
+    println!(
+        "{name}: {:.3} Redis commands per tools/call on the cluster's masters, as INFO \
+         commandstats counts them (a script's own commands included: one EVALSHA round \
+         trip runs TIME, GET, SET) ({})",
+        total as f64 / calls,
+        parts.join(", ")
+    );
 }
 
 /// rmcp alone ([`ceiling::bare_rmcp`]) under the same requests as the
@@ -637,10 +699,11 @@ async fn main() -> anyhow::Result<()> {
         .first()
         .filter(|r| r.name.starts_with("ceiling"))
         .map(|r| r.rps);
-    for (name, session, redis) in [
-        ("tools-call", false, false),
-        ("tools-call-session", true, false),
-        ("tools-call-redis", false, true),
+    for (name, session, store) in [
+        ("tools-call", false, stack::Store::Memory),
+        ("tools-call-session", true, stack::Store::Memory),
+        ("tools-call-redis", false, stack::Store::Redis),
+        ("cluster", false, stack::Store::Cluster),
     ] {
         if want(name) {
             // The same requests against rmcp with none of our layers is the
@@ -655,7 +718,7 @@ async fn main() -> anyhow::Result<()> {
                 )),
                 None => axum_ceiling.map(|v| ("bare axum".to_owned(), v)),
             };
-            let r = tools_scenario(name, session, redis, &o, ceiling).await?;
+            let r = tools_scenario(name, session, store, &o, ceiling).await?;
             if name == "tools-call" {
                 direct.tools_call = Some(r.rps);
             }

@@ -137,6 +137,20 @@ pub struct Stack {
     pub token: Option<String>,
     /// The metrics listeners to scrape after the load (`--metrics on`).
     pub metrics: MetricsAddrs,
+    /// The Redis Cluster of the `cluster` scenario (stopped after the servers).
+    pub cluster: Option<testkit::RedisCluster>,
+}
+
+/// Where the servers keep their shared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// In memory (no Redis).
+    Memory,
+    /// One `redis-server` (`REDIS_URL`).
+    Redis,
+    /// A 3-master Redis Cluster (`REDIS_CLUSTER_NODES`), no replicas: the
+    /// shape that spreads the limiter's keys over three shards.
+    Cluster,
 }
 
 impl Stack {
@@ -304,6 +318,7 @@ pub async fn start_with_dev_clients() -> anyhow::Result<Stack> {
         inner,
         token: None,
         metrics,
+        cluster: None,
     })
 }
 
@@ -314,12 +329,20 @@ pub fn basic_auth() -> String {
     )
 }
 
-/// oauth-server with `alg`; with `mcp`, also an mcp-server and a token.
-pub async fn start(alg: Algorithm, mcp: bool, redis: bool) -> anyhow::Result<Stack> {
-    let redis = if redis {
-        ::stack::Redis::Start
-    } else {
-        ::stack::Redis::None
+/// oauth-server with `alg`; with `mcp`, also an mcp-server and a token;
+/// their shared state in `store`.
+pub async fn start(alg: Algorithm, mcp: bool, store: Store) -> anyhow::Result<Stack> {
+    let mut cluster = None;
+    let redis = match store {
+        Store::Memory => ::stack::Redis::None,
+        Store::Redis => ::stack::Redis::Start,
+        Store::Cluster => {
+            let c = testkit::RedisCluster::start_with(3, 0)
+                .context("redis-server and redis-cli are needed for the cluster scenario")?;
+            let nodes = c.urls();
+            cluster = Some(c);
+            ::stack::Redis::Cluster(nodes)
+        }
     };
     let (b, metrics) = with_metrics(builder(), true)?;
     let inner = b
@@ -341,6 +364,7 @@ pub async fn start(alg: Algorithm, mcp: bool, redis: bool) -> anyhow::Result<Sta
         inner,
         token,
         metrics,
+        cluster,
     })
 }
 

@@ -11,7 +11,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use server_kit::jwks::{JwksError, RemoteJwks, discover_jwks_uri};
 use server_kit::metrics::{HttpMetrics, JwksMetrics, RateLimitMetrics, RedisMetrics};
 use server_kit::ready::Readiness;
-use server_kit::redis::RedisSettings;
 use server_kit::revocations::RevocationMirror;
 use server_kit::store::{MemoryStore, RevocationStore};
 use tokio::net::TcpListener;
@@ -126,17 +125,12 @@ impl App {
             audit = audit.with_metrics(McpMetrics::register(r));
         }
         let audit = Arc::new(audit);
-        let redis_metrics = match (registry.as_mut(), &config.redis_url) {
-            (Some(r), Some(_)) => Some(RedisMetrics::register(r)),
+        let redis_settings = config.redis_settings();
+        let redis_metrics = match registry.as_mut() {
+            Some(r) if redis_settings.is_configured() => Some(RedisMetrics::register(r)),
             _ => None,
         };
-        let redis = server_kit::redis::connect_metered(
-            &RedisSettings {
-                url: config.redis_url.clone(),
-                timeout: config.redis_timeout,
-            },
-            redis_metrics,
-        )?;
+        let redis = server_kit::redis::connect_metered(&redis_settings, redis_metrics)?;
         let mut readiness = Readiness::new(redis.clone());
         let revocations: Arc<dyn RevocationStore> = match &redis {
             Some(redis) => {
@@ -154,7 +148,7 @@ impl App {
             }
             None => {
                 tracing::warn!(
-                    "REDIS_URL is not set: tokens revoked at the authorization server are not seen here"
+                    "neither REDIS_URL nor REDIS_CLUSTER_NODES is set: tokens revoked at the authorization server are not seen here"
                 );
                 Arc::new(MemoryStore::new())
             }

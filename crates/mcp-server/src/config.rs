@@ -49,6 +49,7 @@ pub const DEFAULT_METRICS_BIND: SocketAddr =
 /// | `MCP_ALLOWED_HOSTS` | `localhost,127.0.0.1,::1` plus the host of `MCP_RESOURCE_URL` | `Host` allow-list (`host` = any port, `host:port` = that port) |
 /// | `MCP_ALLOWED_ORIGINS` | `http(s)://localhost:*`, `127.0.0.1`, `[::1]` | `Origin` allow-list for browsers (`:*` = any port); requests without `Origin` pass |
 /// | `REDIS_URL` | unset | shared revocation denylist (written by oauth-server) and rate limiter; unset = in memory |
+/// | `REDIS_CLUSTER_NODES` | unset | seed nodes of a Redis Cluster (`redis://host:port`, comma list) for the same; set = cluster mode, `REDIS_URL` unused |
 /// | `REDIS_TIMEOUT_MS` | `250` | connect and command timeout of the one Redis connection |
 /// | `LOG_FORMAT` | `text` | `text` or `json` (one object per line) |
 /// | `RUST_LOG` | `info` | tracing filter |
@@ -82,6 +83,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub redis_url: Option<SecretString>,
+    /// `REDIS_CLUSTER_NODES`; not empty: cluster mode (`redis_url` unused).
+    pub redis_cluster_nodes: Vec<SecretString>,
     /// `REDIS_TIMEOUT_MS`.
     pub redis_timeout: Duration,
     /// Per-client policy, tool-call cost, failure mode, trusted proxies.
@@ -101,6 +104,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The Redis this server uses (`REDIS_URL` or `REDIS_CLUSTER_NODES`).
+    pub fn redis_settings(&self) -> RedisSettings {
+        RedisSettings {
+            url: self.redis_url.clone(),
+            cluster_nodes: self.redis_cluster_nodes.clone(),
+            timeout: self.redis_timeout,
+        }
+    }
+
     /// Reads and validates every variable; the error names the offending one.
     pub fn from_env() -> Result<Self, ConfigError> {
         load_dotenv()?;
@@ -167,6 +179,7 @@ impl Config {
             allowed_hosts,
             allowed_origins,
             redis_url: redis.url,
+            redis_cluster_nodes: redis.cluster_nodes,
             redis_timeout: redis.timeout,
             rate_limit,
             auth_failure_policy,
@@ -199,6 +212,7 @@ impl Config {
             issuer,
             jwks_url: None,
             redis_url: None,
+            redis_cluster_nodes: Vec::new(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
             auth_failure_policy: Policy::new(30, 10)
@@ -343,6 +357,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "",
         "shared revocation denylist (written by oauth-server) and rate limiter; \
          unset = no shared denylist, in-memory limiter",
+    ),
+    EnvVar::new(
+        "REDIS_CLUSTER_NODES",
+        "",
+        "seed nodes of a Redis Cluster (redis://host:port, comma-separated) for the same \
+         denylist and limiter; set = cluster mode and REDIS_URL is not used",
     ),
     EnvVar::new(
         "REDIS_TIMEOUT_MS",

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use auth::verify::Verifier;
 use server_kit::kv::{KvStore, MemoryKv, RedisKv};
 use server_kit::ready::Readiness;
-use server_kit::redis::RedisSettings;
 use server_kit::store::{MemoryStore, RedisStore, ReplayStore, RevocationStore};
 use tokio::net::TcpListener;
 
@@ -64,14 +63,9 @@ impl App {
         // not answer its first requests degraded.
         // Metrics first: the Redis handle times its commands and keeps
         // `securemcp_redis_up` in step with its circuit breaker.
-        let metrics = Arc::new(OAuthMetrics::new(&registry, config.redis_url.is_some()));
-        let redis = server_kit::redis::connect_metered(
-            &RedisSettings {
-                url: config.redis_url.clone(),
-                timeout: config.redis_timeout,
-            },
-            metrics.redis.clone(),
-        )?;
+        let redis_settings = config.redis_settings();
+        let metrics = Arc::new(OAuthMetrics::new(&registry, redis_settings.is_configured()));
+        let redis = server_kit::redis::connect_metered(&redis_settings, metrics.redis.clone())?;
         if let Some(redis) = &redis {
             redis.first_probe().await;
         }
@@ -231,7 +225,11 @@ impl App {
             kid = state.keys.ring().signing.kid(),
             clients = state.clients.registry().len(),
             users = state.users.len(),
-            store = if state.config.redis_url.is_some() { "redis" } else { "memory" },
+            store = match (&state.config.redis_url, state.config.redis_cluster_nodes.is_empty()) {
+                (_, false) => "redis-cluster",
+                (Some(_), true) => "redis",
+                (None, true) => "memory",
+            },
             "oauth-server listening"
         );
         let connections = state.config.connections;

@@ -85,12 +85,16 @@ fn digest(code: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(code.as_bytes()))
 }
 
+// A code and its redemption record share the code's digest as a Redis
+// Cluster hash tag: one slot, one shard, so a transaction or script over
+// the pair stays legal in cluster mode (today `present` takes one and
+// writes the other in two commands).
 fn key(code: &str) -> String {
-    format!("oauth:code:{}", digest(code))
+    format!("oauth:code:{{{}}}", digest(code))
 }
 
 fn used_key(code: &str) -> String {
-    format!("oauth:code_used:{}", digest(code))
+    format!("oauth:code_used:{{{}}}", digest(code))
 }
 
 /// A 256-bit random token, base64url (codes, refresh tokens, CSRF tokens).

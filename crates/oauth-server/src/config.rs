@@ -43,6 +43,7 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `OAUTH_REFRESH_TTL_SECS` [2592000] | absolute lifetime of a refresh-token family (30 days), ≥ 60 |
 /// | `OAUTH_REFRESH_IDLE_SECS` [604800] | idle lifetime of a refresh token (7 days), renewed on each rotation; 60..=`OAUTH_REFRESH_TTL_SECS` |
 /// | `REDIS_URL` [unset] | shared revocation/replay store; unset = in memory |
+/// | `REDIS_CLUSTER_NODES` [unset] | seed nodes of a Redis Cluster (`redis://host:port`, comma list); set = cluster mode, `REDIS_URL` unused |
 /// | `REDIS_TIMEOUT_MS` [250] | connect/command timeout for Redis |
 /// | `OAUTH_RATE_LIMIT_PER_MINUTE` [120] | per-IP and per-client budget on /token, /revoke, /introspect |
 /// | `OAUTH_RATE_LIMIT_BURST` [20] | burst of that budget |
@@ -84,6 +85,8 @@ pub struct Config {
     /// Idle lifetime of a refresh token: unused this long, it is dead.
     pub refresh_idle: Duration,
     pub redis_url: Option<SecretString>,
+    /// `REDIS_CLUSTER_NODES`; not empty: cluster mode (`redis_url` unused).
+    pub redis_cluster_nodes: Vec<SecretString>,
     pub redis_timeout: Duration,
     /// Failure mode, Redis timeout and trusted proxies (shared `RATE_LIMIT_*`).
     pub rate_limit: RateLimitConfig,
@@ -100,6 +103,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The Redis this server uses (`REDIS_URL` or `REDIS_CLUSTER_NODES`).
+    pub fn redis_settings(&self) -> RedisSettings {
+        RedisSettings {
+            url: self.redis_url.clone(),
+            cluster_nodes: self.redis_cluster_nodes.clone(),
+            timeout: self.redis_timeout,
+        }
+    }
+
     /// Reads and validates every variable; the error names the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let ttl: u64 = var_parsed("OAUTH_TOKEN_TTL_SECS", 900)?;
@@ -164,6 +176,7 @@ impl Config {
             refresh_ttl,
             refresh_idle,
             redis_url: redis.url,
+            redis_cluster_nodes: redis.cluster_nodes,
             redis_timeout: redis.timeout,
             rate_limit,
             oauth_policy,
@@ -200,6 +213,7 @@ impl Config {
             refresh_ttl: Duration::from_secs(DEFAULT_REFRESH_TTL_SECS),
             refresh_idle: Duration::from_secs(DEFAULT_REFRESH_IDLE_SECS),
             redis_url: None,
+            redis_cluster_nodes: Vec::new(),
             redis_timeout: DEFAULT_REDIS_TIMEOUT,
             rate_limit: RateLimitConfig::default(),
             oauth_policy: Policy::new(120, 20)
@@ -480,6 +494,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         "REDIS_URL",
         "",
         "shared revocation/replay store and rate limiter; unset = in memory",
+    ),
+    EnvVar::new(
+        "REDIS_CLUSTER_NODES",
+        "",
+        "seed nodes of a Redis Cluster (redis://host:port, comma-separated) for the same stores \
+         and limiter; set = cluster mode and REDIS_URL is not used",
     ),
     EnvVar::new(
         "REDIS_TIMEOUT_MS",

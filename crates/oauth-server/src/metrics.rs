@@ -18,7 +18,7 @@
 //! | `securemcp_login_failures_total` | — | failed sign-ins at /authorize (`auth.login` failures) |
 //! | `securemcp_signing_keys` | — | keys published in the JWKS |
 //! | `securemcp_ratelimit_decisions_total` | limiter, decision | rate-limit checks |
-//! | `securemcp_redis_up`, `securemcp_redis_command_duration_seconds` | — | only with `REDIS_URL` |
+//! | `securemcp_redis_up`, `securemcp_redis_command_duration_seconds` | — | only with `REDIS_URL` or `REDIS_CLUSTER_NODES` |
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -77,7 +77,7 @@ pub struct OAuthMetrics {
     registry: Arc<Registry>,
     pub http: Arc<HttpMetrics>,
     pub ratelimit: RateLimitMetrics,
-    /// Present when `REDIS_URL` is set.
+    /// Present when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set.
     pub redis: Option<RedisMetrics>,
     tokens: Family<TokenLabels, Counter>,
     auth_failures: Family<MethodLabel, Counter>,

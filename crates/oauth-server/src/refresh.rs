@@ -5,15 +5,16 @@
 //! (`OAUTH_REFRESH_TTL_SECS`, not extended by rotation). Each token also
 //! dies when unused for the idle lifetime (`OAUTH_REFRESH_IDLE_SECS`).
 //!
-//! Keys (all expiring, in [`KvStore`]):
-//! - `oauth:rt:<hash>` → [`RefreshRecord`]: the live token of a family; taken
+//! Keys (all expiring, in [`KvStore`]; `{…}` is a Redis Cluster hash tag:
+//! a token's two keys share one slot, and so do a family's two):
+//! - `oauth:rt:{<hash>}` → [`RefreshRecord`]: the live token of a family; taken
 //!   atomically on use, so one token is redeemed once even across replicas.
-//! - `oauth:rtfam:<family>` → [`Family`]: the current token's hash, the last
+//! - `oauth:rtfam:{<family>}` → [`Family`]: the current token's hash, the last
 //!   access token issued (to revoke it with the family), the revoked flag.
-//! - `oauth:rt_used:<hash>` → family id of a rotated token, kept for the
+//! - `oauth:rt_used:{<hash>}` → family id of a rotated token, kept for the
 //!   family's lifetime: presenting it again is reuse (a stolen token), and
 //!   the whole family is revoked.
-//! - `oauth:rtfam_revoked:<family>`: set once by revocation and never
+//! - `oauth:rtfam_revoked:{<family>}`: set once by revocation and never
 //!   overwritten, unlike the family record, which every rotation rewrites.
 //!   Revocation sets it *before* reading the family's current token, and
 //!   rotation checks it *after* writing the new one, so a rotation racing a
@@ -129,20 +130,25 @@ fn digest(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
 }
 
+// Rotation is a sequence of single-key commands ordered against races (see
+// the module docs), not one transaction, so it never needs its keys in one
+// slot; the tags still keep each pair together, by entity (spread evenly
+// over the shards), for a future script over a pair. A token's hash and its
+// family id cannot share one tag: the token is looked up without its family.
 fn token_key(hash: &str) -> String {
-    format!("oauth:rt:{hash}")
+    format!("oauth:rt:{{{hash}}}")
 }
 
 fn used_key(hash: &str) -> String {
-    format!("oauth:rt_used:{hash}")
+    format!("oauth:rt_used:{{{hash}}}")
 }
 
 fn family_key(family: &str) -> String {
-    format!("oauth:rtfam:{family}")
+    format!("oauth:rtfam:{{{family}}}")
 }
 
 fn revoked_key(family: &str) -> String {
-    format!("oauth:rtfam_revoked:{family}")
+    format!("oauth:rtfam_revoked:{{{family}}}")
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {

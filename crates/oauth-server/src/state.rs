@@ -31,7 +31,7 @@ pub struct Inner {
     /// Refresh-token families (rotation, reuse detection).
     pub refresh: RefreshTokens,
     /// Expiring state of the interactive flow (sessions, consents, refresh
-    /// tokens, registrations): memory, or Redis when `REDIS_URL` is set.
+    /// tokens, registrations): memory, or Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set.
     pub kv: Arc<dyn KvStore>,
     /// Every scope some client may hold (`scopes_supported`); a request for
     /// anything else is `invalid_scope`.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 
 use crate::clock::{Clock, micros};
 use crate::{Decision, Limiter, LimiterError, Policy};
@@ -32,15 +34,18 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 ///   after which it fails with [`LimiterError::Timeout`]; wrap the limiter
 ///   in a [`ResilientLimiter`](crate::ResilientLimiter) to choose what
 ///   happens then.
+/// - The connection `C` is one Redis ([`ConnectionManager`], the default) or
+///   a Redis Cluster ([`ClusterConnection`]): the script touches one key, so
+///   the crate routes it to the key's slot and nothing else changes.
 #[derive(Clone)]
-pub struct RedisLimiter {
-    conn: ConnectionManager,
+pub struct RedisLimiter<C = ConnectionManager> {
+    conn: C,
     script: Arc<Script>,
     timeout: Duration,
     clock: Option<Arc<dyn Clock>>,
 }
 
-impl std::fmt::Debug for RedisLimiter {
+impl<C> std::fmt::Debug for RedisLimiter<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLimiter")
             .field("timeout", &self.timeout)
@@ -64,17 +69,33 @@ impl RedisLimiter {
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(100));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            conn,
-            script: Arc::new(Script::new(GCRA_LUA)),
-            timeout,
-            clock: None,
-        })
+        Ok(Self::from_connection(conn, timeout))
     }
+}
 
+impl RedisLimiter<ClusterConnection> {
+    /// [`connect`](RedisLimiter::connect) for a Redis Cluster reached through
+    /// `seed_nodes` (`redis://host:port` each); the crate discovers the other
+    /// nodes and follows failovers.
+    pub fn connect_cluster(seed_nodes: &[&str], timeout: Duration) -> Result<Self, LimiterError> {
+        let client = ClusterClientBuilder::new(seed_nodes.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1)
+            .build()?;
+        let conn = client.get_pending_async_connection_with_config(
+            redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout),
+        );
+        Ok(Self::from_connection(conn, timeout))
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisLimiter<C> {
     /// The limiter on an existing connection (the server's one Redis
     /// connection, shared with its stores). Each check is bounded by `timeout`.
-    pub fn from_connection(conn: ConnectionManager, timeout: Duration) -> Self {
+    pub fn from_connection(conn: C, timeout: Duration) -> Self {
         Self {
             conn,
             script: Arc::new(Script::new(GCRA_LUA)),
@@ -109,7 +130,7 @@ impl RedisLimiter {
 }
 
 #[async_trait]
-impl Limiter for RedisLimiter {
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Limiter for RedisLimiter<C> {
     async fn check(&self, key: &str, cost: u32, policy: &Policy) -> Result<Decision, LimiterError> {
         let mut invocation = self.script.key(key);
         invocation

@@ -281,4 +281,18 @@ mod tests {
         assert!(handle.is_up());
         assert_eq!(handle.commands_refused(), 0);
     }
+
+    #[tokio::test]
+    async fn redis_cluster_kv() {
+        let Some(cluster) = testkit::RedisCluster::start() else {
+            return;
+        };
+        let handle = crate::redis::connect(&crate::redis::RedisSettings::cluster(cluster.urls()))
+            .unwrap()
+            .unwrap();
+        handle.first_probe().await;
+        suite(&RedisKv::new(handle.clone())).await;
+        assert!(handle.is_up());
+        assert_eq!(handle.commands_refused(), 0);
+    }
 }

@@ -8,9 +8,10 @@
 //! - [`config`]: `.env` loading, the env helpers and the one [`ConfigError`]
 //!   every server variable is reported with (`VAR: what is wrong`).
 //! - [`limits`]: the shared `RATE_LIMIT_*` / `TRUSTED_PROXIES` settings.
-//! - [`redis`]: `REDIS_URL` / `REDIS_TIMEOUT_MS` and the one lazy Redis
-//!   handle per process (background reconnect, circuit breaker) that the
-//!   stores, the kv and the rate limiter share.
+//! - [`redis`]: `REDIS_URL` / `REDIS_CLUSTER_NODES` / `REDIS_TIMEOUT_MS` and
+//!   the one lazy Redis handle per process (one Redis or a Redis Cluster;
+//!   background reconnect, circuit breaker) that the stores, the kv and the
+//!   rate limiter share.
 //! - [`store`]: revocation and replay stores (in memory and Redis); the
 //!   revocation channel.
 //! - [`ready`]: the `GET /ready` report (Redis, revocation subscription).

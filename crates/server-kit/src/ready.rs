@@ -8,7 +8,7 @@
 //!
 //! | field | values |
 //! |---|---|
-//! | `redis` | `up`, `down`, `not_configured` (`REDIS_URL` unset: in-memory stores) |
+//! | `redis` | `up`, `down`, `not_configured` (`REDIS_URL` and `REDIS_CLUSTER_NODES` unset: in-memory stores); with a cluster, `down` while any master is unreachable |
 //! | `revocations` (mcp-server with Redis) | `live` (subscribed), `stale` (serving from memory) |
 
 use serde_json::{Map, Value, json};

@@ -1,5 +1,6 @@
 //! The one Redis connection of a server process: lazy, reconnecting in the
-//! background, behind a circuit breaker.
+//! background, behind a circuit breaker; to one Redis (`REDIS_URL`) or to a
+//! Redis Cluster (`REDIS_CLUSTER_NODES`).
 //!
 //! [`connect`] returns at once (a server starts, and serves per its failure
 //! modes, while Redis is down). A background task makes the connection,
@@ -20,6 +21,30 @@
 //! The rate limiter additionally bounds each check by its own, shorter
 //! `RATE_LIMIT_REDIS_TIMEOUT_MS` budget; a check that runs out of it opens
 //! the breaker too. `GET /ready` on both servers reports [`Redis::is_up`].
+//!
+//! # Cluster mode
+//!
+//! With `REDIS_CLUSTER_NODES` the shared connection is the `redis` crate's
+//! own [`ClusterConnection`] (it learns the slot map from the seed nodes,
+//! routes each command to its key's slot, follows `MOVED`/`ASK` and
+//! failovers), behind the same [`RedisConnection`] type, so every user runs
+//! the same code in both modes. What differs, and why:
+//!
+//! - The breaker stays one switch for the whole cluster, and the probe's
+//!   `PING` goes to every master (the crate's routing for `PING`): "up"
+//!   means every master answered. While one master is lost (until its
+//!   replica is promoted, node timeout + election, about 2 s with a 1 s
+//!   `cluster-node-timeout`), the process runs in its failure modes for
+//!   every key, not just that master's slots — the same behaviour as a
+//!   single Redis outage, and no per-slot breaker of ours to get wrong.
+//! - Every multi-key transaction, script or pipeline must stay in one slot:
+//!   keys used together carry one hash tag (DESIGN.md §6 lists them).
+//!   Commands without a key that must reach one store's shard (the
+//!   revocation mirror's `SCAN`) go through [`Redis::query_on_shard_of`].
+//! - Pub/sub (the revocation channel) uses a plain connection to one node at
+//!   a time ([`Redis::subscriber_clients`]): a classic `PUBLISH` reaches
+//!   every node of a cluster, so any node will do, and the mirror moves to
+//!   the next seed node when its node fails.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,8 +53,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ratelimit::{Decision, Limiter, LimiterError, Policy, RateLimitConfig, RedisLimiter};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    RedisResult, Value,
+};
 use tokio::sync::{Notify, watch};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -40,12 +71,15 @@ use crate::metrics::{MeteredLimiter, RateLimitMetrics, RedisMetrics};
 /// Default `REDIS_TIMEOUT_MS`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// `REDIS_URL` and `REDIS_TIMEOUT_MS`.
+/// `REDIS_URL`, `REDIS_CLUSTER_NODES` and `REDIS_TIMEOUT_MS`.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `REDIS_URL`; `None` (unset or empty): in-memory stores and limiter.
-    /// A secret: it may carry a password.
+    /// `REDIS_URL`; `None` (unset or empty): in-memory stores and limiter
+    /// (unless `cluster_nodes` is set). A secret: it may carry a password.
     pub url: Option<SecretString>,
+    /// `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster (`redis://host:port`
+    /// each). Not empty: cluster mode, and `url` is not used. Secrets too.
+    pub cluster_nodes: Vec<SecretString>,
     /// `REDIS_TIMEOUT_MS` [250]: connect and command timeout.
     pub timeout: Duration,
 }
@@ -54,13 +88,15 @@ impl Default for RedisSettings {
     fn default() -> Self {
         Self {
             url: None,
+            cluster_nodes: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
 }
 
 impl RedisSettings {
-    /// Reads `REDIS_URL` and `REDIS_TIMEOUT_MS` (1..=60000).
+    /// Reads `REDIS_URL`, `REDIS_CLUSTER_NODES` (comma list; every entry a
+    /// valid Redis URL, at least one) and `REDIS_TIMEOUT_MS` (1..=60000).
     pub fn from_env() -> Result<Self, ConfigError> {
         let ms: u64 = var_parsed("REDIS_TIMEOUT_MS", 250)?;
         if !(1..=60_000).contains(&ms) {
@@ -77,8 +113,13 @@ impl RedisSettings {
                 ConfigError::new("REDIS_URL", format!("invalid Redis URL ({})", e.category()))
             })?;
         }
+        let cluster_nodes = match var("REDIS_CLUSTER_NODES") {
+            None => Vec::new(),
+            Some(list) => parse_cluster_nodes(&list)?,
+        };
         Ok(Self {
             url,
+            cluster_nodes,
             timeout: Duration::from_millis(ms),
         })
     }
@@ -87,9 +128,62 @@ impl RedisSettings {
     pub fn at(url: impl Into<String>) -> Self {
         Self {
             url: Some(SecretString::from(url.into())),
-            timeout: DEFAULT_TIMEOUT,
+            ..Self::default()
         }
     }
+
+    /// A Redis Cluster reached through `seed_nodes`, with the default
+    /// timeout (tests, embedding).
+    pub fn cluster<S: Into<String>>(seed_nodes: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            cluster_nodes: seed_nodes
+                .into_iter()
+                .map(|n| SecretString::from(n.into()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether any Redis is configured (else: in-memory stores).
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some() || self.is_cluster()
+    }
+
+    /// Whether `REDIS_CLUSTER_NODES` is set (cluster mode).
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
+    }
+}
+
+/// `REDIS_CLUSTER_NODES`: a comma list of seed nodes, each checked (a TCP
+/// Redis URL; all with the same credentials, as the cluster client needs).
+/// An empty entry is an error, as in every list variable (a stray comma
+/// usually means a lost node; a list of nothing but commas names no node).
+/// Errors name the entry by position, never its text (it may hold a password).
+fn parse_cluster_nodes(list: &str) -> Result<Vec<SecretString>, ConfigError> {
+    const VAR: &str = "REDIS_CLUSTER_NODES";
+    let nodes: Vec<&str> = list.split(',').map(str::trim).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        let bad = |why: String| ConfigError::new(VAR, format!("entry {}: {why}", i + 1));
+        if node.is_empty() {
+            return Err(bad(
+                "is empty: remove the extra comma (expected redis://host:port, comma-separated)"
+                    .to_owned(),
+            ));
+        }
+        let info = node
+            .into_connection_info()
+            .map_err(|e| bad(format!("invalid Redis URL ({})", e.category())))?;
+        if !matches!(info.addr(), redis::ConnectionAddr::Tcp(..)) {
+            return Err(bad(
+                "a cluster node must be a redis://host:port address".to_owned()
+            ));
+        }
+    }
+    ClusterClientBuilder::new(nodes.clone())
+        .build()
+        .map_err(|e| ConfigError::new(VAR, format!("invalid seed nodes ({e})")))?;
+    Ok(nodes.into_iter().map(SecretString::from).collect())
 }
 
 /// A Redis connection could not be made.
@@ -97,6 +191,67 @@ impl RedisSettings {
 pub enum RedisConnectError {
     #[error("REDIS_URL: invalid Redis URL ({0})")]
     InvalidUrl(String),
+    #[error("REDIS_CLUSTER_NODES: invalid seed nodes ({0})")]
+    InvalidClusterNodes(String),
+}
+
+/// The shared connection: one Redis or a Redis Cluster. Cheap to clone (both
+/// multiplex every user over their own background task).
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// `REDIS_URL`.
+    Single(ConnectionManager),
+    /// `REDIS_CLUSTER_NODES`: the crate routes each command to its key's slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl RedisConnection {
+    /// `cmd` on the master serving `key`'s slot (cluster), or on the one
+    /// Redis: for commands without a key that must reach the shard of a
+    /// store kept under one hash tag (`SCAN` of the revocation denylist).
+    pub async fn query_on_shard_of<T: FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: &Cmd,
+    ) -> RedisResult<T> {
+        match self {
+            Self::Single(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => {
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                let value = c.route_command(cmd.clone(), routing).await?;
+                Ok(T::from_redis_value(value.extract_error()?)?)
+            }
+        }
+    }
 }
 
 /// First delay between probes while Redis is unreachable; it doubles up to
@@ -124,25 +279,20 @@ pub fn connect_metered(
     settings: &RedisSettings,
     metrics: Option<RedisMetrics>,
 ) -> Result<Option<Redis>, RedisConnectError> {
-    let Some(url) = &settings.url else {
+    let (conn, subscribers) = if settings.is_cluster() {
+        if settings.url.is_some() {
+            tracing::warn!("REDIS_URL is not used: REDIS_CLUSTER_NODES is set (cluster mode)");
+        }
+        connect_cluster(settings)?
+    } else if let Some(url) = &settings.url {
+        connect_single(url, settings.timeout)?
+    } else {
         return Ok(None);
     };
-    let client = redis::Client::open(url.expose_secret())
-        .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(settings.timeout))
-        .set_response_timeout(Some(settings.timeout))
-        // The prober retries with its own backoff; a command never waits
-        // for more than one reconnect attempt.
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(10))
-        .set_max_delay(Duration::from_millis(100));
-    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-        .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
     let (state, _) = watch::channel(Health::default());
     let wake = Arc::new(Notify::new());
     let shared = Arc::new(Shared {
-        client,
+        subscribers,
         conn,
         timeout: settings.timeout,
         up: AtomicBool::new(false),
@@ -157,6 +307,62 @@ pub fn connect_metered(
     }
     tokio::spawn(probe_loop(Arc::downgrade(&shared), wake));
     Ok(Some(Redis { shared }))
+}
+
+fn connect_single(
+    url: &SecretString,
+    timeout: Duration,
+) -> Result<(RedisConnection, Vec<redis::Client>), RedisConnectError> {
+    let client = redis::Client::open(url.expose_secret())
+        .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        // The prober retries with its own backoff; a command never waits
+        // for more than one reconnect attempt.
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100));
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
+    Ok((RedisConnection::Single(conn), vec![client]))
+}
+
+fn connect_cluster(
+    settings: &RedisSettings,
+) -> Result<(RedisConnection, Vec<redis::Client>), RedisConnectError> {
+    let invalid = |e: RedisError| RedisConnectError::InvalidClusterNodes(e.category().to_owned());
+    let nodes: Vec<&str> = settings
+        .cluster_nodes
+        .iter()
+        .map(ExposeSecret::expose_secret)
+        .collect();
+    let timeout = settings.timeout;
+    let client = ClusterClientBuilder::new(nodes.clone())
+        .connection_timeout(timeout)
+        // Bounds a whole command, retries included (the crate's
+        // "overall" timeout follows this one).
+        .response_timeout(timeout)
+        // Like the single connection: one retry (a MOVED after a failover,
+        // a reconnect), then the breaker and the prober take over.
+        .retries(1)
+        .min_retry_wait(10)
+        .max_retry_wait(100)
+        .build()
+        .map_err(invalid)?;
+    // Lazy: the server starts (and serves per its failure modes) while the
+    // cluster is unreachable; the prober's first PING makes the connections.
+    let conn = client.get_pending_async_connection_with_config(
+        ClusterConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout),
+    );
+    let subscribers = nodes
+        .iter()
+        .map(|n| redis::Client::open(*n))
+        .collect::<RedisResult<Vec<_>>>()
+        .map_err(invalid)?;
+    Ok((RedisConnection::Cluster(conn), subscribers))
 }
 
 /// What the prober last found.
@@ -175,8 +381,10 @@ pub struct Redis {
 }
 
 struct Shared {
-    client: redis::Client,
-    conn: ConnectionManager,
+    /// Where a pub/sub connection may be opened: the one Redis, or each
+    /// seed node of the cluster (any node receives every `PUBLISH`).
+    subscribers: Vec<redis::Client>,
+    conn: RedisConnection,
     timeout: Duration,
     /// The breaker, read on every command without a lock.
     up: AtomicBool,
@@ -212,13 +420,19 @@ fn down_error() -> RedisError {
     ))
 }
 
-/// Whether `e` says the connection (not the command) failed.
+/// Whether `e` says the connection (not the command) failed. In a cluster
+/// that includes the topology errors left after the crate's own retry
+/// (`MOVED`/`ASK` to a master that does not answer, `TRYAGAIN`,
+/// `CLUSTERDOWN`, `MASTERDOWN`): a slot whose master was lost answers
+/// nothing else until a replica is promoted.
 pub fn is_connection_failure(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
         || e.is_unrecoverable_error()
+        || e.is_cluster_error()
+        || e.kind() == ErrorKind::Server(redis::ServerErrorKind::MasterDown)
 }
 
 impl Redis {
@@ -259,7 +473,7 @@ impl Redis {
 
     /// The shared connection if the breaker is closed; otherwise the
     /// "unavailable" error, at once.
-    pub fn admit(&self) -> RedisResult<ConnectionManager> {
+    pub fn admit(&self) -> RedisResult<RedisConnection> {
         if self.is_up() {
             self.shared.sent.fetch_add(1, Ordering::Relaxed);
             Ok(self.shared.conn.clone())
@@ -291,7 +505,7 @@ impl Redis {
     /// (Redis may be hung).
     pub async fn run<T, F, Fut>(&self, f: F) -> RedisResult<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         // A command refused by the open breaker never reached Redis: not timed.
@@ -309,9 +523,9 @@ impl Redis {
         }
     }
 
-    async fn run_unmetered<T, F, Fut>(&self, conn: ConnectionManager, f: F) -> RedisResult<T>
+    async fn run_unmetered<T, F, Fut>(&self, conn: RedisConnection, f: F) -> RedisResult<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let mut result = f(conn).await;
@@ -350,9 +564,25 @@ impl Redis {
             .await
     }
 
-    /// A client for connections of their own (the revocation subscription).
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.shared.client
+    /// [`RedisConnection::query_on_shard_of`] through [`run`](Self::run).
+    pub async fn query_on_shard_of<T: FromRedisValue>(
+        &self,
+        key: &str,
+        cmd: &Cmd,
+    ) -> RedisResult<T> {
+        self.run(|mut c| async move { c.query_on_shard_of(key, cmd).await })
+            .await
+    }
+
+    /// Whether this is a Redis Cluster (`REDIS_CLUSTER_NODES`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.shared.conn, RedisConnection::Cluster(_))
+    }
+
+    /// Clients for connections of their own (the revocation subscription):
+    /// the one Redis, or each cluster seed node, in configuration order.
+    pub fn subscriber_clients(&self) -> &[redis::Client] {
+        &self.shared.subscribers
     }
 }
 
@@ -467,7 +697,7 @@ fn resilient_limiter(config: &RateLimitConfig, redis: &Redis) -> Arc<ratelimit::
 #[derive(Debug)]
 struct GatedLimiter {
     redis: Redis,
-    limiter: RedisLimiter,
+    limiter: RedisLimiter<RedisConnection>,
 }
 
 #[async_trait]
@@ -511,7 +741,7 @@ impl GatedLimiter {
 
 /// The variables [`RedisSettings::from_env`] reads; each server's `--help`
 /// table must list them all.
-pub const ENV_VARS: &[&str] = &["REDIS_URL", "REDIS_TIMEOUT_MS"];
+pub const ENV_VARS: &[&str] = &["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_TIMEOUT_MS"];
 
 #[cfg(test)]
 mod env_vars_tests {
@@ -625,6 +855,96 @@ mod breaker_tests {
         assert!(
             text.contains("securemcp_redis_command_duration_seconds_count 4\n"),
             "{text}"
+        );
+    }
+
+    /// Cluster mode, 3 masters + 3 replicas: a lost master opens the
+    /// breaker (the whole process degrades, as with one Redis); once its
+    /// replica is promoted, the probe closes it and commands for that
+    /// master's slots reach the new master.
+    #[tokio::test]
+    async fn cluster_breaker_opens_on_a_lost_master_and_closes_after_the_promotion() {
+        let Some(mut cluster) = testkit::RedisCluster::start() else {
+            return;
+        };
+        let redis = connect(&RedisSettings::cluster(cluster.urls()))
+            .unwrap()
+            .unwrap();
+        assert!(redis.is_cluster());
+        wait_for_up(&redis, true).await;
+        let key = "{probe}:k";
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg("v");
+        let () = redis.query(&set).await.unwrap();
+        let master = cluster.master_of(key);
+        assert_eq!(
+            cluster.command(master, &["WAIT", "1", "5000"]).unwrap(),
+            "1"
+        );
+
+        cluster.kill(master);
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        let first = redis.query::<Option<String>>(&get).await;
+        assert!(first.is_err(), "{first:?}");
+        assert!(!redis.is_up(), "a lost master opens the breaker");
+        let refused = redis.commands_refused();
+        let e = redis.query::<Option<String>>(&get).await.unwrap_err();
+        assert!(e.to_string().contains("Redis is unreachable"), "{e}");
+        assert_eq!(redis.commands_refused(), refused + 1);
+
+        cluster.wait_until_healed(3);
+        wait_for_up(&redis, true).await;
+        assert_eq!(
+            redis
+                .query::<Option<String>>(&get)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("v")
+        );
+        assert_ne!(cluster.master_of(key), master);
+    }
+
+    #[test]
+    fn cluster_nodes_are_checked_entry_by_entry() {
+        let parse = |v: &str| {
+            parse_cluster_nodes(v)
+                .map(|n| n.len())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            parse("redis://127.0.0.1:7000, redis://127.0.0.1:7001"),
+            Ok(2)
+        );
+        let empty = |n: usize| {
+            Err(format!(
+                "REDIS_CLUSTER_NODES: entry {n}: is empty: remove the extra comma \
+                 (expected redis://host:port, comma-separated)"
+            ))
+        };
+        assert_eq!(parse(" , "), empty(1));
+        assert_eq!(parse("redis://127.0.0.1:7000,"), empty(2));
+        assert_eq!(
+            parse("redis://127.0.0.1:7000,http://:hunter2@x:1"),
+            Err(
+                "REDIS_CLUSTER_NODES: entry 2: invalid Redis URL (invalid client config)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse("redis+unix:///tmp/redis.sock"),
+            Err(
+                "REDIS_CLUSTER_NODES: entry 1: a cluster node must be a redis://host:port address"
+                    .to_owned()
+            )
+        );
+        let mixed = parse("redis://:a@127.0.0.1:7000,redis://:b@127.0.0.1:7001").unwrap_err();
+        assert!(
+            mixed.starts_with("REDIS_CLUSTER_NODES: invalid seed nodes (")
+                && !mixed.contains(":a@")
+                && !mixed.contains(":b@"),
+            "{mixed}"
         );
     }
 

@@ -1,17 +1,24 @@
 //! The revoked-token set a resource server (mcp-server) checks on every
 //! request, held in memory and kept in step with Redis by push.
 //!
-//! The oauth-server writes `revoked:{jti}` and publishes a
+//! The oauth-server writes `{revoked}:<jti>` and publishes a
 //! [`RevocationNotice`] on [`REVOCATION_CHANNEL`] in the same `MULTI`
 //! ([`RedisStore::revoke`](crate::store::RedisStore)). Each replica's
 //! [`RevocationMirror`] runs one background task that, on every (re)connect:
 //!
 //! 1. opens its own pub/sub connection and subscribes to the channel,
-//! 2. then `SCAN`s `revoked:*` (with each key's `PTTL`) into the set —
+//! 2. then `SCAN`s `{revoked}:*` (with each key's `PTTL`) into the set —
 //!    subscribing first means a revocation published during the scan is
 //!    either in the scan or waiting in the subscription, never lost,
 //! 3. then applies each notice as it arrives, and `PING`s the subscription
 //!    every [`HEALTH_CHECK_EVERY`] so a hung Redis is noticed too.
+//!
+//! In a Redis Cluster the subscription is a plain connection to one node (a
+//! classic `PUBLISH` is broadcast to every node, replicas included); when
+//! that node fails, the next attempt starts at the next seed node of
+//! `REDIS_CLUSTER_NODES`, and rescans. The denylist sits under one hash tag,
+//! so the scan is one `SCAN` on the master of that slot, wherever a
+//! failover has moved it ([`Redis::query_on_shard_of`]).
 //!
 //! [`RevocationStore::is_revoked`] reads memory only: no Redis round trip on
 //! the request path. While the subscription is down the set is *stale*: the
@@ -233,12 +240,14 @@ impl RevocationStore for RevocationMirror {
 async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
     let mut backoff = MIN_BACKOFF;
     let mut outage = false;
+    // The node (index into the subscriber clients) tried first.
+    let mut node = 0usize;
     loop {
         let Some(mirror) = shared.upgrade() else {
             return;
         };
         let subscribed = tokio::select! {
-            r = subscribe_and_scan(&mirror) => r,
+            r = subscribe_and_scan(&mirror, &mut node) => r,
             () = stop.cancelled() => return,
         };
         let lost = match subscribed {
@@ -256,6 +265,9 @@ async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
                         // connection most likely did too; stop waiting on it.
                         m.redis.report_failure();
                         m.mark_stale(&lost, &mut outage);
+                        // Its node may be gone for good (a failed cluster
+                        // node): start at the next one.
+                        node = node.wrapping_add(1);
                     }
                     _ => return,
                 }
@@ -293,22 +305,48 @@ async fn sync_loop(shared: Weak<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Subscribes on a connection of its own, then scans the denylist into the set.
-async fn subscribe_and_scan(mirror: &Shared) -> RedisResult<(redis::aio::PubSub, u64)> {
+/// Subscribes on a connection of its own, then scans the denylist into the
+/// set. The subscription goes to the first node, from `*node` on, that
+/// accepts it; `*node` is left at that one.
+async fn subscribe_and_scan(
+    mirror: &Shared,
+    node: &mut usize,
+) -> RedisResult<(redis::aio::PubSub, u64)> {
     let timeout = mirror.redis.timeout();
+    let clients = mirror.redis.subscriber_clients();
+    let mut last = None;
+    for i in 0..clients.len() {
+        let at = (*node + i) % clients.len();
+        match subscribe(&clients[at], timeout).await {
+            Ok(pubsub) => {
+                *node = at;
+                let scanned = scan(mirror).await?;
+                return Ok((pubsub, scanned));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Io, "no Redis node to subscribe on"))
+    }))
+}
+
+/// A pub/sub connection to `client`'s node, subscribed to the channel.
+async fn subscribe(client: &redis::Client, timeout: Duration) -> RedisResult<redis::aio::PubSub> {
     let bounded =
         |what: &'static str| move |_| redis::RedisError::from((redis::ErrorKind::Io, what));
-    let mut pubsub = tokio::time::timeout(timeout, mirror.redis.client().get_async_pubsub())
+    let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
         .await
         .map_err(bounded("connecting the revocation subscription timed out"))??;
     tokio::time::timeout(timeout, pubsub.subscribe(REVOCATION_CHANNEL))
         .await
         .map_err(bounded("subscribing to revocations timed out"))??;
-    let scanned = scan(mirror).await?;
-    Ok((pubsub, scanned))
+    Ok(pubsub)
 }
 
-/// Every live `revoked:*` key with its remaining TTL, into the set.
+/// Every live `{revoked}:*` key with its remaining TTL, into the set: one
+/// shard holds them all (see [`REVOKED_KEY_PREFIX`]), so one `SCAN` on it
+/// covers the denylist in cluster mode too.
 async fn scan(mirror: &Shared) -> RedisResult<u64> {
     let pattern = format!("{REVOKED_KEY_PREFIX}*");
     let mut cursor: u64 = 0;
@@ -320,7 +358,10 @@ async fn scan(mirror: &Shared) -> RedisResult<u64> {
             .arg(&pattern)
             .arg("COUNT")
             .arg(SCAN_COUNT);
-        let (next, keys): (u64, Vec<String>) = mirror.redis.query(&cmd).await?;
+        let (next, keys): (u64, Vec<String>) = mirror
+            .redis
+            .query_on_shard_of(REVOKED_KEY_PREFIX, &cmd)
+            .await?;
         if !keys.is_empty() {
             let mut pipe = redis::pipe();
             for key in &keys {
@@ -407,8 +448,14 @@ mod tests {
         )
     }
 
-    async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    async fn wait_until(what: &str, f: impl FnMut() -> bool) {
+        wait_up_to(Duration::from_secs(10), what, f).await;
+    }
+
+    /// [`wait_until`] with a longer bound: a cluster failover on a loaded
+    /// CI machine (node timeout, election, the client's slot refresh).
+    async fn wait_up_to(bound: Duration, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + bound;
         while !f() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -466,7 +513,7 @@ mod tests {
         let raw = redis::Client::open(server.url()).unwrap();
         let mut c = raw.get_multiplexed_async_connection().await.unwrap();
         redis::cmd("SET")
-            .arg("revoked:while-down")
+            .arg("{revoked}:while-down")
             .arg(1)
             .arg("PX")
             .arg(60_000)
@@ -475,6 +522,73 @@ mod tests {
             .unwrap();
         wait_until("the resync", || mirror.is_live()).await;
         assert!(mirror.is_revoked("while-down").await.unwrap());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![names::REVOCATION_STALE, names::REVOCATION_SYNCED]
+        );
+        stop.cancel();
+    }
+
+    /// Cluster mode: the subscription is on the first seed node; when that
+    /// node dies the mirror goes stale, moves to another node once the
+    /// cluster has healed, rescans, and follows publications again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_follows_publications_and_moves_to_another_node_when_its_node_dies() {
+        let Some(mut cluster) = testkit::RedisCluster::start() else {
+            return;
+        };
+        let redis = connect(&RedisSettings::cluster(cluster.urls()))
+            .unwrap()
+            .unwrap();
+        redis.first_probe().await;
+        let writer = RedisStore::new(redis.clone());
+        writer
+            .revoke("before", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let (audit, seen) = sink();
+        let stop = CancellationToken::new();
+        let mirror =
+            RevocationMirror::start(redis.clone(), Duration::from_secs(900), audit, stop.clone());
+        mirror.first_attempt().await;
+        assert!(mirror.is_live());
+        assert_eq!(mirror.status().borrow().scanned, 1);
+        assert!(mirror.is_revoked("before").await.unwrap());
+
+        // Published on the denylist's master, received on node 0.
+        writer
+            .revoke("pushed", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let m = mirror.clone();
+        wait_up_to(Duration::from_secs(30), "the notice", || {
+            m.shared.set.contains_live("pushed")
+        })
+        .await;
+
+        let subscribed = cluster.ports()[0];
+        cluster.kill(subscribed);
+        wait_up_to(Duration::from_secs(30), "the mirror to notice", || {
+            !mirror.is_live()
+        })
+        .await;
+        assert!(mirror.is_revoked("before").await.unwrap());
+        tokio::task::block_in_place(|| cluster.wait_until_healed(3));
+        wait_up_to(Duration::from_secs(30), "the resync", || mirror.is_live()).await;
+        assert_eq!(mirror.status().borrow().syncs, 2);
+        assert_eq!(mirror.status().borrow().scanned, 2);
+
+        writer
+            .revoke("after", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let m = mirror.clone();
+        wait_up_to(
+            Duration::from_secs(30),
+            "the notice on the new node",
+            || m.shared.set.contains_live("after"),
+        )
+        .await;
         assert_eq!(
             *seen.lock().unwrap(),
             vec![names::REVOCATION_STALE, names::REVOCATION_SYNCED]

@@ -5,7 +5,7 @@
 //! two back ends cover them. Entries carry their own TTL, so neither store
 //! grows without bound.
 //!
-//! With Redis, a revocation is the key `revoked:{jti}` and, in the same
+//! With Redis, a revocation is the key `{revoked}:<jti>` and, in the same
 //! `MULTI`, a [`RevocationNotice`] published on [`REVOCATION_CHANNEL`]: each
 //! mcp-server replica keeps the live set in memory from that channel
 //! ([`crate::revocations`]).
@@ -22,11 +22,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::redis::Redis;
 
-/// Prefix of the denylist keys: `revoked:{jti}`, expiring with the token.
-pub const REVOKED_KEY_PREFIX: &str = "revoked:";
+/// Prefix of the denylist keys: `{revoked}:<jti>`, expiring with the token.
+///
+/// `{revoked}` is a Redis Cluster hash tag shared by every entry, so the
+/// whole denylist lives in one slot, on one shard: the mirror's rebuild is
+/// then one `SCAN` of that shard's master (a cluster `SCAN` covers one node)
+/// and its `PTTL` pipeline stays in one slot. That shard carries it easily:
+/// entries are few (explicit revocations only) and short-lived (a token's
+/// remaining life, 15 min by default), and the hot path never reads them
+/// (each mcp-server replica answers from memory).
+pub const REVOKED_KEY_PREFIX: &str = "{revoked}:";
 /// The Redis channel every revocation is published on (one
-/// [`RevocationNotice`] per message).
-pub const REVOCATION_CHANNEL: &str = "secure-mcp:revocations";
+/// [`RevocationNotice`] per message). It carries the denylist's hash tag:
+/// the cluster client routes a `PUBLISH` by its channel's slot, and the
+/// `PUBLISH` shares a `MULTI` with the denylist key (a classic `PUBLISH`
+/// still reaches subscribers on every node).
+pub const REVOCATION_CHANNEL: &str = "secure-mcp:{revoked}:notices";
 
 /// The denylist key of `jti`.
 pub fn revoked_key(jti: &str) -> String {
@@ -173,7 +184,7 @@ impl ReplayStore for MemoryStore {
     }
 }
 
-/// Redis store: `revoked:{jti}` and `used:{id}` keys with `PX` expiry, so
+/// Redis store: `{revoked}:<jti>` and `used:<id>` keys with `PX` expiry, so
 /// every oauth-server and mcp-server replica sees the same state and it
 /// survives restarts of either. Every command goes through the process's
 /// [`Redis`] handle (refused at once while Redis is known to be down).
@@ -199,7 +210,7 @@ fn err(e: redis::RedisError) -> StoreError {
 
 #[async_trait]
 impl RevocationStore for RedisStore {
-    /// `SET revoked:{jti} 1 PX ttl` and `PUBLISH` of the notice, in one
+    /// `SET {revoked}:<jti> 1 PX ttl` and `PUBLISH` of the notice, in one
     /// `MULTI`: a replica that misses the message (not subscribed yet)
     /// finds the key in its next scan.
     async fn revoke(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
@@ -340,5 +351,27 @@ mod tests {
         handle.first_probe().await;
         let s = RedisStore::new(handle);
         suite(&s, &s).await;
+    }
+
+    #[tokio::test]
+    async fn redis_cluster_store() {
+        let Some(cluster) = testkit::RedisCluster::start() else {
+            return;
+        };
+        let handle = crate::redis::connect(&crate::redis::RedisSettings::cluster(cluster.urls()))
+            .unwrap()
+            .unwrap();
+        handle.first_probe().await;
+        let s = RedisStore::new(handle);
+        suite(&s, &s).await;
+        // Every denylist entry sits in the `{revoked}` slot, on one master.
+        let master = cluster.master_of(REVOKED_KEY_PREFIX);
+        assert_eq!(cluster.master_of(&revoked_key("a")), master);
+        assert_eq!(
+            cluster
+                .command(master, &["EXISTS", &revoked_key("a")])
+                .unwrap(),
+            "1"
+        );
     }
 }

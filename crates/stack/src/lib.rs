@@ -106,6 +106,10 @@ pub enum Redis {
     Start,
     /// This URL (e.g. a `testkit::RedisServer` the test stops and restarts).
     Url(String),
+    /// A Redis Cluster reached through these seed nodes
+    /// (`REDIS_CLUSTER_NODES`; e.g. a `testkit::RedisCluster` whose nodes
+    /// the test kills).
+    Cluster(Vec<String>),
 }
 
 /// In-process apps or child processes (see the crate docs).
@@ -416,13 +420,21 @@ impl StackBuilder {
             .context("temporary folder")?;
 
         let (redis, redis_url) = match &self.redis {
-            Redis::None => (None, None),
+            Redis::None | Redis::Cluster(_) => (None, None),
             Redis::Url(url) => (None, Some(url.clone())),
             Redis::Start => {
                 let server = RedisServer::start().ok_or(MissingService("redis-server"))?;
                 let url = server.url();
                 (Some(server), Some(url))
             }
+        };
+        let cluster_nodes = match &self.redis {
+            Redis::Cluster(nodes) => nodes.clone(),
+            _ => Vec::new(),
+        };
+        let redis_env = RedisEnv {
+            url: redis_url.as_deref(),
+            cluster_nodes: &cluster_nodes,
         };
 
         // Addresses first: nginx needs the upstreams, the servers need
@@ -508,6 +520,7 @@ impl StackBuilder {
                 config.signing_alg = alg;
             }
             config.redis_url = redis_url.clone().map(Into::into);
+            config.redis_cluster_nodes = cluster_nodes.iter().cloned().map(Into::into).collect();
             if let Some(t) = trusted {
                 config.rate_limit.trusted_proxies = ratelimit::TrustedProxies::parse(t)
                     .map_err(|e| anyhow!("TRUSTED_PROXIES: {e}"))?;
@@ -546,7 +559,7 @@ impl StackBuilder {
             if let Some(alg) = self.alg {
                 env.push(("OAUTH_SIGNING_ALG".to_owned(), alg.as_str().to_owned()));
             }
-            shared_env(&mut env, redis_url.as_deref(), trusted);
+            shared_env(&mut env, &redis_env, trusted);
             env.extend(self.oauth_env.iter().cloned());
             let bin = child::binary("oauth-server", self.binaries.as_deref())?;
             let child = child::spawn(
@@ -582,6 +595,8 @@ impl StackBuilder {
                         let mut config = mcp_server::Config::new(resource, &issuer)?;
                         config.jwks_url = Some(jwks_url.clone());
                         config.redis_url = redis_url.clone().map(Into::into);
+                        config.redis_cluster_nodes =
+                            cluster_nodes.iter().cloned().map(Into::into).collect();
                         if let Some(t) = trusted {
                             config.rate_limit.trusted_proxies = ratelimit::TrustedProxies::parse(t)
                                 .map_err(|e| anyhow!("TRUSTED_PROXIES: {e}"))?;
@@ -610,7 +625,7 @@ impl StackBuilder {
                             // bind the default 9102 (mcp_env may turn it on).
                             ("MCP_METRICS_BIND".to_owned(), String::new()),
                         ];
-                        shared_env(&mut env, redis_url.as_deref(), trusted);
+                        shared_env(&mut env, &redis_env, trusted);
                         env.extend(self.mcp_env.iter().cloned());
                         let child = child::spawn(
                             &format!("mcp-server-{i}"),
@@ -656,10 +671,22 @@ impl StackBuilder {
     }
 }
 
+/// The Redis both servers use, as their variables.
+struct RedisEnv<'a> {
+    url: Option<&'a str>,
+    cluster_nodes: &'a [String],
+}
+
 /// Variables both server binaries read the same way.
-fn shared_env(env: &mut Vec<(String, String)>, redis_url: Option<&str>, trusted: Option<&str>) {
-    if let Some(url) = redis_url {
+fn shared_env(env: &mut Vec<(String, String)>, redis: &RedisEnv<'_>, trusted: Option<&str>) {
+    if let Some(url) = redis.url {
         env.push(("REDIS_URL".to_owned(), url.to_owned()));
+    }
+    if !redis.cluster_nodes.is_empty() {
+        env.push((
+            "REDIS_CLUSTER_NODES".to_owned(),
+            redis.cluster_nodes.join(","),
+        ));
     }
     if let Some(t) = trusted {
         env.push(("TRUSTED_PROXIES".to_owned(), t.to_owned()));

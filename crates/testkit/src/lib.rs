@@ -13,6 +13,8 @@
 //! - [`ports`]: [`free_port`], an unused loopback TCP port.
 //! - [`redis`]: [`RedisServer`], a child `redis-server` process that can be
 //!   stopped and restarted on the same port to simulate an outage.
+//! - [`redis_cluster`]: [`RedisCluster`], a real Redis Cluster (3 masters +
+//!   3 replicas by default) whose nodes a test can kill to show a failover.
 //!
 //! - [`nginx`]: [`Nginx`], a child `nginx` configured from the deployment's
 //!   own template (`nginx/secure-mcp.conf.template`) rendered with the
@@ -38,6 +40,7 @@ pub mod nginx;
 pub mod pki;
 pub mod ports;
 pub mod redis;
+pub mod redis_cluster;
 pub mod services;
 
 pub use chromedriver::ChromeDriver;
@@ -45,4 +48,5 @@ pub use nginx::Nginx;
 pub use pki::{TestCa, TestPki};
 pub use ports::free_port;
 pub use redis::RedisServer;
+pub use redis_cluster::RedisCluster;
 pub use services::{REQUIRE_SERVICES_VAR, services_required};

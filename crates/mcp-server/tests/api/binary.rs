@@ -74,6 +74,16 @@ fn lists_that_would_weaken_a_protection_exit_2() {
             "mcp-server: TRUSTED_PROXIES: entry 2 is empty in \"10.0.0.0/8,,127.0.0.1\": remove the extra comma, or unset the variable to trust no proxy",
         ),
         (
+            "REDIS_CLUSTER_NODES",
+            "redis://127.0.0.1:7000,",
+            "mcp-server: REDIS_CLUSTER_NODES: entry 2: is empty: remove the extra comma (expected redis://host:port, comma-separated)",
+        ),
+        (
+            "REDIS_CLUSTER_NODES",
+            "redis://:secret@127.0.0.1:7000,redis+unix:///tmp/r.sock",
+            "mcp-server: REDIS_CLUSTER_NODES: entry 2: a cluster node must be a redis://host:port address",
+        ),
+        (
             "TRUSTED_PROXIES",
             "::/0",
             "mcp-server: TRUSTED_PROXIES: \"::/0\" trusts every address, so any client could choose its rate-limit key with X-Forwarded-For: name the proxies' own networks",

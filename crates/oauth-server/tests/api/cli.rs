@@ -147,6 +147,16 @@ fn lists_that_would_weaken_a_protection_exit_2() {
             "oauth-server: OAUTH_CIMD_ALLOWED_HOSTS: entry 1 is empty in \",\": remove the extra comma, or unset the variable for its default",
         ),
         (
+            "REDIS_CLUSTER_NODES",
+            "redis://127.0.0.1:7000,,redis://127.0.0.1:7001",
+            "oauth-server: REDIS_CLUSTER_NODES: entry 2: is empty: remove the extra comma (expected redis://host:port, comma-separated)",
+        ),
+        (
+            "REDIS_CLUSTER_NODES",
+            "redis://:secret@127.0.0.1:7000,nope",
+            "oauth-server: REDIS_CLUSTER_NODES: entry 2: invalid Redis URL (invalid client config)",
+        ),
+        (
             "OAUTH_REGISTRATION_SCOPES",
             " , ",
             "oauth-server: OAUTH_REGISTRATION_SCOPES: \" , \" names no scope: list scopes, unset it for the default, or set OAUTH_REGISTRATION=off",

@@ -244,7 +244,7 @@ async fn each_revocation_is_published_with_its_remaining_life() {
     // subscribed finds it by its scan).
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!("revoked:{jti}"))
+        .arg(format!("{{revoked}}:{jti}"))
         .query_async(&mut c)
         .await
         .unwrap();

@@ -6,6 +6,7 @@
 // test-only crate deserve the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
 mod failure;
 mod memory;
 mod redis;

@@ -27,6 +27,8 @@ pub struct Opts {
     pub mcp_policy: Option<(u32, u32)>,
     /// nginx's certificate and the CA clients trust (default: a fresh TestPki).
     pub certs: Option<PkiFiles>,
+    /// The Redis the servers share (default: a fresh `redis-server`).
+    pub redis: Option<stack::Redis>,
 }
 
 /// What e2e tests read from a replica.
@@ -94,7 +96,7 @@ impl Stack {
         let (oauth_rate, oauth_burst) = opts.oauth_policy.unwrap_or((60_000, 1_000));
         let (mcp_rate, mcp_burst) = opts.mcp_policy.unwrap_or((600_000, 10_000));
         let mut builder = stack::Stack::builder()
-            .redis(stack::Redis::Start)
+            .redis(opts.redis.unwrap_or(stack::Redis::Start))
             .nginx()
             .clients(clients())
             .oauth_config(move |c| {

@@ -7,7 +7,8 @@
 //! WebDriver) signing in through the login and consent pages.
 //!
 //! `official_sdks` runs the pinned official MCP SDKs (TypeScript, Python)
-//! against a stack.
+//! against a stack. `redis_cluster` runs the stack on a real Redis Cluster
+//! (3 masters + 3 replicas) and kills a master under load.
 //!
 //! Missing nginx/redis-server/openssl/docker-compose/hadolint/task/chromium
 //! (and the SDKs in `.tools/`) skip loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
@@ -24,6 +25,7 @@ mod mcp;
 mod metrics;
 mod oauth;
 mod official_sdks;
+mod redis_cluster;
 mod redis_outage;
 mod signin_tls;
 mod tls;
