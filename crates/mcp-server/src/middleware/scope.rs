@@ -1,4 +1,4 @@
-//! Third layer on `/mcp`: the scope of the requested operation.
+//! Step 3 on `/mcp`: the scope of the requested operation.
 //!
 //! Which operation? For requests on the 2026-07-28 protocol
 //! (`MCP-Protocol-Version` ≥ 2026-07-28) the SEP-2243 headers say it:
@@ -18,17 +18,17 @@
 //!
 //! A `tools/call` or `resources/read` whose scope the caller lacks gets a 403
 //! challenge and a `mcp.scope_denied` audit event. The handler checks again
-//! (the "second wall", DESIGN.md §5). The classified [`Operation`] is left in
-//! the request extensions for the rate limiter.
+//! (the "second wall", DESIGN.md §5). The classified [`Operation`] and the
+//! body read here go on to the rate limiter ([`Scoped`]): the body is read
+//! once per request.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{FromRef, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 use base64::Engine;
+use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::audit::{AuditEvent, AuditLog, names};
@@ -39,15 +39,15 @@ use crate::middleware::body::{self, Bounded};
 use crate::policy::{Caller, Operation};
 use crate::state::{AppState, MAX_BODY_BYTES};
 
-/// What this layer needs.
+/// What this step needs.
 #[derive(Clone)]
 pub struct ScopeState {
     challenges: Arc<Challenges>,
     audit: Arc<AuditLog>,
 }
 
-impl FromRef<AppState> for ScopeState {
-    fn from_ref(state: &AppState) -> Self {
+impl ScopeState {
+    pub fn new(state: &AppState) -> Self {
         Self {
             challenges: state.challenges().clone(),
             audit: state.audit().clone(),
@@ -105,52 +105,59 @@ pub fn operation_from_headers(headers: &HeaderMap) -> Option<Operation> {
     Some(Operation::from_parts(Some(method), name, name))
 }
 
-/// Middleware: classify, then allow or 403.
+/// A request that passed this step.
+#[derive(Debug)]
+pub struct Scoped {
+    /// The request, its body (if read) put back for rmcp.
+    pub req: Request,
+    /// What it asks for.
+    pub op: Operation,
+    /// The body of a POST, as read here (its id is what a later refusal echoes).
+    pub body: Option<Bytes>,
+}
+
+/// Classifies `req` (reading and checking a POST's body), then allows it
+/// for `caller` or answers 403.
 pub async fn require_scope(
-    State(state): State<ScopeState>,
+    state: &ScopeState,
+    caller: &Caller,
     req: Request,
-    next: Next,
-) -> Result<Response, McpHttpError> {
+) -> Result<Scoped, McpHttpError> {
     let started = Instant::now();
-    let (mut req, op) = if req.method() != Method::POST {
-        (req, Operation::NoMethod)
+    let (req, op, body) = if req.method() != Method::POST {
+        (req, Operation::NoMethod, None)
     } else {
         // The SEP-2243 headers name the operation where rmcp enforces them;
         // the body is read and checked on every POST all the same, so a body
         // rmcp could not read gets a JSON-RPC answer (not rmcp's 415 text).
         let from_headers = operation_from_headers(req.headers());
-        read_and_check(req, from_headers).await?
+        let (req, op, body) = read_and_check(req, from_headers).await?;
+        (req, op, Some(body))
     };
-    if let Some(required) = op.required_scope() {
-        // The bearer layer runs first; a missing caller cannot reach here, but
-        // if it ever did, refusing is the only safe answer.
-        let Some(caller) = req.extensions().get::<Caller>() else {
-            return Err(state.challenges.unauthorized(false));
+    if let Some(required) = op.required_scope()
+        && !caller.has_scope(required)
+    {
+        let target = op.target().unwrap_or_default();
+        let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
+            .client(caller.client_id())
+            .subject(caller.sub())
+            .reason("insufficient_scope")
+            .required_scope(required)
+            .latency(started.elapsed());
+        let description = match &op {
+            Operation::ToolCall { .. } => {
+                event = event.tool(target);
+                format!("The tool {target} requires the scope {required}")
+            }
+            _ => {
+                event = event.resource(target);
+                format!("The resource {target} requires the scope {required}")
+            }
         };
-        if !caller.has_scope(required) {
-            let target = op.target().unwrap_or_default();
-            let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
-                .client(caller.client_id())
-                .subject(caller.sub())
-                .reason("insufficient_scope")
-                .required_scope(required)
-                .latency(started.elapsed());
-            let description = match &op {
-                Operation::ToolCall { .. } => {
-                    event = event.tool(target);
-                    format!("The tool {target} requires the scope {required}")
-                }
-                _ => {
-                    event = event.resource(target);
-                    format!("The resource {target} requires the scope {required}")
-                }
-            };
-            state.audit.record(event);
-            return Err(state.challenges.forbidden(required, description));
-        }
+        state.audit.record(event);
+        return Err(state.challenges.forbidden(required, description));
     }
-    req.extensions_mut().insert(op);
-    Ok(next.run(req).await)
+    Ok(Scoped { req, op, body })
 }
 
 /// rmcp's rule for a POST's `Content-Type`: the media type, parameters
@@ -166,11 +173,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Buffers the body (bounded) and checks it ([`jsonrpc::check`]). A body rmcp
-/// would refuse for its `Content-Type` (415) is not read at all.
+/// would refuse for its `Content-Type` (415) is not read at all. The request
+/// goes on with the buffered body (a reference count, not a copy).
 async fn read_and_check(
     req: Request,
     from_headers: Option<Operation>,
-) -> Result<(Request, Operation), McpHttpError> {
+) -> Result<(Request, Operation, Bytes), McpHttpError> {
     if !is_json(req.headers()) {
         return Err(McpHttpError::UnsupportedMediaType);
     }
@@ -208,7 +216,11 @@ async fn read_and_check(
         };
         McpHttpError::InvalidMessage { error, id }
     })?;
-    Ok((Request::from_parts(parts, Body::from(bytes)), op))
+    Ok((
+        Request::from_parts(parts, Body::from(bytes.clone())),
+        op,
+        bytes,
+    ))
 }
 
 #[cfg(test)]
