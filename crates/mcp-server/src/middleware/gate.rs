@@ -113,6 +113,15 @@ where
     }
 }
 
+/// rmcp's answers to a POST that come before it parses the message: 406
+/// (`Accept`) and 415 (the message did not deserialize).
+fn refused_unread(resp: &Response) -> bool {
+    matches!(
+        resp.status(),
+        http::StatusCode::NOT_ACCEPTABLE | http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+    )
+}
+
 impl Steps {
     /// Step 0, CORS, around the others.
     async fn serve<S>(&self, req: Request, inner: S) -> Response
@@ -166,11 +175,12 @@ impl Steps {
         )
         .await?;
         req.extensions_mut().insert(caller.clone());
-        let mut resp = session_binding::bind(
+        let served = session_binding::bind(
             &self.sessions,
             &caller,
             &principal,
             req,
+            read.as_ref(),
             move |req| async move {
                 match inner.oneshot(req).await {
                     Ok(resp) => resp.into_response(),
@@ -178,8 +188,20 @@ impl Steps {
                 }
             },
         )
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
+        .await;
+        let mut resp = match served {
+            // rmcp refused the body before reading a message (406, 415): if
+            // it cannot read it, the answer is the one for such a body.
+            Ok(resp) if refused_unread(&resp) => {
+                scope::readable(read.as_ref())?;
+                resp
+            }
+            Ok(resp) => resp,
+            // The session step's own refusal comes after the limiter, and so
+            // carries its headers; an unreadable body's answer does not.
+            Err(refusal @ McpHttpError::SessionNotFound) => refusal.into_response(),
+            Err(unreadable) => return Err(unreadable),
+        };
         rate_limit::add_headers(&self.rate, &mut resp, &decision);
         Ok(resp)
     }
@@ -296,13 +318,23 @@ mod tests {
             let inner = tower::service_fn(move |req: Request| {
                 let seen = seen.clone();
                 async move {
+                    let is_post = req.method() == Method::POST;
                     let client_id = req
                         .extensions()
                         .get::<Caller>()
                         .map(|c| c.client_id().to_owned());
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     let open = body.starts_with(b"{\"open\"");
+                    // rmcp's answer to a POST body it cannot deserialize
+                    // (the same serde_json call).
+                    let unread = is_post && crate::jsonrpc::readable(&body).is_err();
                     seen.lock().unwrap().push(Seen { body, client_id });
+                    if unread {
+                        return Ok::<_, Infallible>(
+                            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "fail to deserialize")
+                                .into_response(),
+                        );
+                    }
                     let mut resp = StatusCode::OK.into_response();
                     if open {
                         resp.headers_mut()
@@ -549,5 +581,72 @@ mod tests {
             .filter_map(|e| e.client_id.map(|c| c.into_owned()))
             .collect();
         assert_eq!(refused, ["intruder"]);
+    }
+
+    /// A 400 with the parse error (`id` null) and no RateLimit headers.
+    async fn expect_parse_error(resp: Response) {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(resp.headers().get("ratelimit").is_none());
+        let answer: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: request body is not valid JSON"}})
+        );
+    }
+
+    /// JSON the peek classifies but rmcp cannot read (a number out of
+    /// `f64` range): the answer is the parse error whichever step would
+    /// refuse it, as when every body was checked before the scope.
+    #[tokio::test]
+    async fn a_body_rmcp_cannot_read_is_answered_as_such_before_any_refusal() {
+        let bad = |tool: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"n":1e400}}}}}}"#
+            )
+        };
+        let f = fixture(1);
+        let token = f.token("app", "customer:read");
+        let send = |body: String, session: Option<&'static str>| {
+            let mut b = post(Some(&token));
+            if let Some(s) = session {
+                b = b.header("mcp-session-id", s);
+            }
+            f.send(b.body(Body::from(body)).unwrap())
+        };
+        // Instead of the 403 of a tool outside the token's scope.
+        expect_parse_error(send(bad("create_support_ticket"), None).await).await;
+        // Where nothing refuses it first, rmcp does (415), and the answer is
+        // the same; the limiter has counted it (burst 1: now spent).
+        expect_parse_error(send(bad("get_customer_info"), None).await).await;
+        assert_eq!(f.served(), 1);
+        // Instead of the 429 of a spent budget...
+        expect_parse_error(send(bad("get_customer_info"), None).await).await;
+        let good = call("get_customer_info", 5);
+        assert_eq!(
+            send(good, None).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // ... and of the 404 of another client's session.
+        let f2 = fixture(10);
+        f2.state.session_owners().insert("s-1", "other-client");
+        let token2 = f2.token("app", "customer:read");
+        let req = post(Some(&token2))
+            .header("mcp-session-id", "s-1")
+            .body(Body::from(bad("get_customer_info")))
+            .unwrap();
+        expect_parse_error(f2.send(req).await).await;
+
+        // None of them is a scope, rate-limit or session event (the one
+        // event is the good call's 429).
+        let events = |state: &AppState| -> Vec<&str> {
+            state
+                .audit()
+                .recent(10)
+                .into_iter()
+                .map(|e| e.event)
+                .collect()
+        };
+        assert_eq!(events(&f.state), ["ratelimit.limited"]);
+        assert!(events(&f2.state).is_empty());
     }
 }

@@ -25,7 +25,7 @@ use crate::audit::{AuditEvent, AuditLog, names};
 use crate::error::{Budget, McpHttpError};
 use crate::jsonrpc;
 use crate::limits::{Limits, POLICY_NAME};
-use crate::middleware::body;
+use crate::middleware::{body, scope};
 use crate::policy::{Caller, Operation};
 use crate::state::AppState;
 
@@ -60,8 +60,14 @@ pub async fn limit(
     read: Option<&Bytes>,
 ) -> Result<Decision, McpHttpError> {
     let limits = &state.limits;
-    match limits.check_client(principal, op.is_tool_call()).await {
-        Ok(d) if d.allowed => Ok(d),
+    let refused = match limits.check_client(principal, op.is_tool_call()).await {
+        Ok(d) if d.allowed => return Ok(d),
+        refused => refused,
+    };
+    // A body rmcp cannot read gets that answer before any refusal, as when
+    // it was checked first (scope::readable); it is not a rate-limit event.
+    scope::readable(read)?;
+    match refused {
         Ok(decision) => {
             let mut event = AuditEvent::new(names::RATE_LIMITED, "denied")
                 .client(caller.client_id())

@@ -8,13 +8,25 @@
 //! from the body's `method`, `params.name`, `params.uri`
 //! ([`crate::jsonrpc::peek`]).
 //!
-//! Every POST body is read here (at most [`MAX_BODY_BYTES`]) and checked the
-//! way rmcp will read it ([`crate::jsonrpc::check`]), so a body rmcp could
-//! not read is answered here: 415 for a `Content-Type` other than JSON
-//! (rmcp's own answer, before any byte is read), 413 over the limit, 400 with
-//! -32700 (`id: null`) for malformed JSON of any shape (too deep, `1e400`,
-//! trailing bytes), 400 with -32600 for JSON that is not one JSON-RPC message.
-//! rmcp would answer all of these `415 text/plain`.
+//! Every POST body is read here (at most [`MAX_BODY_BYTES`]), so a body rmcp
+//! could not read is answered with a JSON-RPC error rather than rmcp's
+//! `415 text/plain`: 415 for a `Content-Type` other than JSON (rmcp's own
+//! answer, before any byte is read), 413 over the limit, 400 with -32700
+//! (`id: null`) for malformed JSON of any shape (too deep, `1e400`, trailing
+//! bytes), 400 with -32600 for JSON that is not one JSON-RPC message.
+//!
+//! One parse on the way in: only the peek (none at all when the SEP-2243
+//! headers name the operation). Whether rmcp can read the message
+//! ([`jsonrpc::readable`], the same `serde_json` call rmcp makes) is asked
+//! only when an answer depends on it ([`readable`]): before any later
+//! refusal (403 here, the limiter's 429/503, the session binding's 404), and
+//! when rmcp itself refused the body unread (406/415). A body that fails the
+//! peek gets the full check at once ([`jsonrpc::check`]). So every answer is
+//! the one a check before the scope would give, and a served call no longer
+//! parses its message twice before rmcp's own parse (the check was an
+//! eighth of the server's instructions per stateless call, BENCHMARKS.md).
+//! The one difference: such a body, when nothing else refuses it, has spent
+//! a unit of its client's budget by the time rmcp refuses it.
 //!
 //! A `tools/call` or `resources/read` whose scope the caller lacks gets a 403
 //! challenge and a `mcp.scope_denied` audit event. The handler checks again
@@ -112,8 +124,27 @@ pub struct Scoped {
     pub req: Request,
     /// What it asks for.
     pub op: Operation,
-    /// The body of a POST, as read here (its id is what a later refusal echoes).
+    /// The body of a POST, as read here: where a later refusal finds the id
+    /// it echoes, and what [`readable`] checks.
     pub body: Option<Bytes>,
+}
+
+/// `Err` with the answer for a POST `body` that rmcp could not read (see
+/// the module docs); `Ok` for a readable body, or none.
+pub fn readable(body: Option<&Bytes>) -> Result<(), McpHttpError> {
+    match body {
+        Some(bytes) => jsonrpc::readable(bytes).map_err(|error| invalid(error, bytes)),
+        None => Ok(()),
+    }
+}
+
+fn invalid(error: jsonrpc::PeekError, bytes: &[u8]) -> McpHttpError {
+    // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
+    let id = match error {
+        jsonrpc::PeekError::Parse => None,
+        _ => body::buffered_request_id(bytes),
+    };
+    McpHttpError::InvalidMessage { error, id }
 }
 
 /// Classifies `req` (reading and checking a POST's body), then allows it
@@ -131,12 +162,13 @@ pub async fn require_scope(
         // the body is read and checked on every POST all the same, so a body
         // rmcp could not read gets a JSON-RPC answer (not rmcp's 415 text).
         let from_headers = operation_from_headers(req.headers());
-        let (req, op, body) = read_and_check(req, from_headers).await?;
+        let (req, op, body) = read_and_peek(req, from_headers).await?;
         (req, op, Some(body))
     };
     if let Some(required) = op.required_scope()
         && !caller.has_scope(required)
     {
+        readable(body.as_ref())?;
         let target = op.target().unwrap_or_default();
         let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
             .client(caller.client_id())
@@ -172,10 +204,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Buffers the body (bounded) and checks it ([`jsonrpc::check`]). A body rmcp
-/// would refuse for its `Content-Type` (415) is not read at all. The request
-/// goes on with the buffered body (a reference count, not a copy).
-async fn read_and_check(
+/// Buffers the body (bounded) and classifies it: from the SEP-2243 headers
+/// when they name the operation, else with the peek ([`jsonrpc::check`] when
+/// the peek fails, for the exact error). A body rmcp would refuse for its
+/// `Content-Type` (415) is not read at all. The request goes on with the
+/// buffered body (a reference count, not a copy).
+async fn read_and_peek(
     req: Request,
     from_headers: Option<Operation>,
 ) -> Result<(Request, Operation, Bytes), McpHttpError> {
@@ -204,18 +238,18 @@ async fn read_and_check(
             return Err(McpHttpError::UnreadableBody);
         }
     };
-    let checked = match from_headers {
-        Some(op) => jsonrpc::readable(&bytes).map(|()| op),
-        None => jsonrpc::check(&bytes),
+    let op = match from_headers {
+        Some(op) => op,
+        None => match jsonrpc::peek(&bytes) {
+            Ok(op) => op,
+            // What the check says first (e.g. a parse error for a batch too
+            // deep for serde_json), as when every body was checked.
+            Err(peeked) => {
+                let error = jsonrpc::check(&bytes).err().unwrap_or(peeked);
+                return Err(invalid(error, &bytes));
+            }
+        },
     };
-    let op = checked.map_err(|error| {
-        // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
-        let id = match error {
-            jsonrpc::PeekError::Parse => None,
-            _ => body::buffered_request_id(&bytes),
-        };
-        McpHttpError::InvalidMessage { error, id }
-    })?;
     Ok((
         Request::from_parts(parts, Body::from(bytes.clone())),
         op,

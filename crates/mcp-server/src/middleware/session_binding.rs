@@ -14,10 +14,12 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
 use http::Method;
 
 use crate::audit::{AuditEvent, AuditLog, names};
 use crate::error::McpHttpError;
+use crate::middleware::scope;
 use crate::policy::Caller;
 use crate::sessions::{SessionOwners, Verdict};
 use crate::state::AppState;
@@ -42,12 +44,15 @@ impl SessionBindingState {
 
 /// Refuses another principal's session (404), else serves `req` with
 /// `serve` and remembers a session it opens (forgets one it deletes).
-/// `principal` is the caller's [`Caller::principal`].
+/// `principal` is the caller's [`Caller::principal`]; `read` the POST body
+/// the scope step read (a body rmcp cannot read is answered as such first:
+/// [`scope::readable`]).
 pub async fn bind<F, Fut>(
     state: &SessionBindingState,
     caller: &Caller,
     principal: &str,
     req: Request,
+    read: Option<&Bytes>,
     serve: F,
 ) -> Result<Response, McpHttpError>
 where
@@ -60,6 +65,7 @@ where
     if let Some(sid) = sid
         && state.owners.check(sid, principal) == Verdict::Foreign
     {
+        scope::readable(read)?;
         state.audit.record(
             AuditEvent::new(names::SESSION_REFUSED, "denied")
                 .client(caller.client_id())
