@@ -16,6 +16,8 @@
 //!                                             access token, revocation           401 (503)
 //!        3. middleware::scope::require_scope  Content-Type, body size, JSON-RPC  415/413/400
 //!                                             scope of tool/resource             403
+//!                                             (a body rmcp cannot read: 400 before any later
+//!                                             refusal and instead of rmcp's 415: scope::readable)
 //!        4. middleware::rate_limit::limit     per-client budget (ratelimit)      429 (503)
 //!        5. middleware::session_binding::bind session owned by caller            404
 //!        6. rmcp                              its own 400/404/405/406/413/415/500, JSON-RPC errors

@@ -13,9 +13,11 @@
 //! the rest of the stack, on every request. Here the states are built once,
 //! a request costs one reference count and one boxed future, the body is
 //! read once (by the scope step, and the rate limiter finds a refused
-//! request's id in those same bytes), and the [`Caller`] and [`Operation`]
-//! are passed along instead of going through the request extensions (the
-//! caller still goes there for rmcp's handlers).
+//! request's id in those same bytes) and parsed once before rmcp (the peek;
+//! whether rmcp can read it is asked only when an answer depends on it:
+//! [`scope::readable`]), and the [`Caller`] and [`Operation`] are passed
+//! along instead of going through the request extensions (the caller still
+//! goes there for rmcp's handlers).
 //!
 //! Every answer is what the layers gave: a refusal of a step is its
 //! [`McpHttpError`] answer, the `RateLimit` headers go on every answer after
