@@ -9,7 +9,7 @@
 //! RevocationUnavailable      503      middleware::bearer               OAuth JSON + Retry-After
 //! UnsupportedMediaType       415      middleware::scope                rmcp's text
 //! PayloadTooLarge            413      middleware::scope                JSON-RPC error
-//! InvalidMessage             400      middleware::scope                JSON-RPC error (-32700 / -32600)
+//! InvalidMessage             400      middleware::scope (::readable)   JSON-RPC error (-32700 / -32600)
 //! UnreadableBody             400      middleware::scope                JSON-RPC error
 //! InsufficientScope          403      middleware::scope                OAuth JSON + WWW-Authenticate challenge
 //! RateLimited(Client)        429      middleware::rate_limit           JSON-RPC error + RateLimit headers

@@ -8,7 +8,9 @@
 //! - [`router`]: every route and the `/mcp` middleware stack, in order, with
 //!   the status each layer can answer.
 //! - [`middleware`]: CORS → Host/Origin → bearer token → scope → rate limit →
-//!   session binding; each layer takes its own slice of [`state::AppState`].
+//!   session binding, one plain function each, run in that order by one tower
+//!   service ([`middleware::gate::McpGate`]); each step takes its own slice
+//!   of [`state::AppState`].
 //! - [`error`]: [`error::McpHttpError`], every answer that does not come
 //!   from rmcp (400/401/403/404/405/413/415/429/503).
 //! - [`state`]: the shared [`state::AppState`].
@@ -30,13 +32,14 @@
 //!   token cache read at scrape time), served on `MCP_METRICS_BIND`.
 //!
 //! # A request's path
-//! `POST /mcp` → `cors::mcp` (answers a browser's preflight before any token,
+//! `POST /mcp` → [`middleware::gate::McpGate`], which runs:
+//! `cors::mcp_preflight` (answers a browser's preflight before any token,
 //! for `MCP_ALLOWED_ORIGINS` only; adds the CORS headers on the way out) →
 //! `host_origin::check` (403 on a foreign Host/Origin) →
 //! `bearer::authenticate` (429 for an address that keeps failing; verify the
 //! JWT against the cached JWKS, check the revocation list; 401 +
-//! `WWW-Authenticate` otherwise; the [`policy::Caller`] goes into the request
-//! extensions) → `scope::require_scope` (which tool or resource? from
+//! `WWW-Authenticate` otherwise; the [`policy::Caller`] is passed on, and put
+//! in the request extensions for rmcp's handlers) → `scope::require_scope` (which tool or resource? from
 //! `Mcp-Method`/`Mcp-Name` on 2026-07-28 requests, from the body otherwise;
 //! 403 `insufficient_scope`) → `rate_limit::limit` (the caller's budget —
 //! per client, per (client, user) for a user token — shared through Redis; 429) → `session_binding::bind` (a legacy session

@@ -14,7 +14,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use ratelimit::{
     Decision, Limiter, LimiterError, MemoryLimiter, Policy, RateLimitConfig, TrustedProxies,
 };
@@ -27,6 +27,8 @@ pub const POLICY_NAME: &str = "mcp";
 pub struct Limits {
     limiter: Arc<dyn Limiter>,
     policy: Policy,
+    /// `RateLimit-Policy` of `policy`, on every served answer: built once.
+    policy_header: HeaderValue,
     tool_call_cost: u32,
     auth_failures: MemoryLimiter,
     auth_failure_policy: Policy,
@@ -50,6 +52,7 @@ impl Limits {
         Self {
             limiter,
             policy: config.policy,
+            policy_header: ratelimit::headers::policy_value(POLICY_NAME, &config.policy),
             tool_call_cost: config.tool_call_cost,
             auth_failures: MemoryLimiter::new(),
             auth_failure_policy,
@@ -68,6 +71,11 @@ impl Limits {
     /// The per-client policy (`RATE_LIMIT_PER_MINUTE`, `RATE_LIMIT_BURST`).
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The `RateLimit-Policy` value of [`Limits::policy`].
+    pub fn policy_header(&self) -> &HeaderValue {
+        &self.policy_header
     }
 
     /// The failed-authentication policy.
@@ -89,14 +97,16 @@ impl Limits {
         tool_call: bool,
     ) -> Result<Decision, LimiterError> {
         let cost = if tool_call { self.tool_call_cost } else { 1 };
-        let key = format!("rl:{principal}");
+        let mut key = String::with_capacity(3 + principal.len());
+        key.push_str("rl:");
+        key.push_str(principal);
         self.limiter.check(&key, cost, &self.policy).await
     }
 
     /// `Some(decision)` when `ip` has used up its failed-authentication
     /// budget (a zero-cost look, nothing is spent).
     pub async fn auth_failures_exhausted(&self, ip: IpAddr) -> Option<Decision> {
-        let exhausted = self.auth_failures_look(ip).await;
+        let exhausted = self.auth_failures_look(ip);
         if let Some(m) = &self.metrics {
             let decision = if exhausted.is_some() {
                 "limited"
@@ -108,25 +118,23 @@ impl Limits {
         exhausted
     }
 
-    async fn auth_failures_look(&self, ip: IpAddr) -> Option<Decision> {
+    fn auth_failures_look(&self, ip: IpAddr) -> Option<Decision> {
         let key = format!("rl:ip:{ip}");
-        match self
+        // The in-memory limiter's own call, not the `Limiter` trait's boxed
+        // future: this look runs on every request.
+        let mut d = self
             .auth_failures
-            .check(&key, 0, &self.auth_failure_policy)
-            .await
-        {
-            Ok(d) if d.allowed && d.remaining > 0 => None,
-            Ok(mut d) => {
-                // A zero-cost look reports "allowed, 0 left"; the wait for the
-                // next unit is the time to full minus the other burst-1 units.
-                let p = &self.auth_failure_policy;
-                let others = p.emission_interval() * p.burst().saturating_sub(1);
-                d.retry_after = d.reset_after.saturating_sub(others).max(d.retry_after);
-                d.allowed = false;
-                Some(d)
-            }
-            Err(_) => None,
+            .check_now(&key, 0, &self.auth_failure_policy);
+        if d.allowed && d.remaining > 0 {
+            return None;
         }
+        // A zero-cost look reports "allowed, 0 left"; the wait for the
+        // next unit is the time to full minus the other burst-1 units.
+        let p = &self.auth_failure_policy;
+        let others = p.emission_interval() * p.burst().saturating_sub(1);
+        d.retry_after = d.reset_after.saturating_sub(others).max(d.retry_after);
+        d.allowed = false;
+        Some(d)
     }
 
     /// Charges one failed authentication to `ip`.

@@ -6,8 +6,9 @@
 //! GET  /.well-known/oauth-protected-resource/mcp      routes::protected_resource (RFC 9728)
 //! GET  /.well-known/oauth-protected-resource          routes::protected_resource (root form)
 //!        both behind middleware::cors::public: any origin (`*`), preflight 204
-//! POST|GET|DELETE /mcp                                rmcp StreamableHttpService, behind:
-//!        0. middleware::cors::mcp             preflight (no token needed)       204, 400/403
+//! POST|GET|DELETE /mcp                                rmcp StreamableHttpService, behind
+//!                                                     middleware::gate::McpGate, one service running:
+//!        0. middleware::cors::mcp_preflight   preflight (no token needed)       204, 400/403
 //!                                             (MCP_ALLOWED_ORIGINS only); CORS headers on
 //!                                             every answer below to a listed origin
 //!        1. middleware::host_origin::check    Host/Origin allow-lists            400/403
@@ -15,9 +16,12 @@
 //!                                             access token, revocation           401 (503)
 //!        3. middleware::scope::require_scope  Content-Type, body size, JSON-RPC  415/413/400
 //!                                             scope of tool/resource             403
+//!                                             (a body rmcp cannot read: 400 before any later
+//!                                             refusal and instead of rmcp's 415: scope::readable)
 //!        4. middleware::rate_limit::limit     per-client budget (ratelimit)      429 (503)
 //!        5. middleware::session_binding::bind session owned by caller            404
 //!        6. rmcp                              its own 400/404/405/406/413/415/500, JSON-RPC errors
+//!        then rate_limit::add_headers (answers after step 4) and cors::expose (listed origins)
 //! anything else                                       error::not_found / method_not_allowed  404/405
 //! ```
 //!
@@ -38,6 +42,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
+use tower::Layer as _;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -46,7 +51,8 @@ use server_kit::metrics::HttpMetrics;
 
 use crate::error;
 use crate::mcp::McpService;
-use crate::middleware::{bearer, cors, host_origin, rate_limit, scope, session_binding};
+use crate::middleware::cors;
+use crate::middleware::gate::McpGateLayer;
 use crate::routes::{health, protected_resource};
 use crate::state::AppState;
 
@@ -83,15 +89,9 @@ pub fn metric_routes(resource: &str) -> &'static [&'static str] {
 pub fn router(state: AppState, mcp: McpService, http_metrics: Option<Arc<HttpMetrics>>) -> Router {
     let resource_metadata_path = protected_resource::path_for(&state.metadata().resource);
 
-    // Listed in execution order: the first layer sees the request first. Each
-    // takes the whole AppState and extracts its own slice (FromRef).
-    let mcp_stack = ServiceBuilder::new()
-        .layer(from_fn_with_state(state.clone(), cors::mcp))
-        .layer(from_fn_with_state(state.clone(), host_origin::check))
-        .layer(from_fn_with_state(state.clone(), bearer::authenticate))
-        .layer(from_fn_with_state(state.clone(), scope::require_scope))
-        .layer(from_fn_with_state(state.clone(), rate_limit::limit))
-        .layer(from_fn_with_state(state.clone(), session_binding::bind));
+    // Steps 0-5 of the table in one service: its states are taken from the
+    // AppState here, once (six `from_fn` layers cloned them per request).
+    let mcp_gate = McpGateLayer::new(&state);
 
     // The OPTIONS route only gives the preflight a method to land on;
     // `cors::public` answers it.
@@ -108,7 +108,7 @@ pub fn router(state: AppState, mcp: McpService, http_metrics: Option<Arc<HttpMet
         router = router.route(&resource_metadata_path, metadata());
     }
     let router = router
-        .route_service(MCP_PATH, mcp_stack.service(mcp))
+        .route_service(MCP_PATH, mcp_gate.layer(mcp))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(

@@ -1,9 +1,9 @@
 //! The one shared state: cheap to clone (`Arc` inside), no globals.
 //!
-//! It holds the server's parts; each `/mcp` layer takes only the parts it
-//! needs through its own `FromRef<AppState>` state (`BearerState`,
-//! `ScopeState`, … next to each layer in `middleware/`), so this file knows
-//! nothing of the middleware.
+//! It holds the server's parts; each `/mcp` step takes only the parts it
+//! needs in its own state (`BearerState::new(&state)`, `ScopeState`, … next
+//! to each step in `middleware/`, built once with the router), so this file
+//! knows nothing of the middleware.
 
 use std::sync::Arc;
 

@@ -21,7 +21,8 @@
 //!   for the oauth-server's codes, refresh tokens, consents and registrations.
 //! - [`jwks`]: the remote JWKS cache a resource server verifies with
 //!   (discovery through RFC 8414, rate-limited refetch on unknown `kid`).
-//! - [`telemetry`]: `LOG_FORMAT` / `RUST_LOG` tracing set-up.
+//! - [`telemetry`]: `LOG_FORMAT` / `RUST_LOG` tracing set-up (log lines
+//!   written by a writer thread), OpenTelemetry traces.
 //! - [`shutdown`]: the one SIGINT/SIGTERM future.
 //! - [`serve`]: the one serve loop: header-read, request and idle timeouts,
 //!   a connection cap (`HTTP_*`), an accept loop that survives fd exhaustion.
@@ -30,7 +31,7 @@
 //! # Start-up of a server
 //! `config::load_dotenv()` → the server's `Config::from_env()` (built from
 //! these helpers, [`limits::rate_limit_from_env`] and
-//! [`redis::RedisSettings::from_env`]) → `telemetry::init_tracing` →
+//! [`redis::RedisSettings::from_env`]) → `telemetry::init` (keep its guard) →
 //! `App::build` (one [`redis::connect`] shared by every store and the
 //! limiter; it returns at once and connects in the background) → serve
 //! until [`shutdown::shutdown_signal`].

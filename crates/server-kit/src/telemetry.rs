@@ -18,6 +18,7 @@ use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -35,6 +36,12 @@ pub const OTEL_SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
 /// `debug` so they cost nothing in logs), everything else from `info`.
 pub const OTEL_SPAN_FILTER: &str =
     "info,oauth_server=debug,mcp_server=debug,server_kit=debug,client_core=debug,rmcp=warn";
+
+/// Lines queued for the log writer thread before a logging thread waits
+/// for it. A line is a few hundred bytes, so a full queue holds ~2-3 MiB
+/// (tracing-appender's default, 128,000 lines, could hold ~40 MiB: over the
+/// mcp-server's whole memory target).
+pub const LOG_QUEUE_LINES: usize = 8192;
 
 /// `LOG_FORMAT`: human text or one JSON object per line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,8 +84,17 @@ pub fn filter_for(rust_log: Option<&str>) -> String {
 }
 
 /// Installs the global subscriber (`RUST_LOG` filter, default `info`; see
-/// [`filter_for`]). Safe to call twice: the second call is a no-op.
+/// [`filter_for`]), writing to stderr from the thread that logs. Safe to
+/// call twice: the second call is a no-op.
 pub fn init_tracing(format: LogFormat) {
+    init_fmt(format, std::io::stderr);
+}
+
+/// [`init_tracing`] with `writer`; false when a subscriber was already set.
+fn init_fmt<W>(format: LogFormat, writer: W) -> bool
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
     let filter = EnvFilter::try_new(filter_for(rust_log.as_deref()))
         .unwrap_or_else(|_| EnvFilter::new(filter_for(None)));
@@ -91,17 +107,18 @@ pub fn init_tracing(format: LogFormat) {
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi)
         .log_internal_errors(false);
-    let _ = match format {
+    match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
-    };
+    }
+    .is_ok()
 }
 
 /// Traces settings from the environment: `None` unless
@@ -131,12 +148,15 @@ impl OtelSettings {
     }
 }
 
-/// Flushes and stops the trace exporter when dropped (keep it alive in
-/// `main` until the server has stopped). Empty when traces are off.
+/// Flushes and stops the trace exporter and the log writer thread when
+/// dropped (keep it alive in `main` until the server has stopped).
 #[derive(Debug, Default)]
-#[must_use = "dropping the guard stops the trace exporter"]
+#[must_use = "dropping the guard stops the trace exporter and the log writer"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    /// Dropped after the provider's shutdown (fields drop after `drop`):
+    /// writes out the queued lines, an exporter's last complaint included.
+    _writer: Option<WorkerGuard>,
 }
 
 impl TelemetryGuard {
@@ -172,28 +192,83 @@ pub fn tracer_provider(service_name: &str) -> Result<SdkTracerProvider, String> 
         .build())
 }
 
-/// [`init_tracing`], plus the OpenTelemetry layer when `otel` is given.
+/// The log writer thread: lossless, [`LOG_QUEUE_LINES`] deep, one write per
+/// batch of lines.
+fn log_writer() -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(StderrBatches::default())
+}
+
+/// Bytes gathered before the writer thread writes them out even though
+/// more lines are queued.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// stderr for the writer thread: lines are gathered (up to [`BATCH_BYTES`])
+/// and written out when the queue is empty (tracing-appender's worker calls
+/// `flush` then). Write errors are dropped, as `log_internal_errors(false)`
+/// does for the fmt layer: with stderr closed, the worker would otherwise
+/// `eprintln!` the error, which panics.
+#[derive(Default)]
+struct StderrBatches {
+    buf: Vec<u8>,
+}
+
+impl StderrBatches {
+    fn write_out(&mut self) {
+        use std::io::Write as _;
+        if !self.buf.is_empty() {
+            let _ = std::io::stderr().lock().write_all(&self.buf);
+            self.buf.clear();
+        }
+    }
+}
+
+impl std::io::Write for StderrBatches {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + line.len() > BATCH_BYTES {
+            self.write_out();
+        }
+        self.buf.extend_from_slice(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.write_out();
+        Ok(())
+    }
+}
+
+/// What [`init_tracing`] sets up, but writing through the log writer thread
+/// (see the module docs), plus the OpenTelemetry layer when `otel` is given.
 /// An exporter that cannot be built is reported on stderr and traces stay
-/// off (logs must not depend on the collector).
+/// off (logs must not depend on the collector). The servers' `main` calls
+/// it and keeps the guard until the server has stopped.
 pub fn init(format: LogFormat, otel: Option<&OtelSettings>) -> TelemetryGuard {
-    let Some(otel) = otel else {
-        init_tracing(format);
-        return TelemetryGuard::default();
-    };
-    let provider = match tracer_provider(&otel.service_name) {
-        Ok(p) => p,
+    let provider = otel.and_then(|otel| match tracer_provider(&otel.service_name) {
+        Ok(p) => Some(p),
         Err(e) => {
             eprintln!("{e}; traces are off");
-            init_tracing(format);
-            return TelemetryGuard::default();
+            None
         }
+    });
+    let (writer, writer_guard) = log_writer();
+    let Some(provider) = provider else {
+        // No traces: exactly init_tracing's subscriber (one global filter,
+        // so disabled spans cost nothing), on the writer thread.
+        return TelemetryGuard {
+            provider: None,
+            _writer: init_fmt(format, writer).then_some(writer_guard),
+        };
     };
     let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
     let filter = EnvFilter::try_new(filter_for(rust_log.as_deref()))
         .unwrap_or_else(|_| EnvFilter::new(filter_for(None)));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi)
         .log_internal_errors(false);
     let fmt = match format {
@@ -215,6 +290,7 @@ pub fn init(format: LogFormat, otel: Option<&OtelSettings>) -> TelemetryGuard {
     {
         Ok(()) => TelemetryGuard {
             provider: Some(provider),
+            _writer: Some(writer_guard),
         },
         // Already initialised (a second call): keep the first subscriber.
         Err(_) => {

@@ -1,4 +1,4 @@
-//! Second layer on `/mcp`: the bearer access token (RFC 6750 header method
+//! Step 2 on `/mcp`: the bearer access token (RFC 6750 header method
 //! only).
 //!
 //! An address whose failed-authentication budget is spent
@@ -9,9 +9,9 @@
 //! already verified under the current key set is a cache hit whose times are
 //! checked again) and the revocation set, checked on every request in memory
 //! (with Redis, `server_kit::revocations` keeps it in step by push: no
-//! Redis round trip here). On success the [`Caller`] is put in the request
-//! extensions, where rmcp hands it to the tool handlers inside
-//! `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge
+//! Redis round trip here). On success the [`Caller`] is returned; the gate
+//! puts it in the request extensions, where rmcp hands it to the tool
+//! handlers inside `http::request::Parts`. Any failure is a 401 with the RFC 9728 challenge
 //! (a malformed or refused token is charged to the address); the precise reason goes to the audit log
 //! only.
 
@@ -20,9 +20,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use auth::Verifier;
-use axum::extract::{ConnectInfo, FromRef, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use http::HeaderMap;
 use server_kit::store::RevocationStore;
 
@@ -33,7 +30,7 @@ use crate::limits::Limits;
 use crate::policy::Caller;
 use crate::state::AppState;
 
-/// What this layer needs.
+/// What this step needs.
 #[derive(Clone)]
 pub struct BearerState {
     verifier: Arc<Verifier>,
@@ -45,8 +42,8 @@ pub struct BearerState {
     audit: Arc<AuditLog>,
 }
 
-impl FromRef<AppState> for BearerState {
-    fn from_ref(state: &AppState) -> Self {
+impl BearerState {
+    pub fn new(state: &AppState) -> Self {
         Self {
             verifier: state.verifier().clone(),
             revocations: state.revocations().clone(),
@@ -105,14 +102,14 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
     }
 }
 
-/// Middleware: authenticates the request or answers 401 (503 when the
-/// revocation set is stale beyond `REVOCATION_MAX_STALENESS_SECS` and the
-/// failure mode is closed: refusing is safer than guessing).
+/// Authenticates a request from `peer` with `headers`, or answers 401 (503
+/// when the revocation set is stale beyond `REVOCATION_MAX_STALENESS_SECS`
+/// and the failure mode is closed: refusing is safer than guessing).
 pub async fn authenticate(
-    State(state): State<BearerState>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, McpHttpError> {
+    state: &BearerState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Caller, McpHttpError> {
     let started = Instant::now();
     let reject = |reason: &'static str, token_sent: bool| {
         state.audit.record(
@@ -125,10 +122,7 @@ pub async fn authenticate(
     // Addresses that keep sending bad tokens are refused before any
     // signature is checked (crate::limits).
     let limits = &state.limits;
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| limits.client_ip(c.0, req.headers()));
+    let ip = peer.map(|peer| limits.client_ip(peer, headers));
     if let Some(ip) = ip
         && let Some(decision) = limits.auth_failures_exhausted(ip).await
     {
@@ -149,7 +143,7 @@ pub async fn authenticate(
             limits.charge_auth_failure(ip).await;
         }
     };
-    let token = match presented(req.headers()) {
+    let token = match presented(headers) {
         // Not a failure: a bare request is how discovery starts.
         Presented::Nothing => return Err(reject("missing_token", false)),
         Presented::Malformed => {
@@ -200,8 +194,7 @@ pub async fn authenticate(
         }
     }
     tracing::Span::current().record("client_id", claims.client_id.as_str());
-    req.extensions_mut().insert(Caller::from_shared(claims));
-    Ok(next.run(req).await)
+    Ok(Caller::from_shared(claims))
 }
 
 #[cfg(test)]

@@ -25,12 +25,26 @@ pub enum Bounded {
 }
 
 /// Reads `body` until its end or until it exceeds `limit` bytes.
+///
+/// A body that arrives in one frame (a small request usually does) is kept
+/// as that frame's bytes: no copy.
 pub async fn read_bounded(mut body: Body, limit: usize) -> Result<Bounded, axum::Error> {
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue; // trailers
         };
+        if let Some(held) = first.take() {
+            // A second frame: gather them from here on.
+            buf.extend_from_slice(&held);
+        } else if buf.is_empty() {
+            if data.len() > limit {
+                return Ok(Bounded::TooLarge(data.slice(..limit)));
+            }
+            first = Some(data);
+            continue;
+        }
         if buf.len() + data.len() > limit {
             let room = limit - buf.len();
             buf.extend_from_slice(&data[..room]);
@@ -38,7 +52,7 @@ pub async fn read_bounded(mut body: Body, limit: usize) -> Result<Bounded, axum:
         }
         buf.extend_from_slice(&data);
     }
-    Ok(Bounded::Whole(buf.freeze()))
+    Ok(Bounded::Whole(first.unwrap_or_else(|| buf.freeze())))
 }
 
 /// The JSON-RPC id of a request that is being refused, from the first
@@ -76,6 +90,22 @@ mod tests {
             matches!(b, Bounded::TooLarge(ref x) if x == "abcd"),
             "{b:?}"
         );
+        let b = read_bounded(chunked(&["abc", "def", "g"]), 6)
+            .await
+            .unwrap();
+        assert!(
+            matches!(b, Bounded::TooLarge(ref x) if x == "abcdef"),
+            "{b:?}"
+        );
+        let b = read_bounded(chunked(&["abcdef"]), 6).await.unwrap();
+        assert!(matches!(b, Bounded::Whole(ref x) if x == "abcdef"), "{b:?}");
+        let b = read_bounded(chunked(&["abcdefg"]), 6).await.unwrap();
+        assert!(
+            matches!(b, Bounded::TooLarge(ref x) if x == "abcdef"),
+            "{b:?}"
+        );
+        let b = read_bounded(chunked(&["", "abc"]), 6).await.unwrap();
+        assert!(matches!(b, Bounded::Whole(ref x) if x == "abc"), "{b:?}");
         let b = read_bounded(Body::empty(), 4).await.unwrap();
         assert!(matches!(b, Bounded::Whole(ref x) if x.is_empty()), "{b:?}");
     }

@@ -1,13 +1,13 @@
 //! CORS, for MCP hosts that run in a browser (MCP Inspector, web IDEs).
 //!
-//! - [`mcp`], the outermost layer on `/mcp`: a preflight (`OPTIONS` with
-//!   `Access-Control-Request-Method`) is answered here, before the token is
-//!   looked at, because browsers never send credentials on a preflight. Only
-//!   origins listed in `MCP_ALLOWED_ORIGINS` get 204; any other origin (and
-//!   every origin when the list is empty) gets the 403 that the
-//!   [`host_origin`](super::host_origin) layer gives a refused origin, and no
-//!   CORS header. Every other answer to a listed origin — the middleware's
-//!   401/403/429/503 included, so a browser host can read the challenge and
+//! - [`mcp_preflight`] and [`expose`], the outermost step on `/mcp`: a
+//!   preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered
+//!   here, before the token is looked at, because browsers never send
+//!   credentials on a preflight. Only origins listed in `MCP_ALLOWED_ORIGINS`
+//!   get 204; any other origin (and every origin when the list is empty) gets
+//!   the 403 that the [`host_origin`](super::host_origin) step gives a
+//!   refused origin, and no CORS header. Every other answer to a listed
+//!   origin — the later steps' 401/403/429/503 included, so a browser host can read the challenge and
 //!   the rate-limit headers — names that origin and exposes the headers an MCP
 //!   client needs.
 //! - [`public`], on the protected-resource metadata documents: any origin,
@@ -17,14 +17,13 @@
 //! No `Access-Control-Allow-Credentials`: MCP sends bearer tokens, not
 //! cookies, so no answer ever needs the browser's ambient credentials.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::host_origin::HostOriginState;
 use crate::error::McpHttpError;
-use crate::host_policy::Refusal;
+use crate::host_policy::{HostPolicy, Refusal};
 
 /// Methods `/mcp` serves (the Streamable HTTP transport) and the preflight itself.
 pub const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
@@ -53,7 +52,7 @@ pub const MAX_AGE_SECS: &str = "7200";
 
 /// A CORS preflight: `OPTIONS` naming the method it asks for (a bare
 /// `OPTIONS` is an ordinary request and goes through the stack).
-fn is_preflight(req: &Request) -> bool {
+fn is_preflight<B>(req: &http::Request<B>) -> bool {
     req.method() == Method::OPTIONS
         && req
             .headers()
@@ -118,45 +117,43 @@ fn preflight(origin: HeaderValue, request: &HeaderMap) -> Response {
     resp
 }
 
-/// Middleware on `/mcp` (outermost): preflights for listed origins (204),
-/// refused preflights (400/403 like the `host_origin` layer), and the CORS
-/// headers on every other answer to a listed origin.
-pub async fn mcp(
-    State(state): State<HostOriginState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, McpHttpError> {
-    let policy = state.policy();
-    if is_preflight(&req) {
-        // The Host rules hold for preflights too (DNS rebinding).
-        policy.check(req.uri(), req.headers()).map_err(|refusal| {
-            tracing::warn!(
-                reason = refusal.reason(),
-                "preflight refused by Host/Origin allow-list"
-            );
-            McpHttpError::HostOrigin(refusal)
-        })?;
-        let Some(origin) = policy.cors_origin(req.headers()).cloned() else {
-            tracing::warn!(
-                reason = Refusal::OriginNotAllowed.reason(),
-                "preflight from an origin outside MCP_ALLOWED_ORIGINS"
-            );
-            return Err(McpHttpError::HostOrigin(Refusal::OriginNotAllowed));
-        };
-        return Ok(preflight(origin, req.headers()));
+/// Step 0 on `/mcp`: the answer to a preflight (`Some` when `req` is one):
+/// 204 for a listed origin, the `host_origin` step's 400/403 otherwise.
+pub fn mcp_preflight<B>(
+    policy: &HostPolicy,
+    req: &http::Request<B>,
+) -> Option<Result<Response, McpHttpError>> {
+    if !is_preflight(req) {
+        return None;
     }
-    let origin = policy.cors_origin(req.headers()).cloned();
-    let mut resp = next.run(req).await;
-    if let Some(origin) = origin {
-        let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSE_HEADERS),
+    // The Host rules hold for preflights too (DNS rebinding).
+    if let Err(refusal) = policy.check(req.uri(), req.headers()) {
+        tracing::warn!(
+            reason = refusal.reason(),
+            "preflight refused by Host/Origin allow-list"
         );
-        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        return Some(Err(McpHttpError::HostOrigin(refusal)));
     }
-    Ok(resp)
+    let Some(origin) = policy.cors_origin(req.headers()).cloned() else {
+        tracing::warn!(
+            reason = Refusal::OriginNotAllowed.reason(),
+            "preflight from an origin outside MCP_ALLOWED_ORIGINS"
+        );
+        return Some(Err(McpHttpError::HostOrigin(Refusal::OriginNotAllowed)));
+    };
+    Some(Ok(preflight(origin, req.headers())))
+}
+
+/// The CORS headers on every other answer (the refusals of later steps
+/// included) to a listed `origin` ([`HostPolicy::cors_origin`]).
+pub fn expose(resp: &mut Response, origin: HeaderValue) {
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 /// Middleware on the public metadata documents: any origin may read them

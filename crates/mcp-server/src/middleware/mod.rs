@@ -1,11 +1,12 @@
-//! The `/mcp` middleware stack, outermost first (wired in `router.rs`). Each
-//! layer takes only the state it needs (`State<XState>`, built from the
-//! [`AppState`](crate::state::AppState) by `FromRef`) and answers every
-//! refusal with a [`McpHttpError`](crate::error::McpHttpError):
+//! The `/mcp` checks, outermost first, folded into one tower service,
+//! [`gate::McpGate`] (wired in `router.rs`). Each step is a plain function
+//! in its own module, takes only the state it needs (`XState`, taken from the
+//! [`AppState`](crate::state::AppState) once, when the router is built) and
+//! answers every refusal with a [`McpHttpError`](crate::error::McpHttpError):
 //!
 //! 0. [`cors`]: preflights answered before authentication (204, 400/403
 //!    for a refused host or origin); CORS headers on the answers to listed
-//!    origins. (Its [`cors::public`] serves the metadata documents.)
+//!    origins. (Its [`cors::public`] layer serves the metadata documents.)
 //! 1. [`host_origin`]: `Host` / `Origin` allow-lists (400/403).
 //! 2. [`bearer`]: failed-authentication budget of the address (429), access
 //!    token and revocation (401/503).
@@ -21,6 +22,7 @@
 pub mod bearer;
 pub mod body;
 pub mod cors;
+pub mod gate;
 pub mod host_origin;
 pub mod rate_limit;
 pub mod scope;

@@ -1,4 +1,4 @@
-//! Third layer on `/mcp`: the scope of the requested operation.
+//! Step 3 on `/mcp`: the scope of the requested operation.
 //!
 //! Which operation? For requests on the 2026-07-28 protocol
 //! (`MCP-Protocol-Version` ≥ 2026-07-28) the SEP-2243 headers say it:
@@ -8,27 +8,39 @@
 //! from the body's `method`, `params.name`, `params.uri`
 //! ([`crate::jsonrpc::peek`]).
 //!
-//! Every POST body is read here (at most [`MAX_BODY_BYTES`]) and checked the
-//! way rmcp will read it ([`crate::jsonrpc::check`]), so a body rmcp could
-//! not read is answered here: 415 for a `Content-Type` other than JSON
-//! (rmcp's own answer, before any byte is read), 413 over the limit, 400 with
-//! -32700 (`id: null`) for malformed JSON of any shape (too deep, `1e400`,
-//! trailing bytes), 400 with -32600 for JSON that is not one JSON-RPC message.
-//! rmcp would answer all of these `415 text/plain`.
+//! Every POST body is read here (at most [`MAX_BODY_BYTES`]), so a body rmcp
+//! could not read is answered with a JSON-RPC error rather than rmcp's
+//! `415 text/plain`: 415 for a `Content-Type` other than JSON (rmcp's own
+//! answer, before any byte is read), 413 over the limit, 400 with -32700
+//! (`id: null`) for malformed JSON of any shape (too deep, `1e400`, trailing
+//! bytes), 400 with -32600 for JSON that is not one JSON-RPC message.
+//!
+//! One parse on the way in: only the peek (none at all when the SEP-2243
+//! headers name the operation). Whether rmcp can read the message
+//! ([`jsonrpc::readable`], the same `serde_json` call rmcp makes) is asked
+//! only when an answer depends on it ([`readable`]): before any later
+//! refusal (403 here, the limiter's 429/503, the session binding's 404), and
+//! when rmcp itself refused the body unread (406/415). A body that fails the
+//! peek gets the full check at once ([`jsonrpc::check`]). So every answer is
+//! the one a check before the scope would give, and a served call no longer
+//! parses its message twice before rmcp's own parse (the check was an
+//! eighth of the server's instructions per stateless call, BENCHMARKS.md).
+//! The one difference: such a body, when nothing else refuses it, has spent
+//! a unit of its client's budget by the time rmcp refuses it.
 //!
 //! A `tools/call` or `resources/read` whose scope the caller lacks gets a 403
 //! challenge and a `mcp.scope_denied` audit event. The handler checks again
-//! (the "second wall", DESIGN.md §5). The classified [`Operation`] is left in
-//! the request extensions for the rate limiter.
+//! (the "second wall", DESIGN.md §5). The classified [`Operation`] and the
+//! body read here go on to the rate limiter ([`Scoped`]): the body is read
+//! once per request.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{FromRef, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
 use base64::Engine;
+use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::audit::{AuditEvent, AuditLog, names};
@@ -39,15 +51,15 @@ use crate::middleware::body::{self, Bounded};
 use crate::policy::{Caller, Operation};
 use crate::state::{AppState, MAX_BODY_BYTES};
 
-/// What this layer needs.
+/// What this step needs.
 #[derive(Clone)]
 pub struct ScopeState {
     challenges: Arc<Challenges>,
     audit: Arc<AuditLog>,
 }
 
-impl FromRef<AppState> for ScopeState {
-    fn from_ref(state: &AppState) -> Self {
+impl ScopeState {
+    pub fn new(state: &AppState) -> Self {
         Self {
             challenges: state.challenges().clone(),
             audit: state.audit().clone(),
@@ -105,52 +117,79 @@ pub fn operation_from_headers(headers: &HeaderMap) -> Option<Operation> {
     Some(Operation::from_parts(Some(method), name, name))
 }
 
-/// Middleware: classify, then allow or 403.
+/// A request that passed this step.
+#[derive(Debug)]
+pub struct Scoped {
+    /// The request, its body (if read) put back for rmcp.
+    pub req: Request,
+    /// What it asks for.
+    pub op: Operation,
+    /// The body of a POST, as read here: where a later refusal finds the id
+    /// it echoes, and what [`readable`] checks.
+    pub body: Option<Bytes>,
+}
+
+/// `Err` with the answer for a POST `body` that rmcp could not read (see
+/// the module docs); `Ok` for a readable body, or none.
+pub fn readable(body: Option<&Bytes>) -> Result<(), McpHttpError> {
+    match body {
+        Some(bytes) => jsonrpc::readable(bytes).map_err(|error| invalid(error, bytes)),
+        None => Ok(()),
+    }
+}
+
+fn invalid(error: jsonrpc::PeekError, bytes: &[u8]) -> McpHttpError {
+    // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
+    let id = match error {
+        jsonrpc::PeekError::Parse => None,
+        _ => body::buffered_request_id(bytes),
+    };
+    McpHttpError::InvalidMessage { error, id }
+}
+
+/// Classifies `req` (reading and checking a POST's body), then allows it
+/// for `caller` or answers 403.
 pub async fn require_scope(
-    State(state): State<ScopeState>,
+    state: &ScopeState,
+    caller: &Caller,
     req: Request,
-    next: Next,
-) -> Result<Response, McpHttpError> {
+) -> Result<Scoped, McpHttpError> {
     let started = Instant::now();
-    let (mut req, op) = if req.method() != Method::POST {
-        (req, Operation::NoMethod)
+    let (req, op, body) = if req.method() != Method::POST {
+        (req, Operation::NoMethod, None)
     } else {
         // The SEP-2243 headers name the operation where rmcp enforces them;
         // the body is read and checked on every POST all the same, so a body
         // rmcp could not read gets a JSON-RPC answer (not rmcp's 415 text).
         let from_headers = operation_from_headers(req.headers());
-        read_and_check(req, from_headers).await?
+        let (req, op, body) = read_and_peek(req, from_headers).await?;
+        (req, op, Some(body))
     };
-    if let Some(required) = op.required_scope() {
-        // The bearer layer runs first; a missing caller cannot reach here, but
-        // if it ever did, refusing is the only safe answer.
-        let Some(caller) = req.extensions().get::<Caller>() else {
-            return Err(state.challenges.unauthorized(false));
+    if let Some(required) = op.required_scope()
+        && !caller.has_scope(required)
+    {
+        readable(body.as_ref())?;
+        let target = op.target().unwrap_or_default();
+        let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
+            .client(caller.client_id())
+            .subject(caller.sub())
+            .reason("insufficient_scope")
+            .required_scope(required)
+            .latency(started.elapsed());
+        let description = match &op {
+            Operation::ToolCall { .. } => {
+                event = event.tool(target);
+                format!("The tool {target} requires the scope {required}")
+            }
+            _ => {
+                event = event.resource(target);
+                format!("The resource {target} requires the scope {required}")
+            }
         };
-        if !caller.has_scope(required) {
-            let target = op.target().unwrap_or_default();
-            let mut event = AuditEvent::new(names::SCOPE_DENIED, "denied")
-                .client(caller.client_id())
-                .subject(caller.sub())
-                .reason("insufficient_scope")
-                .required_scope(required)
-                .latency(started.elapsed());
-            let description = match &op {
-                Operation::ToolCall { .. } => {
-                    event = event.tool(target);
-                    format!("The tool {target} requires the scope {required}")
-                }
-                _ => {
-                    event = event.resource(target);
-                    format!("The resource {target} requires the scope {required}")
-                }
-            };
-            state.audit.record(event);
-            return Err(state.challenges.forbidden(required, description));
-        }
+        state.audit.record(event);
+        return Err(state.challenges.forbidden(required, description));
     }
-    req.extensions_mut().insert(op);
-    Ok(next.run(req).await)
+    Ok(Scoped { req, op, body })
 }
 
 /// rmcp's rule for a POST's `Content-Type`: the media type, parameters
@@ -165,12 +204,15 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Buffers the body (bounded) and checks it ([`jsonrpc::check`]). A body rmcp
-/// would refuse for its `Content-Type` (415) is not read at all.
-async fn read_and_check(
+/// Buffers the body (bounded) and classifies it: from the SEP-2243 headers
+/// when they name the operation, else with the peek ([`jsonrpc::check`] when
+/// the peek fails, for the exact error). A body rmcp would refuse for its
+/// `Content-Type` (415) is not read at all. The request goes on with the
+/// buffered body (a reference count, not a copy).
+async fn read_and_peek(
     req: Request,
     from_headers: Option<Operation>,
-) -> Result<(Request, Operation), McpHttpError> {
+) -> Result<(Request, Operation, Bytes), McpHttpError> {
     if !is_json(req.headers()) {
         return Err(McpHttpError::UnsupportedMediaType);
     }
@@ -196,19 +238,23 @@ async fn read_and_check(
             return Err(McpHttpError::UnreadableBody);
         }
     };
-    let checked = match from_headers {
-        Some(op) => jsonrpc::readable(&bytes).map(|()| op),
-        None => jsonrpc::check(&bytes),
+    let op = match from_headers {
+        Some(op) => op,
+        None => match jsonrpc::peek(&bytes) {
+            Ok(op) => op,
+            // What the check says first (e.g. a parse error for a batch too
+            // deep for serde_json), as when every body was checked.
+            Err(peeked) => {
+                let error = jsonrpc::check(&bytes).err().unwrap_or(peeked);
+                return Err(invalid(error, &bytes));
+            }
+        },
     };
-    let op = checked.map_err(|error| {
-        // JSON-RPC 2.0 §5: the id of a message that does not parse is null.
-        let id = match error {
-            jsonrpc::PeekError::Parse => None,
-            _ => body::buffered_request_id(&bytes),
-        };
-        McpHttpError::InvalidMessage { error, id }
-    })?;
-    Ok((Request::from_parts(parts, Body::from(bytes)), op))
+    Ok((
+        Request::from_parts(parts, Body::from(bytes.clone())),
+        op,
+        bytes,
+    ))
 }
 
 #[cfg(test)]

@@ -6,33 +6,35 @@
 //! session grants nothing. The binding stops a *different* client that learnt
 //! a session id from reading that session's server-to-client stream (GET) or
 //! terminating it (DELETE): such a request gets the same 404 as an unknown
-//! session. It is the innermost layer, because it must see the
+//! session. It is the innermost step, because it must see the
 //! `Mcp-Session-Id` that rmcp puts on the `initialize` response.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
+use bytes::Bytes;
 use http::Method;
 
 use crate::audit::{AuditEvent, AuditLog, names};
 use crate::error::McpHttpError;
+use crate::middleware::scope;
 use crate::policy::Caller;
 use crate::sessions::{SessionOwners, Verdict};
 use crate::state::AppState;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// What this layer needs.
+/// What this step needs.
 #[derive(Clone)]
 pub struct SessionBindingState {
     owners: Arc<SessionOwners>,
     audit: Arc<AuditLog>,
 }
 
-impl FromRef<AppState> for SessionBindingState {
-    fn from_ref(state: &AppState) -> Self {
+impl SessionBindingState {
+    pub fn new(state: &AppState) -> Self {
         Self {
             owners: state.session_owners().clone(),
             audit: state.audit().clone(),
@@ -40,24 +42,30 @@ impl FromRef<AppState> for SessionBindingState {
     }
 }
 
-/// Middleware: refuse another client's session; remember new sessions.
-pub async fn bind(
-    State(state): State<SessionBindingState>,
+/// Refuses another principal's session (404), else serves `req` with
+/// `serve` and remembers a session it opens (forgets one it deletes).
+/// `principal` is the caller's [`Caller::principal`]; `read` the POST body
+/// the scope step read (a body rmcp cannot read is answered as such first:
+/// [`scope::readable`]).
+pub async fn bind<F, Fut>(
+    state: &SessionBindingState,
+    caller: &Caller,
+    principal: &str,
     req: Request,
-    next: Next,
-) -> Result<Response, McpHttpError> {
-    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-        return Ok(next.run(req).await);
-    };
-    let owner = caller.principal();
-    let session = req
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(sid) = &session
-        && state.owners.check(sid, &owner) == Verdict::Foreign
+    read: Option<&Bytes>,
+    serve: F,
+) -> Result<Response, McpHttpError>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    // A reference count on the header's bytes, not a copy: `req` moves on.
+    let session = req.headers().get(SESSION_HEADER).cloned();
+    let sid = session.as_ref().and_then(|v| v.to_str().ok());
+    if let Some(sid) = sid
+        && state.owners.check(sid, principal) == Verdict::Foreign
     {
+        scope::readable(read)?;
         state.audit.record(
             AuditEvent::new(names::SESSION_REFUSED, "denied")
                 .client(caller.client_id())
@@ -68,15 +76,15 @@ pub async fn bind(
         return Err(McpHttpError::SessionNotFound);
     }
     let is_delete = req.method() == Method::DELETE;
-    let resp = next.run(req).await;
-    match &session {
+    let resp = serve(req).await;
+    match sid {
         None => {
             if let Some(new) = resp
                 .headers()
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
             {
-                state.owners.insert(new, &owner);
+                state.owners.insert(new, principal);
             }
         }
         Some(sid) if is_delete && resp.status().is_success() => state.owners.remove(sid),

@@ -1,0 +1,654 @@
+//! [`McpGate`]: the `/mcp` checks folded into one tower service in front of
+//! rmcp (issue 15). It runs the steps of the other modules in this folder,
+//! in the order `router.rs` lists, each a plain function:
+//!
+//! ```text
+//! cors::mcp_preflight → host_origin::check → bearer::authenticate →
+//! scope::require_scope → rate_limit::limit → session_binding::bind → rmcp
+//! (then rate_limit::add_headers and cors::expose on whatever answer came back)
+//! ```
+//!
+//! Why one service and not six `from_fn` layers: each `from_fn` layer cloned
+//! its slice of the state (up to six `Arc`s) and the next service, and boxed
+//! the rest of the stack, on every request. Here the states are built once,
+//! a request costs one reference count and one boxed future, the body is
+//! read once (by the scope step, and the rate limiter finds a refused
+//! request's id in those same bytes) and parsed once before rmcp (the peek;
+//! whether rmcp can read it is asked only when an answer depends on it:
+//! [`scope::readable`]), and the [`Caller`] and [`Operation`] are passed
+//! along instead of going through the request extensions (the caller still
+//! goes there for rmcp's handlers).
+//!
+//! Every answer is what the layers gave: a refusal of a step is its
+//! [`McpHttpError`] answer, the `RateLimit` headers go on every answer after
+//! the limiter (the session step's 404 and rmcp's answers), and the CORS
+//! headers on every answer to a listed origin.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use tower::{Layer, Service, ServiceExt as _};
+
+use super::bearer::{self, BearerState};
+use super::cors;
+use super::host_origin::{self, HostOriginState};
+use super::rate_limit::{self, RateLimitState};
+use super::scope::{self, ScopeState};
+use super::session_binding::{self, SessionBindingState};
+use crate::error::McpHttpError;
+#[cfg(doc)]
+use crate::policy::{Caller, Operation};
+use crate::state::AppState;
+
+/// What the steps need, taken from the [`AppState`] once.
+struct Steps {
+    host: HostOriginState,
+    bearer: BearerState,
+    scope: ScopeState,
+    rate: RateLimitState,
+    sessions: SessionBindingState,
+}
+
+/// The [`Layer`] that puts an [`McpGate`] in front of a service (rmcp's).
+#[derive(Clone)]
+pub struct McpGateLayer {
+    steps: Arc<Steps>,
+}
+
+impl McpGateLayer {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            steps: Arc::new(Steps {
+                host: HostOriginState::new(state),
+                bearer: BearerState::new(state),
+                scope: ScopeState::new(state),
+                rate: RateLimitState::new(state),
+                sessions: SessionBindingState::new(state),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for McpGateLayer {
+    type Service = McpGate<S>;
+
+    fn layer(&self, inner: S) -> McpGate<S> {
+        McpGate {
+            steps: self.steps.clone(),
+            inner,
+        }
+    }
+}
+
+/// The `/mcp` checks in front of `S` (see the module docs).
+#[derive(Clone)]
+pub struct McpGate<S> {
+    steps: Arc<Steps>,
+    inner: S,
+}
+
+impl<S> Service<Request> for McpGate<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Readiness is asked of the inner service when a request gets there
+        // (`oneshot`): most requests are refused or served before it.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let steps = self.steps.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(steps.serve(req, inner).await) })
+    }
+}
+
+/// rmcp's answers to a POST that come before it parses the message: 406
+/// (`Accept`) and 415 (the message did not deserialize).
+fn refused_unread(resp: &Response) -> bool {
+    matches!(
+        resp.status(),
+        http::StatusCode::NOT_ACCEPTABLE | http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+    )
+}
+
+impl Steps {
+    /// Step 0, CORS, around the others.
+    async fn serve<S>(&self, req: Request, inner: S) -> Response
+    where
+        S: Service<Request, Error = Infallible> + Send,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        let policy = self.host.policy();
+        if let Some(answer) = cors::mcp_preflight(policy, &req) {
+            return answer.unwrap_or_else(IntoResponse::into_response);
+        }
+        let origin = policy.cors_origin(req.headers()).cloned();
+        let mut resp = self
+            .check_and_call(req, inner)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+        if let Some(origin) = origin {
+            cors::expose(&mut resp, origin);
+        }
+        resp
+    }
+
+    /// Steps 1 to 5, then the inner service.
+    async fn check_and_call<S>(&self, req: Request, inner: S) -> Result<Response, McpHttpError>
+    where
+        S: Service<Request, Error = Infallible> + Send,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        host_origin::check(&self.host, req.uri(), req.headers())?;
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let caller = bearer::authenticate(&self.bearer, req.headers(), peer).await?;
+        let scope::Scoped {
+            mut req,
+            op,
+            body: read,
+        } = scope::require_scope(&self.scope, &caller, req).await?;
+        let principal = caller.principal();
+        let decision = rate_limit::limit(
+            &self.rate,
+            &caller,
+            &principal,
+            &op,
+            peer,
+            &mut req,
+            read.as_ref(),
+        )
+        .await?;
+        req.extensions_mut().insert(caller.clone());
+        let served = session_binding::bind(
+            &self.sessions,
+            &caller,
+            &principal,
+            req,
+            read.as_ref(),
+            move |req| async move {
+                match inner.oneshot(req).await {
+                    Ok(resp) => resp.into_response(),
+                    Err(never) => match never {},
+                }
+            },
+        )
+        .await;
+        let mut resp = match served {
+            // rmcp refused the body before reading a message (406, 415): if
+            // it cannot read it, the answer is the one for such a body.
+            Ok(resp) if refused_unread(&resp) => {
+                scope::readable(read.as_ref())?;
+                resp
+            }
+            Ok(resp) => resp,
+            // The session step's own refusal comes after the limiter, and so
+            // carries its headers; an unreadable body's answer does not.
+            Err(refusal @ McpHttpError::SessionNotFound) => refusal.into_response(),
+            Err(unreadable) => return Err(unreadable),
+        };
+        rate_limit::add_headers(&self.rate, &mut resp, &decision);
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The gate with real parts (a verifier over a generated key, the
+    //! in-memory limiter and stores) in front of a recording service.
+
+    use std::sync::Mutex;
+
+    use auth::Verifier;
+    use auth::claims::{AccessTokenClaims, Audience};
+    use auth::jwk::JwkSet;
+    use auth::keys::{Algorithm, SigningKey};
+    use auth::scope::ScopeSet;
+    use auth::verify::StaticKeys;
+    use axum::body::Body;
+    use bytes::Bytes;
+    use http::{HeaderValue, Method, StatusCode, header};
+    use http_body_util::BodyExt as _;
+    use ratelimit::{MemoryLimiter, Policy, RateLimitConfig};
+    use server_kit::ready::Readiness;
+    use server_kit::store::MemoryStore;
+
+    use super::*;
+    use crate::audit::AuditLog;
+    use crate::challenge::Challenges;
+    use crate::host_policy::HostPolicy;
+    use crate::limits::Limits;
+    use crate::policy::{self, Caller};
+    use crate::routes::protected_resource::{self, ProtectedResourceMetadata};
+    use crate::state::AppStateParts;
+    use crate::store::MemoryCustomerStore;
+
+    const ISSUER: &str = "http://localhost:8080";
+    const RESOURCE: &str = "http://localhost:8000/mcp";
+
+    /// What the inner service saw of one request.
+    #[derive(Debug)]
+    struct Seen {
+        body: Bytes,
+        client_id: Option<String>,
+    }
+
+    struct Fixture {
+        key: SigningKey,
+        state: AppState,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    /// `burst`: the per-client budget (one unit per request).
+    fn fixture(burst: u32) -> Fixture {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let keys = StaticKeys::new(&JwkSet {
+            keys: vec![key.public_jwk().clone()],
+        });
+        let config = RateLimitConfig {
+            policy: Policy::new(60, burst).unwrap(),
+            tool_call_cost: 1,
+            ..RateLimitConfig::default()
+        };
+        let state = AppState::new(AppStateParts {
+            verifier: Arc::new(Verifier::new(ISSUER.into(), RESOURCE, Arc::new(keys))),
+            revocations: Arc::new(MemoryStore::new()),
+            customers: Arc::new(MemoryCustomerStore::seeded()),
+            audit: Arc::new(AuditLog::default()),
+            host_policy: HostPolicy::new(&["localhost".into()], &["http://localhost:*".into()])
+                .unwrap(),
+            challenges: Challenges::new(
+                &protected_resource::url_for(RESOURCE),
+                &policy::scopes_supported(),
+            )
+            .unwrap(),
+            metadata: ProtectedResourceMetadata::new(RESOURCE, ISSUER),
+            limits: Limits::new(
+                Arc::new(MemoryLimiter::new()),
+                &config,
+                Policy::new(60, 5).unwrap(),
+            ),
+            revocation_fail_open: false,
+            readiness: Readiness::new(None),
+            max_result_bytes: 1 << 20,
+        });
+        Fixture {
+            key,
+            state,
+            seen: Arc::default(),
+        }
+    }
+
+    impl Fixture {
+        fn token(&self, client_id: &str, scope: &str) -> String {
+            let now = auth::now_unix();
+            let claims = AccessTokenClaims {
+                iss: ISSUER.into(),
+                sub: client_id.into(),
+                aud: Audience::One(RESOURCE.into()),
+                client_id: client_id.into(),
+                scope: ScopeSet::parse(scope).unwrap(),
+                iat: now,
+                nbf: now,
+                exp: now + 300,
+                jti: format!("jti-{client_id}"),
+            };
+            auth::jwt::sign(&self.key, "at+jwt", &claims).unwrap()
+        }
+
+        /// The gate in front of a service that records what reached it and
+        /// answers 200 (with a new session id when asked to open one).
+        async fn send(&self, req: http::Request<Body>) -> Response {
+            let seen = self.seen.clone();
+            let inner = tower::service_fn(move |req: Request| {
+                let seen = seen.clone();
+                async move {
+                    let is_post = req.method() == Method::POST;
+                    let client_id = req
+                        .extensions()
+                        .get::<Caller>()
+                        .map(|c| c.client_id().to_owned());
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let open = body.starts_with(b"{\"open\"");
+                    // rmcp's answer to a POST body it cannot deserialize
+                    // (the same serde_json call).
+                    let unread = is_post && crate::jsonrpc::readable(&body).is_err();
+                    seen.lock().unwrap().push(Seen { body, client_id });
+                    if unread {
+                        return Ok::<_, Infallible>(
+                            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "fail to deserialize")
+                                .into_response(),
+                        );
+                    }
+                    let mut resp = StatusCode::OK.into_response();
+                    if open {
+                        resp.headers_mut()
+                            .insert("mcp-session-id", HeaderValue::from_static("s-new"));
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let mut gate = McpGateLayer::new(&self.state).layer(inner);
+            let mut req = req;
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            gate.call(req).await.unwrap()
+        }
+
+        fn served(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
+    }
+
+    /// A JSON POST on `/mcp` with `token`, if any.
+    fn post(token: Option<&str>) -> http::request::Builder {
+        let mut b = http::Request::post("/mcp")
+            .header(header::HOST, "localhost:8000")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b
+    }
+
+    fn call(tool: &str, id: u32) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+        )
+    }
+
+    /// A body that can be read only once, in two frames (as a slow client
+    /// sends it).
+    fn streamed(text: &str) -> Body {
+        let (a, b) = text.split_at(text.len() / 2);
+        let frames: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::copy_from_slice(a.as_bytes())),
+            Ok(Bytes::copy_from_slice(b.as_bytes())),
+        ];
+        Body::from_stream(futures::stream::iter(frames))
+    }
+
+    async fn text(resp: Response) -> String {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn refusals_come_in_the_order_of_the_table() {
+        let f = fixture(10);
+        let good = f.token("app", "customer:read");
+
+        // 1 before 2: a foreign Host is refused whatever the token.
+        let req = http::Request::post("/mcp")
+            .header(header::HOST, "evil.example")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {good}"))
+            .body(Body::from("not json"))
+            .unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(text(resp).await, "Forbidden: Host header is not allowed");
+
+        // 2 before 3: no token, unreadable body and wrong type: 401.
+        let req = http::Request::post("/mcp")
+            .header(header::HOST, "localhost:8000")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from("not json"))
+            .unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            resp.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer resource_metadata=")
+        );
+
+        // 3: with a token, the body is read and checked (415, 400) ...
+        let req = http::Request::post("/mcp")
+            .header(header::HOST, "localhost:8000")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .header(header::AUTHORIZATION, format!("Bearer {good}"))
+            .body(Body::from(call("get_customer_info", 1)))
+            .unwrap();
+        assert_eq!(
+            f.send(req).await.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let req = post(Some(&good)).body(Body::from("{\"jsonrpc\":")).unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(text(resp).await.contains("-32700"));
+
+        // ... and its scope (403) comes before the budget: a denied call is
+        // not charged and gets no RateLimit headers.
+        let req = post(Some(&good))
+            .body(Body::from(call("create_support_ticket", 2)))
+            .unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(resp.headers().get("ratelimit").is_none());
+        assert!(
+            resp.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"scope="ticket:create""#)
+        );
+        assert_eq!(f.served(), 0, "nothing reached the inner service");
+    }
+
+    #[tokio::test]
+    async fn the_body_is_read_once_and_reaches_the_inner_service_whole() {
+        let f = fixture(1);
+        let token = f.token("app", "customer:read");
+        let body = call("get_customer_info", 7);
+
+        let req = post(Some(&token)).body(streamed(&body)).unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["ratelimit"],
+            r#""mcp";r=0;t=1"#,
+            "the limiter's headers on the inner answer"
+        );
+        {
+            let seen = f.seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].body, body.as_bytes());
+            assert_eq!(seen[0].client_id.as_deref(), Some("app"));
+        }
+
+        // The budget (1) is spent: the 429 echoes the id. The body is a
+        // stream that cannot be read twice, so the id comes from the bytes
+        // the scope step read.
+        let req = post(Some(&token)).body(streamed(&body)).unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        let answer: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
+        assert_eq!(answer["id"], 7);
+        assert_eq!(answer["error"]["code"], -32000);
+        assert_eq!(f.served(), 1);
+    }
+
+    #[tokio::test]
+    async fn later_answers_carry_the_limiter_and_cors_headers() {
+        let f = fixture(10);
+        let token = f.token("app", "customer:read");
+        f.state.session_owners().insert("s-1", "other-client");
+
+        // Another client's session: the request gets rmcp's 404, with the
+        // RateLimit headers (it passed the limiter) and, for a listed
+        // origin, the CORS headers.
+        let req = http::Request::get("/mcp")
+            .header(header::HOST, "localhost:8000")
+            .header(header::ORIGIN, "http://localhost:5173")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header("mcp-session-id", "s-1")
+            .body(Body::empty())
+            .unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert!(resp.headers().contains_key("ratelimit"));
+        assert!(resp.headers().contains_key("ratelimit-policy"));
+        assert_eq!(
+            resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "http://localhost:5173"
+        );
+        assert_eq!(text(resp).await, "Not Found: Session not found");
+        assert_eq!(f.served(), 0);
+
+        // A refusal before the limiter has the CORS headers, not the limiter's.
+        let req = http::Request::post("/mcp")
+            .header(header::HOST, "localhost:8000")
+            .header(header::ORIGIN, "http://localhost:5173")
+            .body(Body::empty())
+            .unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp.headers().get("ratelimit").is_none());
+        assert!(
+            resp.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+                .to_str()
+                .unwrap()
+                .contains("WWW-Authenticate")
+        );
+
+        // A preflight is answered before any token.
+        let req = http::Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/mcp")
+            .header(header::HOST, "localhost:8000")
+            .header(header::ORIGIN, "http://localhost:5173")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .body(Body::empty())
+            .unwrap();
+        let resp = f.send(req).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(f.served(), 0);
+    }
+
+    #[tokio::test]
+    async fn new_sessions_are_bound_to_their_opener() {
+        let f = fixture(10);
+        let token = f.token("app", "customer:read");
+        // A GET without a session reaches the inner service, which answers
+        // with a session id: it is recorded for the caller.
+        let open = |token: &str| {
+            http::Request::get("/mcp")
+                .header(header::HOST, "localhost:8000")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::from(r#"{"open":1}"#))
+                .unwrap()
+        };
+        assert_eq!(f.send(open(&token)).await.status(), StatusCode::OK);
+        let foreign = f.token("intruder", "customer:read");
+        let on_session = |token: &str| {
+            http::Request::get("/mcp")
+                .header(header::HOST, "localhost:8000")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header("mcp-session-id", "s-new")
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(
+            f.send(on_session(&foreign)).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(f.send(on_session(&token)).await.status(), StatusCode::OK);
+        assert_eq!(f.served(), 2);
+        let refused: Vec<_> = f
+            .state
+            .audit()
+            .recent(10)
+            .into_iter()
+            .filter(|e| e.event == crate::audit::names::SESSION_REFUSED)
+            .filter_map(|e| e.client_id.map(|c| c.into_owned()))
+            .collect();
+        assert_eq!(refused, ["intruder"]);
+    }
+
+    /// A 400 with the parse error (`id` null) and no RateLimit headers.
+    async fn expect_parse_error(resp: Response) {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(resp.headers().get("ratelimit").is_none());
+        let answer: serde_json::Value = serde_json::from_str(&text(resp).await).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error: request body is not valid JSON"}})
+        );
+    }
+
+    /// JSON the peek classifies but rmcp cannot read (a number out of
+    /// `f64` range): the answer is the parse error whichever step would
+    /// refuse it, as when every body was checked before the scope.
+    #[tokio::test]
+    async fn a_body_rmcp_cannot_read_is_answered_as_such_before_any_refusal() {
+        let bad = |tool: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"n":1e400}}}}}}"#
+            )
+        };
+        let f = fixture(1);
+        let token = f.token("app", "customer:read");
+        let send = |body: String, session: Option<&'static str>| {
+            let mut b = post(Some(&token));
+            if let Some(s) = session {
+                b = b.header("mcp-session-id", s);
+            }
+            f.send(b.body(Body::from(body)).unwrap())
+        };
+        // Instead of the 403 of a tool outside the token's scope.
+        expect_parse_error(send(bad("create_support_ticket"), None).await).await;
+        // Where nothing refuses it first, rmcp does (415), and the answer is
+        // the same; the limiter has counted it (burst 1: now spent).
+        expect_parse_error(send(bad("get_customer_info"), None).await).await;
+        assert_eq!(f.served(), 1);
+        // Instead of the 429 of a spent budget...
+        expect_parse_error(send(bad("get_customer_info"), None).await).await;
+        let good = call("get_customer_info", 5);
+        assert_eq!(
+            send(good, None).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // ... and of the 404 of another client's session.
+        let f2 = fixture(10);
+        f2.state.session_owners().insert("s-1", "other-client");
+        let token2 = f2.token("app", "customer:read");
+        let req = post(Some(&token2))
+            .header("mcp-session-id", "s-1")
+            .body(Body::from(bad("get_customer_info")))
+            .unwrap();
+        expect_parse_error(f2.send(req).await).await;
+
+        // None of them is a scope, rate-limit or session event (the one
+        // event is the good call's 429).
+        let events = |state: &AppState| -> Vec<&str> {
+            state
+                .audit()
+                .recent(10)
+                .into_iter()
+                .map(|e| e.event)
+                .collect()
+        };
+        assert_eq!(events(&f.state), ["ratelimit.limited"]);
+        assert!(events(&f2.state).is_empty());
+    }
+}
