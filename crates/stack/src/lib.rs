@@ -893,6 +893,29 @@ impl Stack {
         self.dir.path()
     }
 
+    /// The concatenated logs `names` (files in [`dir`](Self::dir), as
+    /// [`ChildOutput::File`] writes them), read again until `done` holds for
+    /// them or 10 s have passed (then returned as they are, for the caller's
+    /// assertion to show). The servers write log lines from a writer thread
+    /// (`server_kit::telemetry`), so a line can land a moment after the
+    /// answer of the request that logged it.
+    pub async fn logs_until(&self, names: &[&str], done: impl Fn(&str) -> bool) -> String {
+        let read = || {
+            names
+                .iter()
+                .map(|n| std::fs::read_to_string(self.dir().join(n)).unwrap_or_default())
+                .collect::<String>()
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = read();
+            if done(&log) || tokio::time::Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// An HTTP client for the stack (trusting only the test CA with nginx;
     /// 20 s timeout).
     pub fn http(&self) -> &reqwest::Client {

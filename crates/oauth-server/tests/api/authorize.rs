@@ -686,7 +686,10 @@ async fn sign_in_consent_and_code_are_audited_without_secrets() {
     let done = b.decide(&consent, "approve").await;
     let code = done.redirect_query()["code"].clone();
 
-    let log = std::fs::read_to_string(stack.dir().join("oauth-server.log")).unwrap();
+    // The last event expected below has been written (lines come from a writer thread).
+    let log = stack
+        .logs_until(&["oauth-server.log"], |l| l.contains("auth.code_issued"))
+        .await;
     for secret in [
         "wrong-password-123",
         "another-secret-456",

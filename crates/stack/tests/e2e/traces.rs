@@ -241,9 +241,13 @@ async fn a_tool_call_is_one_trace_across_client_nginx_and_both_servers() {
     assert_eq!(tool.parent_span_id, mcp_call.span_id);
 
     // The audit events name the trace (whichever replica nginx chose).
-    let log: String = (0..stack.replicas().len())
-        .map(|i| std::fs::read_to_string(stack.dir().join(format!("mcp-server-{i}.log"))).unwrap())
+    let files: Vec<String> = (0..stack.replicas().len())
+        .map(|i| format!("mcp-server-{i}.log"))
         .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let log = stack
+        .logs_until(&files, |l| l.contains("mcp.tool_called"))
+        .await;
     let called: Vec<serde_json::Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
