@@ -187,6 +187,49 @@ impl RedisCluster {
             .collect()
     }
 
+    /// Waits (up to 10 s) until every replica of the master at `port` has
+    /// acknowledged everything that master has written (its
+    /// `master_repl_offset`), so a write survives the master's death.
+    /// `WAIT` cannot do this from another connection: it counts only that
+    /// connection's own writes, and one that wrote nothing returns at once.
+    ///
+    /// # Panics
+    ///
+    /// When the master has no replica, or they do not catch up in time.
+    pub fn wait_for_replicas(&self, port: u16) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let info = command(port, &["INFO", "replication"]).unwrap_or_default();
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let written = field("master_repl_offset");
+            // `slave0:ip=…,port=…,state=online,offset=N,lag=0`
+            let acked: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("offset="))
+                .filter_map(|l| {
+                    l.split(',')
+                        .find_map(|kv| kv.strip_prefix("offset="))
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .collect();
+            if let Some(written) = written
+                && !acked.is_empty()
+                && acked.iter().all(|a| *a >= written)
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "testkit: the replicas of the Redis node on port {port} did not catch up: {info}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// One command on the node at `port` (plain RESP over TCP), its reply
     /// as text: a status or bulk string as is, an integer in decimal, an
     /// array as its elements' texts one per line, an error as `Err`.

@@ -26,10 +26,7 @@ fn forms_a_cluster_and_promotes_a_replica_when_a_master_dies() {
         "OK"
     );
     // Replication is asynchronous: wait until the replica has the write.
-    assert_eq!(
-        cluster.command(master, &["WAIT", "1", "5000"]).unwrap(),
-        "1"
-    );
+    cluster.wait_for_replicas(master);
     let other = cluster
         .masters()
         .into_iter()
