@@ -164,23 +164,7 @@ impl Stack {
 
     /// One 2026-07-28 stateless `tools/call`.
     pub async fn call_stateless(&self, token: &str, tool: &str, args: Value) -> Reply {
-        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-        "name": tool, "arguments": args,
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": V2026,
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1.0.0"},
-        }}});
-        self.post_mcp(
-            token,
-            &[
-                ("mcp-protocol-version", V2026),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", tool),
-            ],
-            &body,
-        )
-        .await
+        call_tool_2026(&self.http, &self.resource, token, tool, args).await
     }
 
     /// Opens a 2025-11-25 session (initialize + notifications/initialized).
@@ -307,6 +291,37 @@ pub async fn list_tools_2026(http: &reqwest::Client, url: &str, token: &str) -> 
         .header("content-type", "application/json")
         .header("mcp-protocol-version", V2026)
         .header("mcp-method", "tools/list")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    reply(resp).await
+}
+
+/// A stateless (2026-07-28) `tools/call` of `tool` with `args`, as a client
+/// sends it (per-request `_meta`, `Mcp-Method`, `Mcp-Name`).
+pub async fn call_tool_2026(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    tool: &str,
+    args: Value,
+) -> Reply {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+    "name": tool, "arguments": args,
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": V2026,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1.0.0"},
+    }}});
+    let resp = http
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
         .body(body.to_string())
         .send()
         .await

@@ -8,13 +8,15 @@
 //!
 //! `official_sdks` runs the pinned official MCP SDKs (TypeScript, Python)
 //! against a stack. `redis_cluster` runs the stack on a real Redis Cluster
-//! (3 masters + 3 replicas) and kills a master under load.
+//! (3 masters + 3 replicas) and kills a master under load. `chaos` stops
+//! Redis, the oauth-server and one replica under load.
 //!
 //! Missing nginx/redis-server/openssl/docker-compose/hadolint/task/chromium
 //! (and the SDKs in `.tools/`) skip loudly, or fail when `SECURE_MCP_REQUIRE_SERVICES=1` (CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser_login;
+mod chaos;
 mod child_processes;
 mod clients;
 mod deploy_files;
@@ -26,7 +28,6 @@ mod metrics;
 mod oauth;
 mod official_sdks;
 mod redis_cluster;
-mod redis_outage;
 mod signin_tls;
 mod tls;
 mod tools;
