@@ -472,6 +472,27 @@ fn cache_lifetime<'a>(values: impl Iterator<Item = &'a str>) -> Duration {
     max_age.unwrap_or(DEFAULT_TTL).clamp(MIN_TTL, MAX_TTL)
 }
 
+/// Entry points for the fuzz targets (`fuzz/fuzz_targets/cimd.rs`): the
+/// document check and the URL rules, without the fetch. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Client, MetadataDocuments, Refusal};
+
+    /// [`MetadataDocuments`]' check of a fetched document `body` for `url`.
+    pub fn client_from_document(
+        docs: &MetadataDocuments,
+        url: &str,
+        body: &[u8],
+    ) -> Result<Client, Refusal> {
+        docs.client_from_document(url, body)
+    }
+
+    /// The draft's URL rules for a `client_id` ([`super::check_url`]).
+    pub fn check_url(raw: &str) -> Result<url::Url, Refusal> {
+        super::check_url(raw)
+    }
+}
+
 /// The webpki roots plus the certificates of `extra` (PEM).
 fn tls_config(extra: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = RootCertStore {
