@@ -31,8 +31,8 @@ use axum::response::{IntoResponse, Response};
 use tower::Service;
 
 use crate::error::OAuthError;
-use crate::routes;
 use crate::router::{CORS_ALLOW_HEADERS, CORS_MAX_AGE};
+use crate::routes;
 use crate::state::AppState;
 
 /// The endpoint behind a [`BrowserGate`].
@@ -134,10 +134,7 @@ impl Inner {
     /// The per-IP budget, then the handler (or the 405 of another method).
     async fn limit_and_call(&self, req: Request) -> Response {
         let state = &self.state;
-        let Some(ConnectInfo(peer)) = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .copied()
+        let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
         else {
             // The server always serves with connect info.
             return OAuthError::internal("client address", &"no connect info").into_response();
