@@ -110,9 +110,6 @@ pub fn router(state: AppState) -> Router {
                 span
             }),
         )
-        .layer(middleware::from_fn_with_state(
-            http_metrics,
-            server_kit::metrics::track,
-        ))
+        .layer(server_kit::metrics::TrackLayer::new(http_metrics))
         .with_state(state)
 }
