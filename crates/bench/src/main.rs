@@ -7,8 +7,9 @@
 //! target/release/secure-mcp-bench --help   # scenarios and environment variables
 //! ```
 //! Scenarios: `ceiling` (JWT sign/verify in process, a bare axum handler, and
-//! rmcp alone — the MCP framework with a trivial tool and none of our layers —
-//! under the same `tools/call` requests), `token-rs256`, `token-es256`,
+//! rmcp alone — the MCP framework with a trivial tool and none of our layers,
+//! a child process like the servers and metered like them — under the same
+//! `tools/call` requests), `token-rs256`, `token-es256`,
 //! `token-dev-argon2` (RS256 tokens for the three dev clients of
 //! `config/clients.toml`, whose secrets are argon2id), `tools-call` (2026-07-28
 //! stateless), `tools-call-session` (2025-11-25), `tools-call-redis`,
