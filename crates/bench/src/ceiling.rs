@@ -1,11 +1,13 @@
 //! Physical ceilings measured in the same run: JWT sign/verify throughput
-//! with pre-parsed keys (one thread and all cores), and a bare axum handler
-//! answering a body of the same size as the scenario under test.
+//! with pre-parsed keys (one thread and all cores), a bare axum handler
+//! answering a body of the same size as the scenario under test, and rmcp
+//! alone in a child process ([`RmcpAlone`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use auth::claims::{AccessTokenClaims, Audience};
 use auth::keys::{Algorithm, SigningKey};
 use auth::scope::ScopeSet;
@@ -96,47 +98,124 @@ pub fn bare_axum(body: Bytes, cores: usize) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// The MCP framework alone: rmcp's streamable HTTP service with the same
-/// configuration as mcp-server (legacy sessions on, JSON responses) and one
-/// tool that returns a fixed record of the same shape as
+/// The hidden first argument that makes the bench binary serve rmcp alone
+/// ([`serve_bare_rmcp`]) instead of benchmarking.
+pub const SERVE_RMCP_ALONE: &str = "__serve-rmcp-alone";
+
+/// The MCP framework alone, as a child process like every server we
+/// measure: the bench binary again, serving [`serve_bare_rmcp`] on
+/// `127.0.0.1:0` with the servers' runtime (`#[tokio::main]`, one worker per
+/// core). In the bench's own process it shared a process, an allocator and
+/// the scheduler's accounting with the generator, and its CPU could not be
+/// metered apart, so "% of rmcp alone" compared unlike things. Killed on
+/// drop; it also exits when its stdin closes (the bench died).
+pub struct RmcpAlone {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl RmcpAlone {
+    /// Starts the child and waits for the `port N` line it prints once
+    /// listening.
+    pub fn spawn() -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        use std::process::{Command, Stdio};
+
+        let exe = std::env::current_exe().context("locating the bench executable")?;
+        let mut child = Command::new(exe)
+            .arg(SERVE_RMCP_ALONE)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the rmcp-alone child")?;
+        let mut line = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| std::io::BufReader::new(out).read_line(&mut line));
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse::<u16>().ok());
+        match (read, port) {
+            (Some(Ok(_)), Some(port)) => Ok(Self {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("the rmcp-alone child did not report its port (said {line:?})")
+            }
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RmcpAlone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child's side of [`RmcpAlone`]: rmcp's streamable HTTP service with
+/// the same configuration as mcp-server (legacy sessions on, JSON
+/// responses) and one tool that returns a fixed record of the same shape as
 /// `get_customer_info`, with no middleware, no token, no scope, no limiter,
-/// no audit. What a `tools/call` costs before any of our work.
-pub fn bare_rmcp(cores: usize) -> anyhow::Result<SocketAddr> {
+/// no audit — what a `tools/call` costs before any of our work. Prints
+/// `port N` when listening; returns when stdin closes.
+pub async fn serve_bare_rmcp() -> anyhow::Result<()> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService,
     };
 
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    std_listener.set_nonblocking(true)?;
-    let addr = std_listener.local_addr()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .enable_all()
-        .build()?;
-    std::thread::spawn(move || {
-        rt.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                return;
-            };
-            let config = StreamableHttpServerConfig::default()
-                .with_legacy_session_mode(true)
-                .with_json_response(true);
-            let service = StreamableHttpService::new(
-                || Ok(BareHandler),
-                std::sync::Arc::new(LocalSessionManager::default()),
-                config,
-            );
-            let app = axum::Router::new().route_service("/mcp", service);
-            // As mcp-server does: without it a session's small JSON answers
-            // wait for Nagle + delayed ACK (~40 ms each).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let _ = axum::serve(listener, app).await;
-        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_json_response(true);
+    let service = StreamableHttpService::new(
+        || Ok(BareHandler),
+        std::sync::Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let app = axum::Router::new().route_service("/mcp", service);
+    // As mcp-server does: without it a session's small JSON answers
+    // wait for Nagle + delayed ACK (~40 ms each).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
     });
-    Ok(addr)
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "port {port}")?;
+        out.flush()?;
+    }
+    // A plain thread (tokio's stdin needs a feature the workspace does not
+    // build): EOF on stdin means the bench is gone.
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = closed_tx.send(());
+    });
+    tokio::select! {
+        served = axum::serve(listener, app) => served?,
+        _ = closed_rx => {}
+    }
+    Ok(())
 }
 
 static BARE_TOOL: std::sync::LazyLock<rmcp::model::Tool> = std::sync::LazyLock::new(|| {

@@ -7,8 +7,9 @@
 //! target/release/secure-mcp-bench --help   # scenarios and environment variables
 //! ```
 //! Scenarios: `ceiling` (JWT sign/verify in process, a bare axum handler, and
-//! rmcp alone — the MCP framework with a trivial tool and none of our layers —
-//! under the same `tools/call` requests), `token-rs256`, `token-es256`,
+//! rmcp alone — the MCP framework with a trivial tool and none of our layers,
+//! a child process like the servers and metered like them — under the same
+//! `tools/call` requests), `token-rs256`, `token-es256`,
 //! `token-dev-argon2` (RS256 tokens for the three dev clients of
 //! `config/clients.toml`, whose secrets are argon2id), `tools-call` (2026-07-28
 //! stateless), `tools-call-session` (2025-11-25), `tools-call-redis`,
@@ -245,44 +246,49 @@ async fn token_scenario(
     sign_ceiling: Option<f64>,
 ) -> anyhow::Result<Row> {
     let stack = stack::start(alg, false, stack::Store::Memory).await?;
-    let addr = stack.oauth().addr();
-    let (make, check) = stack::token_requests(&addr.to_string());
-    let meter = cpu::Meter::start(
-        meter_subjects(stack.oauth().pid(), "oauth-server", None),
-        o.warmup,
-    );
-    let stats = load::run(
-        load::Target {
-            addr,
-            tls: None,
-            make,
-            check,
-        },
-        o.connections,
-        o.warmup,
-        o.duration,
-    )
-    .await?;
-    report_first_error(&format!("token-{alg}"), &stats);
-    let m = stack.metrics.oauth;
-    stack::check_counted(&format!("token-{alg}"), "oauth-server", m, stats.ok).await?;
-    let name = format!("token {alg} (client_secret_basic)");
-    let mut r = row(
-        &name,
-        &stats,
-        stack.oauth().rss_mib(),
+    let (make, check) = stack::token_requests(&stack.oauth().addr().to_string());
+    token_load(
+        &stack,
+        make,
+        check,
+        &format!("token-{alg}"),
+        &format!("token {alg} (client_secret_basic)"),
         sign_ceiling.map(|v| (format!("{alg} sign, all cores"), v)),
-    );
-    r.cpu = meter.finish(stats.ok + stats.errors).await?;
-    Ok(r)
+        o,
+    )
+    .await
 }
 
 /// `token-dev-argon2`: the token endpoint as the three dev clients (argon2id
-/// secrets), round robin; the oauth-server's RSS is read after the load.
+/// secrets), round robin.
 async fn dev_token_scenario(o: &Opts, ceiling: Option<f64>) -> anyhow::Result<Row> {
     let stack = stack::start_with_dev_clients().await?;
+    let (make, check) = stack::dev_token_requests(&stack.oauth().addr().to_string());
+    token_load(
+        &stack,
+        make,
+        check,
+        "token-dev-argon2",
+        "token RS256, dev clients (argon2id secrets, 3 clients)",
+        ceiling.map(|v| ("RS256 sign, all cores".to_owned(), v)),
+        o,
+    )
+    .await
+}
+
+/// The load of a token scenario on `stack`'s oauth-server, metered; the
+/// server must have counted every completed request, and its RSS is read
+/// after the load.
+async fn token_load(
+    stack: &stack::Stack,
+    make: load::MakeRequest,
+    check: load::Check,
+    scenario: &str,
+    name: &str,
+    ceiling: Option<(String, f64)>,
+    o: &Opts,
+) -> anyhow::Result<Row> {
     let addr = stack.oauth().addr();
-    let (make, check) = stack::dev_token_requests(&addr.to_string());
     let meter = cpu::Meter::start(
         meter_subjects(stack.oauth().pid(), "oauth-server", None),
         o.warmup,
@@ -299,15 +305,9 @@ async fn dev_token_scenario(o: &Opts, ceiling: Option<f64>) -> anyhow::Result<Ro
         o.duration,
     )
     .await?;
-    report_first_error("token-dev-argon2", &stats);
-    let m = stack.metrics.oauth;
-    stack::check_counted("token-dev-argon2", "oauth-server", m, stats.ok).await?;
-    let mut r = row(
-        "token RS256, dev clients (argon2id secrets, 3 clients)",
-        &stats,
-        stack.oauth().rss_mib(),
-        ceiling.map(|v| ("RS256 sign, all cores".to_owned(), v)),
-    );
+    report_first_error(scenario, &stats);
+    stack::check_counted(scenario, "oauth-server", stack.metrics.oauth, stats.ok).await?;
+    let mut r = row(name, &stats, stack.oauth().rss_mib(), ceiling);
     r.cpu = meter.finish(stats.ok + stats.errors).await?;
     Ok(r)
 }
@@ -430,10 +430,12 @@ fn print_commands_per_call(
     );
 }
 
-/// rmcp alone ([`ceiling::bare_rmcp`]) under the same requests as the
-/// `tools-call` scenarios: stateless, then one session per connection.
-async fn rmcp_ceilings(o: &Opts, cores: usize) -> anyhow::Result<[Row; 2]> {
-    let addr = ceiling::bare_rmcp(cores)?;
+/// rmcp alone ([`ceiling::RmcpAlone`], a child process like the servers)
+/// under the same requests as the `tools-call` scenarios: stateless, then
+/// one session per connection; its CPU per call metered as theirs is.
+async fn rmcp_ceilings(o: &Opts) -> anyhow::Result<[Row; 2]> {
+    let rmcp = ceiling::RmcpAlone::spawn()?;
+    let addr = rmcp.addr();
     // No authorization server here: rmcp ignores the header, but the
     // requests stay byte-for-byte the shape of the real scenario.
     let token = "x".repeat(720);
@@ -451,6 +453,10 @@ async fn rmcp_ceilings(o: &Opts, cores: usize) -> anyhow::Result<[Row; 2]> {
                 String::from_utf8_lossy(&body[..body.len().min(400)])
             );
         }
+        let meter = cpu::Meter::start(
+            meter_subjects(Some(rmcp.pid()), "rmcp alone", None),
+            o.warmup,
+        );
         let stats = load::run(
             load::Target {
                 addr,
@@ -463,12 +469,15 @@ async fn rmcp_ceilings(o: &Opts, cores: usize) -> anyhow::Result<[Row; 2]> {
             o.duration,
         )
         .await?;
+        report_first_error("rmcp ceiling", &stats);
         let name = if session {
             "ceiling: rmcp alone, tools/call in a 2025-11-25 session"
         } else {
             "ceiling: rmcp alone, stateless 2026-07-28 tools/call"
         };
-        out.push(row(name, &stats, None, None));
+        let mut r = row(name, &stats, None, None);
+        r.cpu = meter.finish(stats.ok + stats.errors).await?;
+        out.push(r);
     }
     let [a, b]: [Row; 2] = out
         .try_into()
@@ -615,6 +624,10 @@ async fn first_call(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The child of the rmcp-alone ceiling (ceiling::RmcpAlone), not a bench run.
+    if std::env::args().nth(1).as_deref() == Some(ceiling::SERVE_RMCP_ALONE) {
+        return ceiling::serve_bare_rmcp().await;
+    }
     let o = parse_args();
     stack::set_metrics(o.metrics == Metrics::On);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -674,7 +687,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         rows.push(row("ceiling: bare axum, 720 B body", &stats, None, None));
-        let [stateless, session] = rmcp_ceilings(&o, cores).await?;
+        let [stateless, session] = rmcp_ceilings(&o).await?;
         rmcp_ceiling = [Some(stateless.rps), Some(session.rps)];
         rows.push(stateless);
         rows.push(session);

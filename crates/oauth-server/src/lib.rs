@@ -33,12 +33,14 @@
 //! - [`form`]: strict form bodies; [`error`]: RFC 6749 §5.2 errors.
 //! - [`policy`]: the scope policy (intersection) and the RFC 8707 resource rule.
 //! - [`limits`]: per-IP and per-client rate limits (brute-force protection).
+//! - [`gate`]: `/token` and `/revoke` as one service (CORS, per-IP budget,
+//!   handler).
 //! - [`audit`]: `auth.*` audit events; [`cli`]: the non-serving subcommands.
 //! - [`metrics`]: the Prometheus families (`OAUTH_METRICS_BIND`, a listener
 //!   of its own started by [`app`]).
 //!
 //! # A token request
-//! `POST /token` → CORS → [`limits::ip_limit`] (per-IP budget) → [`form::read_form`] (media type, 16 KiB cap, no repeated
+//! `POST /token` → [`gate`]: CORS → per-IP budget ([`limits::Limits::check_ip`]) → [`form::read_form`] (media type, 16 KiB cap, no repeated
 //! parameters) → `grant_type` present → [`client_auth::authenticate`] →
 //! the grant's file: grant allowed for the client → client_credentials: scope
 //! policy and resource ([`policy`]); authorization_code: consume the code
@@ -68,6 +70,7 @@ pub mod config;
 pub mod directory;
 pub mod error;
 pub mod form;
+pub mod gate;
 pub mod keystore;
 pub mod limits;
 pub mod metrics;

@@ -211,8 +211,9 @@ fn limited(limiter: &'static str, client_id: Option<&str>, ip: IpAddr, d: &Decis
     crate::audit::rate_limited(limiter, client_id, ip, d.retry_after);
 }
 
-/// Middleware: resolve the client address, apply the per-IP budget, and add
-/// the `RateLimit` headers to whatever the handler answers.
+/// Middleware (`/introspect`): resolve the client address, apply the
+/// per-IP budget, and add the `RateLimit` headers to whatever the handler
+/// answers. `/token` and `/revoke` take the same steps in [`crate::gate`].
 pub async fn ip_limit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -222,22 +223,39 @@ pub async fn ip_limit(
     let limits = &state.limits;
     let ip = limits.trusted.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
-    let decision = limits.check(&format!("rl:ip:{ip}"), 1).await;
-    if let Ok(d) = &decision {
-        limits.record("ip", d);
-    }
-    match decision {
-        Ok(d) if d.allowed => {
+    match limits.check_ip(ip).await {
+        Ok(d) => {
             let mut resp = next.run(req).await;
-            if !resp.headers().contains_key(headers::RATELIMIT) {
-                limits.insert_allowed(resp.headers_mut(), &d);
-            }
+            limits.add_headers(&mut resp, &d);
             resp
         }
-        Ok(d) => {
-            limited("ip", None, ip, &d);
-            limits.too_many(&d).into_response()
+        Err(refused) => refused,
+    }
+}
+
+impl Limits {
+    /// The per-IP budget (`rl:ip:{ip}`, cost 1): the decision of an allowed
+    /// request, or the answer to a refused one (429, or 503 in `closed` mode).
+    pub async fn check_ip(&self, ip: IpAddr) -> Result<Decision, Response> {
+        let decision = self.check(&format!("rl:ip:{ip}"), 1).await;
+        if let Ok(d) = &decision {
+            self.record("ip", d);
         }
-        Err(e) => unavailable(&e).into_response(),
+        match decision {
+            Ok(d) if d.allowed => Ok(d),
+            Ok(d) => {
+                limited("ip", None, ip, &d);
+                Err(self.too_many(&d).into_response())
+            }
+            Err(e) => Err(unavailable(&e).into_response()),
+        }
+    }
+
+    /// The `RateLimit` headers of an allowed per-IP check on the answer
+    /// behind it, unless that answer has its own (the per-client 429).
+    pub fn add_headers(&self, resp: &mut Response, d: &Decision) {
+        if !resp.headers().contains_key(headers::RATELIMIT) {
+            self.insert_allowed(resp.headers_mut(), d);
+        }
     }
 }

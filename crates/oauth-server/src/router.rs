@@ -2,7 +2,7 @@
 //!
 //! | routes | layers, outermost first | may answer |
 //! |---|---|---|
-//! | `/token`, `/revoke` | CORS (any origin) → per-IP limit → handler | preflight 200, 429, RFC 6749 errors |
+//! | `/token`, `/revoke` | one service ([`crate::gate`]): CORS (any origin) → per-IP limit → handler | preflight 200, 429, 405, RFC 6749 errors |
 //! | `/register` | CORS (any origin) → handler (its own per-IP budget inside) | preflight 200, 201, RFC 7591 errors, 429, 404 when off |
 //! | `/introspect` | per-IP limit → handler (no CORS: resource servers call it, not browsers) | 429, RFC 6749 errors |
 //! | `/authorize` | GET: handler; POST: per-IP budget → handler (no CORS: pages for people) | HTML pages, 302 to the client, 429 page |
@@ -22,11 +22,20 @@ use axum::{Router, middleware};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::gate::{BrowserGate, Endpoint};
 use crate::state::AppState;
 use crate::{limits, routes};
 
 /// How long a browser may cache a preflight answer (Chromium caps it at 2 h).
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The request headers a browser may send cross-origin (a preflight's
+/// `access-control-allow-headers`).
+pub const CORS_ALLOW_HEADERS: [HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    HeaderName::from_static("mcp-protocol-version"),
+];
 
 /// CORS for endpoints a browser-based MCP host calls directly (discovery,
 /// JWKS, token, revocation, registration): any origin, and never
@@ -38,11 +47,7 @@ pub fn browser_cors(methods: &[Method]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods(methods.to_vec())
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("mcp-protocol-version"),
-        ])
+        .allow_headers(CORS_ALLOW_HEADERS)
         .max_age(CORS_MAX_AGE)
 }
 
@@ -52,12 +57,11 @@ pub fn router(state: AppState) -> Router {
     let ip_limit = || middleware::from_fn_with_state(state.clone(), limits::ip_limit);
     // Client-authenticated endpoints a browser may call (a public client in
     // a web page): CORS outside the per-IP budget, so a preflight costs
-    // nothing and a 429 is readable by the page.
+    // nothing and a 429 is readable by the page. One service each
+    // (gate.rs): the hot path of issue 15.
     let browser_api = Router::new()
-        .route("/token", post(routes::token::token))
-        .route("/revoke", post(routes::revoke::revoke))
-        .route_layer(ip_limit())
-        .layer(browser_cors(&[Method::POST, Method::OPTIONS]));
+        .route_service("/token", BrowserGate::new(state.clone(), Endpoint::Token))
+        .route_service("/revoke", BrowserGate::new(state.clone(), Endpoint::Revoke));
     // RFC 7591 registration from browser-based hosts too; its own per-IP
     // budget inside (rl:reg:{ip}); 404 when OAUTH_REGISTRATION=off.
     let registration = Router::new()
@@ -106,9 +110,6 @@ pub fn router(state: AppState) -> Router {
                 span
             }),
         )
-        .layer(middleware::from_fn_with_state(
-            http_metrics,
-            server_kit::metrics::track,
-        ))
+        .layer(server_kit::metrics::TrackLayer::new(http_metrics))
         .with_state(state)
 }

@@ -7,8 +7,9 @@
 //! tokens, and tokens of other clients, still get 200 (§2.2) so the endpoint
 //! is no oracle.
 
+use std::net::IpAddr;
+
 use axum::body::Body;
-use axum::extract::{Extension, State};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -16,18 +17,16 @@ use crate::audit;
 use crate::client_auth::authenticate;
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::read_form;
-use crate::limits::ClientIp;
 use crate::state::AppState;
 
-pub async fn revoke(
-    State(state): State<AppState>,
-    Extension(ClientIp(peer)): Extension<ClientIp>,
-    request: Request<Body>,
-) -> Response {
+/// Answers one `POST /revoke` from `peer` (the address after
+/// `TRUSTED_PROXIES`); [`crate::gate`] calls it after CORS and the per-IP
+/// budget.
+pub async fn revoke(state: &AppState, request: Request<Body>, peer: IpAddr) -> Response {
     let (parts, body) = request.into_parts();
     let result: Result<(), OAuthError> = async {
         let params = read_form(&parts.headers, body).await?;
-        let client = authenticate(&state, &parts.headers, &params, "revoke", peer)
+        let client = authenticate(state, &parts.headers, &params, "revoke", peer)
             .await?
             .client;
         let token = params
@@ -46,7 +45,7 @@ pub async fn revoke(
         // two apart anyway: refresh tokens are opaque base64url (no dot),
         // access tokens are JWTs.
         if !token.contains('.') {
-            return revoke_refresh(&state, &client.client_id, token, peer).await;
+            return revoke_refresh(state, &client.client_id, token, peer).await;
         }
         // With the resource servers' leeway: a token that expired a few
         // seconds ago still opens doors there, so revoking it is not a no-op.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use auth::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use auth::scope::ScopeSet;
 use axum::body::Body;
-use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -24,16 +23,14 @@ use crate::client_auth::{Authenticated, authenticate};
 use crate::clients::{AuthMethod, Client};
 use crate::error::{ErrorCode, OAuthError, no_store};
 use crate::form::{Params, read_form};
-use crate::limits::ClientIp;
 use crate::state::AppState;
 
-pub async fn token(
-    State(state): State<AppState>,
-    Extension(ClientIp(peer)): Extension<ClientIp>,
-    request: Request<Body>,
-) -> Response {
+/// Answers one `POST /token` from `peer` (the address after
+/// `TRUSTED_PROXIES`); [`crate::gate`] calls it after CORS and the per-IP
+/// budget.
+pub async fn token(state: &AppState, request: Request<Body>, peer: IpAddr) -> Response {
     let (parts, body) = request.into_parts();
-    match handle(&state, &parts.headers, body, peer).await {
+    match handle(state, &parts.headers, body, peer).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }

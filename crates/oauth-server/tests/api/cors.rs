@@ -130,3 +130,158 @@ async fn introspection_and_authorize_get_no_cors() {
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "access-control-allow-origin"), None);
 }
+
+/// Every header of an answer but `date`, `content-length` (a token's length
+/// varies) and `ratelimit` (its reset moves with the clock; its remaining
+/// count is checked apart), sorted.
+fn headers_of(resp: &reqwest::Response) -> Vec<String> {
+    let mut all: Vec<String> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "content-length" | "ratelimit"))
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+        .collect();
+    all.sort();
+    all
+}
+
+const ANY_ORIGIN: &str = "access-control-allow-origin: *";
+const VARY: &str = "vary: origin, access-control-request-method, access-control-request-headers";
+const POLICY: &str = "ratelimit-policy: \"oauth\";q=1;w=60";
+
+/// The exact headers of every kind of `/token` and `/revoke` answer: CORS
+/// (`*` and `vary`, with or without `Origin`) on a 200, 401, 405 and the
+/// per-IP 429 alike, the RateLimit headers of the per-IP budget on all but
+/// the preflight (which costs nothing), and the preflight's own. Pins what
+/// the CORS layer, the per-IP `from_fn` and axum's method router wrote
+/// before issue 15 folded them into one service.
+#[tokio::test]
+async fn token_and_revoke_answers_carry_exact_cors_and_ratelimit_headers() {
+    let app = spawn_with(Opts {
+        policy: Some((1, 5)),
+        ..Opts::default()
+    })
+    .await;
+    let send = |method: reqwest::Method, path: &str, basic: bool, origin: bool, body: String| {
+        let mut req = app
+            .http
+            .request(method, app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if origin {
+            req = req.header("origin", "https://host.example");
+        }
+        if basic {
+            req = req.header("authorization", basic_header(FAST_ID, FAST_SECRET));
+        }
+        req.send()
+    };
+    let remaining = |r: &reqwest::Response, n: u32| {
+        let v = header(r, "ratelimit").unwrap();
+        assert!(v.starts_with(&format!("\"oauth\";r={n};t=")), "{v}");
+    };
+    let json_answer = [
+        ANY_ORIGIN,
+        "cache-control: no-store",
+        "content-type: application/json",
+        "pragma: no-cache",
+        POLICY,
+        VARY,
+    ];
+    let cc = || form(&[("grant_type", "client_credentials")]);
+
+    // A token, with and without Origin.
+    let resp = send(reqwest::Method::POST, "/token", true, true, cc())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    remaining(&resp, 4);
+    assert_eq!(headers_of(&resp), json_answer);
+    let body: Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let resp = send(reqwest::Method::POST, "/token", true, false, cc())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    remaining(&resp, 3);
+    assert_eq!(headers_of(&resp), json_answer);
+
+    // Another method: axum's 405, charged to the IP like any request.
+    let resp = send(reqwest::Method::GET, "/token", true, true, cc())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    remaining(&resp, 2);
+    assert_eq!(header(&resp, "content-length"), Some("0"));
+    assert_eq!(headers_of(&resp), [ANY_ORIGIN, "allow: POST", POLICY, VARY]);
+
+    // A revocation.
+    let resp = send(
+        reqwest::Method::POST,
+        "/revoke",
+        true,
+        true,
+        form(&[("token", &token)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    remaining(&resp, 1);
+    assert_eq!(header(&resp, "content-length"), Some("0"));
+    assert_eq!(
+        headers_of(&resp),
+        [
+            ANY_ORIGIN,
+            "cache-control: no-store",
+            "pragma: no-cache",
+            POLICY,
+            VARY
+        ]
+    );
+
+    // No client authentication: 401 (the penalty no longer fits).
+    let resp = send(reqwest::Method::POST, "/token", false, true, cc())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    remaining(&resp, 0);
+    assert_eq!(headers_of(&resp), json_answer);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"error":"invalid_client","error_description":"client authentication is required"}"#
+    );
+
+    // The per-IP 429.
+    let resp = send(reqwest::Method::POST, "/token", true, true, cc())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(header(&resp, "ratelimit"), Some("\"oauth\";r=0;t=60"));
+    let mut refused = json_answer.to_vec();
+    refused.push("retry-after: 60");
+    refused.sort_unstable();
+    assert_eq!(headers_of(&resp), refused);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"error":"slow_down","error_description":"too many requests; retry after 60 s"}"#
+    );
+
+    // A preflight is answered before the budget (spent here), with `allow`.
+    for path in ["/token", "/revoke"] {
+        let resp = preflight(&app, path, "POST").await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(header(&resp, "content-length"), Some("0"), "{path}");
+        assert_eq!(
+            headers_of(&resp),
+            [
+                "access-control-allow-headers: authorization,content-type,mcp-protocol-version",
+                "access-control-allow-methods: POST,OPTIONS",
+                ANY_ORIGIN,
+                "access-control-max-age: 3600",
+                "allow: POST",
+                VARY,
+            ],
+            "{path}"
+        );
+    }
+}
