@@ -53,6 +53,7 @@ pub mod app;
 pub mod audit;
 pub mod challenge;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod host_policy;
 pub mod jsonrpc;

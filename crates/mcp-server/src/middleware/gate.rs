@@ -40,6 +40,7 @@ use super::host_origin::{self, HostOriginState};
 use super::rate_limit::{self, RateLimitState};
 use super::scope::{self, ScopeState};
 use super::session_binding::{self, SessionBindingState};
+use crate::direct::DirectCalls;
 use crate::error::McpHttpError;
 #[cfg(doc)]
 use crate::policy::{Caller, Operation};
@@ -52,6 +53,9 @@ struct Steps {
     scope: ScopeState,
     rate: RateLimitState,
     sessions: SessionBindingState,
+    /// The direct stateless `tools/call` path; `None` sends every request
+    /// to the inner service (the equivalence test's reference).
+    direct: Option<DirectCalls>,
 }
 
 /// The [`Layer`] that puts an [`McpGate`] in front of a service (rmcp's).
@@ -62,6 +66,12 @@ pub struct McpGateLayer {
 
 impl McpGateLayer {
     pub fn new(state: &AppState) -> Self {
+        Self::with_direct_calls(state, true)
+    }
+
+    /// `direct`: whether stateless 2026-07-28 `tools/call` requests are
+    /// answered by [`DirectCalls`] (always, outside the equivalence test).
+    pub(crate) fn with_direct_calls(state: &AppState, direct: bool) -> Self {
         Self {
             steps: Arc::new(Steps {
                 host: HostOriginState::new(state),
@@ -69,6 +79,7 @@ impl McpGateLayer {
                 scope: ScopeState::new(state),
                 rate: RateLimitState::new(state),
                 sessions: SessionBindingState::new(state),
+                direct: direct.then(|| DirectCalls::new(state)),
             }),
         }
     }
@@ -177,13 +188,19 @@ impl Steps {
         )
         .await?;
         req.extensions_mut().insert(caller.clone());
+        let (caller, read) = (&caller, read.as_ref());
         let served = session_binding::bind(
             &self.sessions,
-            &caller,
+            caller,
             &principal,
             req,
-            read.as_ref(),
+            read,
             move |req| async move {
+                if let Some(direct) = &self.direct
+                    && let Some(resp) = direct.serve(caller, req.method(), req.headers(), read).await
+                {
+                    return resp;
+                }
                 match inner.oneshot(req).await {
                     Ok(resp) => resp.into_response(),
                     Err(never) => match never {},
@@ -195,7 +212,7 @@ impl Steps {
             // rmcp refused the body before reading a message (406, 415): if
             // it cannot read it, the answer is the one for such a body.
             Ok(resp) if refused_unread(&resp) => {
-                scope::readable(read.as_ref())?;
+                scope::readable(read)?;
                 resp
             }
             Ok(resp) => resp,
