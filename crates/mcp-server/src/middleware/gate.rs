@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! cors::mcp_preflight → host_origin::check → bearer::authenticate →
-//! scope::require_scope → rate_limit::limit → session_binding::bind → rmcp
+//! scope::require_scope → rate_limit::limit → session_binding::bind →
+//! DirectCalls (a stateless 2026-07-28 tools/call) or else rmcp
 //! (then rate_limit::add_headers and cors::expose on whatever answer came back)
 //! ```
+//!
+//! [`DirectCalls`] answers the one request that dominates traffic without
+//! rmcp's per-request task, exactly as rmcp would (decision 0015).
 //!
 //! Why one service and not six `from_fn` layers: each `from_fn` layer cloned
 //! its slice of the state (up to six `Arc`s) and the next service, and boxed
