@@ -21,7 +21,11 @@
 //!   for the `id` an error answer echoes.
 //! - [`policy`]: the authenticated [`policy::Caller`], the [`policy::Operation`]
 //!   a request asks for and the scope it needs, `scopes_supported`.
-//! - [`mcp`]: the rmcp `ServerHandler` and the streamable HTTP service.
+//! - [`mcp`]: the rmcp `ServerHandler` and the streamable HTTP service;
+//!   [`mcp::McpHandler::call_tool_for`] is the one owner of a tool call.
+//! - [`direct`]: the direct stateless 2026-07-28 `tools/call` path, taken
+//!   after every check instead of rmcp's per-request task, answering as rmcp
+//!   would (decision 0015).
 //! - [`tools`]: one file per tool, its scope declared next to it.
 //! - [`resources`]: `health://status` and `security://events`.
 //! - [`store`]: the customer/ticket store behind a trait (seeded in memory).
@@ -43,7 +47,9 @@
 //! `Mcp-Method`/`Mcp-Name` on 2026-07-28 requests, from the body otherwise;
 //! 403 `insufficient_scope`) → `rate_limit::limit` (the caller's budget —
 //! per client, per (client, user) for a user token — shared through Redis; 429) → `session_binding::bind` (a legacy session
-//! serves only its opener) → rmcp, which hands the request's
+//! serves only its opener) → a stateless 2026-07-28 `tools/call` that passes
+//! every check rmcp would make is answered by [`direct::DirectCalls`] →
+//! everything else goes to rmcp, which hands the request's
 //! `http::request::Parts` to [`mcp::McpHandler`]; the handler filters lists
 //! by the caller's scopes, checks the scope again, validates the arguments
 //! and runs the tool. Every refusal before rmcp is an [`error::McpHttpError`];
@@ -53,6 +59,7 @@ pub mod app;
 pub mod audit;
 pub mod challenge;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod host_policy;
 pub mod jsonrpc;

@@ -115,6 +115,97 @@ impl McpHandler {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    /// `tools/call` for `caller`: the second-wall scope check, argument
+    /// validation, the tool, the result-size cap, the audit event. The one
+    /// owner of a tool call: rmcp's `call_tool` and the direct stateless
+    /// path ([`crate::direct`]) both come here.
+    pub async fn call_tool_for(
+        &self,
+        caller: &Caller,
+        request: CallToolRequestParams,
+    ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let name = request.name.as_ref();
+        let Some(def) = tools::find(name) else {
+            let shown: String = name.chars().take(64).collect();
+            self.state.audit().record(
+                AuditEvent::new(names::TOOL_CALLED, "unknown_tool")
+                    .client(caller.client_id())
+                    .subject(caller.sub())
+                    .tool(&shown)
+                    .reason("unknown_tool")
+                    .latency(started.elapsed()),
+            );
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {}", tools::validate::preview(name)),
+                None,
+            ));
+        };
+        let audit = |outcome: &'static str| {
+            AuditEvent::new(names::TOOL_CALLED, outcome)
+                .client(caller.client_id())
+                .subject(caller.sub())
+                .tool(def.name)
+        };
+        if !caller.has_scope(def.scope) {
+            self.state.audit().record(
+                AuditEvent::new(names::SCOPE_DENIED, "denied")
+                    .client(caller.client_id())
+                    .subject(caller.sub())
+                    .tool(def.name)
+                    .reason("insufficient_scope")
+                    .required_scope(def.scope)
+                    .latency(started.elapsed()),
+            );
+            return Err(insufficient_scope(
+                &format!("the tool {}", def.name),
+                def.scope,
+            ));
+        }
+        let args = request.arguments.unwrap_or_default();
+        let ctx = ToolCtx {
+            state: &self.state,
+            client_id: caller.client_id(),
+        };
+        // Debug level: the audit event below already names tool and client;
+        // an info span per call was measurable CPU (BENCHMARKS.md).
+        let span = tracing::debug_span!("tool", tool = def.name, client_id = caller.client_id());
+        let max = self.state.max_result_bytes();
+        let (result, outcome, reason) = match (def.call)(ctx, args).instrument(span).await {
+            Ok(value) if fits(&value, max) => (CallToolResult::structured(value), "ok", None),
+            Ok(_) => (
+                CallToolResult::error(vec![ContentBlock::text(too_large_message(max))]),
+                "tool_error",
+                Some("result_too_large"),
+            ),
+
+            Err(ToolError::InvalidInput(msg)) => (
+                CallToolResult::error(vec![ContentBlock::text(format!("Invalid input: {msg}"))]),
+                "invalid_input",
+                Some("invalid_input"),
+            ),
+            Err(ToolError::NotFound(msg)) => (
+                CallToolResult::error(vec![ContentBlock::text(msg)]),
+                "tool_error",
+                Some("not_found"),
+            ),
+            Err(ToolError::Store(e)) => {
+                tracing::error!(tool = def.name, error = %e, "tool back end failed");
+                (
+                    CallToolResult::error(vec![ContentBlock::text(
+                        "The service is temporarily unavailable; try again later.",
+                    )]),
+                    "tool_error",
+                    Some("backend_unavailable"),
+                )
+            }
+        };
+        let mut event = audit(outcome).latency(started.elapsed());
+        event.reason = reason;
+        self.state.audit().record(event);
+        Ok(result)
+    }
 }
 
 /// The authenticated caller of this request.
@@ -213,87 +304,8 @@ impl ServerHandler for McpHandler {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let started = Instant::now();
         let caller = caller(&ctx)?;
-        let name = request.name.as_ref();
-        let Some(def) = tools::find(name) else {
-            let shown: String = name.chars().take(64).collect();
-            self.state.audit().record(
-                AuditEvent::new(names::TOOL_CALLED, "unknown_tool")
-                    .client(caller.client_id())
-                    .subject(caller.sub())
-                    .tool(&shown)
-                    .reason("unknown_tool")
-                    .latency(started.elapsed()),
-            );
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool: {}", tools::validate::preview(name)),
-                None,
-            ));
-        };
-        let audit = |outcome: &'static str| {
-            AuditEvent::new(names::TOOL_CALLED, outcome)
-                .client(caller.client_id())
-                .subject(caller.sub())
-                .tool(def.name)
-        };
-        if !caller.has_scope(def.scope) {
-            self.state.audit().record(
-                AuditEvent::new(names::SCOPE_DENIED, "denied")
-                    .client(caller.client_id())
-                    .subject(caller.sub())
-                    .tool(def.name)
-                    .reason("insufficient_scope")
-                    .required_scope(def.scope)
-                    .latency(started.elapsed()),
-            );
-            return Err(insufficient_scope(
-                &format!("the tool {}", def.name),
-                def.scope,
-            ));
-        }
-        let args = request.arguments.unwrap_or_default();
-        let ctx = ToolCtx {
-            state: &self.state,
-            client_id: caller.client_id(),
-        };
-        // Debug level: the audit event below already names tool and client;
-        // an info span per call was measurable CPU (BENCHMARKS.md).
-        let span = tracing::debug_span!("tool", tool = def.name, client_id = caller.client_id());
-        let max = self.state.max_result_bytes();
-        let (result, outcome, reason) = match (def.call)(ctx, args).instrument(span).await {
-            Ok(value) if fits(&value, max) => (CallToolResult::structured(value), "ok", None),
-            Ok(_) => (
-                CallToolResult::error(vec![ContentBlock::text(too_large_message(max))]),
-                "tool_error",
-                Some("result_too_large"),
-            ),
-
-            Err(ToolError::InvalidInput(msg)) => (
-                CallToolResult::error(vec![ContentBlock::text(format!("Invalid input: {msg}"))]),
-                "invalid_input",
-                Some("invalid_input"),
-            ),
-            Err(ToolError::NotFound(msg)) => (
-                CallToolResult::error(vec![ContentBlock::text(msg)]),
-                "tool_error",
-                Some("not_found"),
-            ),
-            Err(ToolError::Store(e)) => {
-                tracing::error!(tool = def.name, error = %e, "tool back end failed");
-                (
-                    CallToolResult::error(vec![ContentBlock::text(
-                        "The service is temporarily unavailable; try again later.",
-                    )]),
-                    "tool_error",
-                    Some("backend_unavailable"),
-                )
-            }
-        };
-        let mut event = audit(outcome).latency(started.elapsed());
-        event.reason = reason;
-        self.state.audit().record(event);
-        Ok(result.into())
+        self.call_tool_for(&caller, request).await.map(Into::into)
     }
 
     async fn list_resources(

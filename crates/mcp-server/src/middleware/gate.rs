@@ -4,9 +4,13 @@
 //!
 //! ```text
 //! cors::mcp_preflight → host_origin::check → bearer::authenticate →
-//! scope::require_scope → rate_limit::limit → session_binding::bind → rmcp
+//! scope::require_scope → rate_limit::limit → session_binding::bind →
+//! DirectCalls (a stateless 2026-07-28 tools/call) or else rmcp
 //! (then rate_limit::add_headers and cors::expose on whatever answer came back)
 //! ```
+//!
+//! [`DirectCalls`] answers the one request that dominates traffic without
+//! rmcp's per-request task, exactly as rmcp would (decision 0015).
 //!
 //! Why one service and not six `from_fn` layers: each `from_fn` layer cloned
 //! its slice of the state (up to six `Arc`s) and the next service, and boxed
@@ -40,6 +44,7 @@ use super::host_origin::{self, HostOriginState};
 use super::rate_limit::{self, RateLimitState};
 use super::scope::{self, ScopeState};
 use super::session_binding::{self, SessionBindingState};
+use crate::direct::DirectCalls;
 use crate::error::McpHttpError;
 #[cfg(doc)]
 use crate::policy::{Caller, Operation};
@@ -52,6 +57,9 @@ struct Steps {
     scope: ScopeState,
     rate: RateLimitState,
     sessions: SessionBindingState,
+    /// The direct stateless `tools/call` path; `None` sends every request
+    /// to the inner service (the equivalence test's reference).
+    direct: Option<DirectCalls>,
 }
 
 /// The [`Layer`] that puts an [`McpGate`] in front of a service (rmcp's).
@@ -62,6 +70,12 @@ pub struct McpGateLayer {
 
 impl McpGateLayer {
     pub fn new(state: &AppState) -> Self {
+        Self::with_direct_calls(state, true)
+    }
+
+    /// `direct`: whether stateless 2026-07-28 `tools/call` requests are
+    /// answered by [`DirectCalls`] (always, outside the equivalence test).
+    pub(crate) fn with_direct_calls(state: &AppState, direct: bool) -> Self {
         Self {
             steps: Arc::new(Steps {
                 host: HostOriginState::new(state),
@@ -69,6 +83,7 @@ impl McpGateLayer {
                 scope: ScopeState::new(state),
                 rate: RateLimitState::new(state),
                 sessions: SessionBindingState::new(state),
+                direct: direct.then(|| DirectCalls::new(state)),
             }),
         }
     }
@@ -177,13 +192,21 @@ impl Steps {
         )
         .await?;
         req.extensions_mut().insert(caller.clone());
+        let (caller, read) = (&caller, read.as_ref());
         let served = session_binding::bind(
             &self.sessions,
-            &caller,
+            caller,
             &principal,
             req,
-            read.as_ref(),
+            read,
             move |req| async move {
+                if let Some(direct) = &self.direct
+                    && let Some(resp) = direct
+                        .serve(caller, req.method(), req.headers(), read)
+                        .await
+                {
+                    return resp;
+                }
                 match inner.oneshot(req).await {
                     Ok(resp) => resp.into_response(),
                     Err(never) => match never {},
@@ -195,7 +218,7 @@ impl Steps {
             // rmcp refused the body before reading a message (406, 415): if
             // it cannot read it, the answer is the one for such a body.
             Ok(resp) if refused_unread(&resp) => {
-                scope::readable(read.as_ref())?;
+                scope::readable(read)?;
                 resp
             }
             Ok(resp) => resp,
@@ -215,6 +238,7 @@ mod tests {
     //! in-memory limiter and stores) in front of a recording service.
 
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use auth::Verifier;
     use auth::claims::{AccessTokenClaims, Audience};
@@ -258,6 +282,14 @@ mod tests {
 
     /// `burst`: the per-client budget (one unit per request).
     fn fixture(burst: u32) -> Fixture {
+        fixture_with(burst, Arc::new(MemoryLimiter::new()), 1 << 20)
+    }
+
+    fn fixture_with(
+        burst: u32,
+        limiter: Arc<dyn ratelimit::Limiter>,
+        max_result_bytes: usize,
+    ) -> Fixture {
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
         let keys = StaticKeys::new(&JwkSet {
             keys: vec![key.public_jwk().clone()],
@@ -280,14 +312,10 @@ mod tests {
             )
             .unwrap(),
             metadata: ProtectedResourceMetadata::new(RESOURCE, ISSUER),
-            limits: Limits::new(
-                Arc::new(MemoryLimiter::new()),
-                &config,
-                Policy::new(60, 5).unwrap(),
-            ),
+            limits: Limits::new(limiter, &config, Policy::new(60, 5).unwrap()),
             revocation_fail_open: false,
             readiness: Readiness::new(None),
-            max_result_bytes: 1 << 20,
+            max_result_bytes,
         });
         Fixture {
             key,
@@ -650,5 +678,409 @@ mod tests {
         };
         assert_eq!(events(&f.state), ["ratelimit.limited"]);
         assert!(events(&f2.state).is_empty());
+    }
+
+    /// The gate in front of rmcp itself, with (`direct`) or without the
+    /// direct `tools/call` path; a limiter on a stopped clock, so both see
+    /// the same `RateLimit` headers.
+    fn real_gate(direct: bool) -> (Fixture, McpGate<Counted>, Arc<AtomicUsize>) {
+        let clock = Arc::new(ratelimit::ManualClock::new(std::time::Duration::from_secs(
+            1,
+        )));
+        let limiter = Arc::new(MemoryLimiter::with_clock(clock));
+        // Small enough that 50 customers are over it, large enough for one.
+        let f = fixture_with(1000, limiter, 700);
+        let mcp = crate::mcp::service(
+            f.state.clone(),
+            &["localhost".into()],
+            &["http://localhost:*".into()],
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let calls = Arc::new(AtomicUsize::new(0));
+        let inner = Counted {
+            inner: mcp,
+            calls: calls.clone(),
+        };
+        let gate = McpGateLayer::with_direct_calls(&f.state, direct).layer(inner);
+        (f, gate, calls)
+    }
+
+    /// rmcp, counting the requests that reach it.
+    #[derive(Clone)]
+    struct Counted {
+        inner: crate::mcp::McpService,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Service<Request> for Counted {
+        type Response = <crate::mcp::McpService as Service<Request>>::Response;
+        type Error = Infallible;
+        type Future = <crate::mcp::McpService as Service<Request>>::Future;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Request) -> Self::Future {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.call(req)
+        }
+    }
+
+    /// One row of the equivalence table: the headers and body of a POST.
+    struct Row {
+        what: &'static str,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    }
+
+    const V: &str = "2026-07-28";
+
+    /// A 2026-07-28 `tools/call` body with `id` (JSON) and `meta` (JSON).
+    fn body_2026(id: &str, tool: &str, args: &str, meta: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args},"_meta":{meta}}}}}"#
+        )
+    }
+
+    const META: &str = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"}}"#;
+
+    /// The headers a 2026-07-28 client sends for `tool`.
+    fn std_headers(tool: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("accept", "application/json, text/event-stream".into()),
+            ("mcp-protocol-version", V.into()),
+            ("mcp-method", "tools/call".into()),
+            ("mcp-name", tool.into()),
+        ]
+    }
+
+    fn row(what: &'static str, tool: &str, args: &str) -> Row {
+        Row {
+            what,
+            headers: std_headers(tool),
+            body: body_2026("1", tool, args, META),
+        }
+    }
+
+    fn with_headers(mut r: Row, f: impl FnOnce(&mut Vec<(&'static str, String)>)) -> Row {
+        f(&mut r.headers);
+        r
+    }
+
+    fn table() -> Vec<Row> {
+        let set = |name: &'static str, value: &str| {
+            let value = value.to_owned();
+            move |h: &mut Vec<(&'static str, String)>| {
+                h.retain(|(k, _)| *k != name);
+                h.push((name, value));
+            }
+        };
+        let drop_header = |name: &'static str| {
+            move |h: &mut Vec<(&'static str, String)>| h.retain(|(k, _)| *k != name)
+        };
+        let info = r#"{"customer_id":"12345"}"#;
+        vec![
+            row("get_customer_info", "get_customer_info", info),
+            row(
+                "get_recent_customers",
+                "get_recent_customers",
+                r#"{"limit":1}"#,
+            ),
+            row(
+                "calculate_account_value",
+                "calculate_account_value",
+                r#"{"customer_id":"12345","amounts":[1.5,2,1e3]}"#,
+            ),
+            row(
+                "create_support_ticket",
+                "create_support_ticket",
+                r#"{"customer_id":"12345","subject":"s","description":"d","priority":"high"}"#,
+            ),
+            row(
+                "a tool error (no such customer)",
+                "get_customer_info",
+                r#"{"customer_id":"99999"}"#,
+            ),
+            row(
+                "invalid input",
+                "get_customer_info",
+                r#"{"customer_id":"x"}"#,
+            ),
+            row(
+                "an unknown argument",
+                "get_customer_info",
+                r#"{"customer_id":"12345","extra":1}"#,
+            ),
+            row("missing arguments", "create_support_ticket", "{}"),
+            row(
+                "over the result cap",
+                "get_recent_customers",
+                r#"{"limit":50}"#,
+            ),
+            Row {
+                what: "no arguments at all",
+                headers: std_headers("get_recent_customers"),
+                body: format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"get_recent_customers","_meta":{META}}}}}"#
+                ),
+            },
+            row("arguments not an object", "get_customer_info", "[1]"),
+            row("an unknown tool", "no_such_tool", "{}"),
+            Row {
+                what: "string id",
+                headers: std_headers("get_customer_info"),
+                body: body_2026(r#""abc-1""#, "get_customer_info", info, META),
+            },
+            Row {
+                what: "id 0",
+                headers: std_headers("get_customer_info"),
+                body: body_2026("0", "get_customer_info", info, META),
+            },
+            Row {
+                what: "a large id",
+                headers: std_headers("get_customer_info"),
+                body: body_2026("9007199254740993", "get_customer_info", info, META),
+            },
+            Row {
+                what: "a negative id",
+                headers: std_headers("get_customer_info"),
+                body: body_2026("-1", "get_customer_info", info, META),
+            },
+            Row {
+                what: "a null id",
+                headers: std_headers("get_customer_info"),
+                body: body_2026("null", "get_customer_info", info, META),
+            },
+            Row {
+                what: "a notification",
+                headers: std_headers("get_customer_info"),
+                body: format!(
+                    r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"get_customer_info","arguments":{info},"_meta":{META}}}}}"#
+                ),
+            },
+            with_headers(
+                row("Mcp-Name missing", "get_customer_info", info),
+                drop_header("mcp-name"),
+            ),
+            with_headers(
+                row("Mcp-Name mismatched", "get_customer_info", info),
+                set("mcp-name", "get_recent_customers"),
+            ),
+            with_headers(
+                row("Mcp-Name Base64", "get_customer_info", info),
+                set("mcp-name", "=?base64?Z2V0X2N1c3RvbWVyX2luZm8=?="),
+            ),
+            with_headers(row("Mcp-Name twice", "get_customer_info", info), |h| {
+                h.push(("mcp-name", "get_customer_info".into()))
+            }),
+            with_headers(
+                row("Mcp-Method missing", "get_customer_info", info),
+                drop_header("mcp-method"),
+            ),
+            with_headers(
+                row("Mcp-Method mismatched", "get_customer_info", info),
+                set("mcp-method", "tools/list"),
+            ),
+            with_headers(
+                row("Accept without SSE", "get_customer_info", info),
+                set("accept", "application/json"),
+            ),
+            with_headers(
+                row("Accept with q=0", "get_customer_info", info),
+                set("accept", "application/json;q=0, text/event-stream"),
+            ),
+            with_headers(
+                row("Accept with weights", "get_customer_info", info),
+                set("accept", "application/json;q=0.9, text/event-stream"),
+            ),
+            with_headers(
+                row("protocol header missing", "get_customer_info", info),
+                drop_header("mcp-protocol-version"),
+            ),
+            with_headers(
+                row("protocol header older", "get_customer_info", info),
+                set("mcp-protocol-version", "2025-11-25"),
+            ),
+            with_headers(
+                row("protocol header unknown", "get_customer_info", info),
+                set("mcp-protocol-version", "2099-01-01"),
+            ),
+            Row {
+                what: "no protocol version in _meta",
+                headers: std_headers("get_customer_info"),
+                body: body_2026(
+                    "1",
+                    "get_customer_info",
+                    info,
+                    r#"{"io.modelcontextprotocol/clientCapabilities":{}}"#,
+                ),
+            },
+            Row {
+                what: "no client capabilities in _meta",
+                headers: std_headers("get_customer_info"),
+                body: body_2026(
+                    "1",
+                    "get_customer_info",
+                    info,
+                    r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#,
+                ),
+            },
+            Row {
+                what: "an older version in _meta",
+                headers: with_headers(
+                    row("", "get_customer_info", info),
+                    set("mcp-protocol-version", "2025-11-25"),
+                )
+                .headers,
+                body: body_2026(
+                    "1",
+                    "get_customer_info",
+                    info,
+                    r#"{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/clientCapabilities":{}}"#,
+                ),
+            },
+            Row {
+                what: "an unsupported version in both",
+                headers: with_headers(
+                    row("", "get_customer_info", info),
+                    set("mcp-protocol-version", "2099-01-01"),
+                )
+                .headers,
+                body: body_2026(
+                    "1",
+                    "get_customer_info",
+                    info,
+                    r#"{"io.modelcontextprotocol/protocolVersion":"2099-01-01","io.modelcontextprotocol/clientCapabilities":{}}"#,
+                ),
+            },
+            Row {
+                what: "no _meta (a legacy stateless call)",
+                headers: vec![("accept", "application/json, text/event-stream".into())],
+                body: call("get_customer_info", 3),
+            },
+            with_headers(row("with a session id", "get_customer_info", info), |h| {
+                h.push(("mcp-session-id", "nope".into()))
+            }),
+            Row {
+                what: "tools/list",
+                headers: vec![
+                    ("accept", "application/json, text/event-stream".into()),
+                    ("mcp-protocol-version", V.into()),
+                    ("mcp-method", "tools/list".into()),
+                ],
+                body: format!(
+                    r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{"_meta":{META}}}}}"#
+                ),
+            },
+        ]
+    }
+
+    async fn parts(resp: Response) -> (StatusCode, Vec<(String, Vec<u8>)>, String) {
+        let status = resp.status();
+        let mut headers: Vec<(String, Vec<u8>)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k != header::DATE)
+            .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        headers.sort();
+        (status, headers, text(resp).await)
+    }
+
+    /// The store stamps a new ticket with the wall clock (seconds): the two
+    /// gates may straddle a second. Everything else is compared as sent.
+    fn mask_created_at(body: &str) -> String {
+        match body
+            .find(r#"\"created_at\":"#)
+            .or_else(|| body.find(r#""created_at":"#))
+        {
+            Some(at) => {
+                let digits_from = at + body[at..].find(':').unwrap_or(0) + 1;
+                let end = body[digits_from..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(body.len(), |n| digits_from + n);
+                format!("{}0{}", &body[..digits_from], &body[end..])
+            }
+            None => body.to_owned(),
+        }
+    }
+
+    /// Issue 15: the direct path answers every request of the table as
+    /// rmcp does — status, headers (but `Date`), body — and the requests it
+    /// must not take reach rmcp.
+    #[tokio::test]
+    async fn the_direct_path_answers_as_rmcp_does() {
+        let (fast, mut fast_gate, fast_rmcp) = real_gate(true);
+        let (slow, mut slow_gate, slow_rmcp) = real_gate(false);
+        let scopes = "customer:read account:calculate ticket:create";
+        let (fast_token, slow_token) = (fast.token("app", scopes), slow.token("app", scopes));
+        let mut taken = Vec::new();
+        for row in table() {
+            let send = |gate: &mut McpGate<Counted>, token: &str| {
+                let mut b = post(Some(token));
+                for (k, v) in &row.headers {
+                    b = b.header(*k, v.as_str());
+                }
+                let mut req = b.body(Body::from(row.body.clone())).unwrap();
+                req.extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+                gate.call(req)
+            };
+            let events = |f: &Fixture| f.state.audit().recent(1000).len();
+            let before = (
+                events(&fast),
+                events(&slow),
+                fast_rmcp.load(Ordering::SeqCst),
+            );
+            let a = parts(send(&mut fast_gate, &fast_token).await.unwrap()).await;
+            let b = parts(send(&mut slow_gate, &slow_token).await.unwrap()).await;
+            assert_eq!(a.0, b.0, "status: {}", row.what);
+            assert_eq!(a.1, b.1, "headers: {}", row.what);
+            assert_eq!(
+                mask_created_at(&a.2),
+                mask_created_at(&b.2),
+                "body: {}",
+                row.what
+            );
+            assert_eq!(
+                events(&fast) - before.0,
+                events(&slow) - before.1,
+                "audit events: {}",
+                row.what
+            );
+            // The rows say what they test.
+            match row.what {
+                "get_customer_info" => assert!(a.2.contains(r#""isError":false"#), "{}", a.2),
+                "over the result cap" => assert!(a.2.contains("too large to send"), "{}", a.2),
+                "an unknown tool" => assert!(a.2.contains(r#""code":-32602"#), "{}", a.2),
+                _ => {}
+            }
+            if fast_rmcp.load(Ordering::SeqCst) == before.2 {
+                taken.push(row.what);
+            }
+        }
+        assert_eq!(slow_rmcp.load(Ordering::SeqCst), table().len());
+        assert_eq!(
+            taken,
+            [
+                "get_customer_info",
+                "get_recent_customers",
+                "calculate_account_value",
+                "create_support_ticket",
+                "a tool error (no such customer)",
+                "invalid input",
+                "an unknown argument",
+                "missing arguments",
+                "over the result cap",
+                "no arguments at all",
+                "an unknown tool",
+                "string id",
+                "id 0",
+                "a large id",
+                "a negative id",
+            ],
+            "the requests the direct path took (the others reached rmcp)"
+        );
     }
 }
