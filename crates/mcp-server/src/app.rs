@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use auth::Verifier;
 use prometheus_client::registry::Registry;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use server_kit::jwks::{JwksError, RemoteJwks, discover_jwks_uri};
 use server_kit::metrics::{HttpMetrics, JwksMetrics, RateLimitMetrics, RedisMetrics};
 use server_kit::ready::Readiness;
@@ -186,13 +185,12 @@ impl App {
             max_result_bytes: config.max_result_bytes,
         });
 
-        let sessions = Arc::new(LocalSessionManager::default());
-        let mcp = mcp::service_with_sessions(
+        let sessions = state.rmcp_sessions().clone();
+        let mcp = mcp::service(
             state.clone(),
             &config.allowed_hosts,
             &config.allowed_origins,
             shutdown.child_token(),
-            sessions.clone(),
         );
         let http_metrics = registry.as_mut().map(|r| {
             r.register_collector(Box::new(LiveCollector::new(sessions, verifier)));

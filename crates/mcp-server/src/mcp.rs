@@ -64,31 +64,16 @@ impl tower::Service<http::Request<axum::body::Body>> for McpService {
     }
 }
 
-/// Builds the streamable HTTP service. `allowed_hosts` / `allowed_origins`
-/// are the same lists our Host/Origin middleware enforces first.
+/// Builds the streamable HTTP service on the state's session table
+/// ([`AppState::rmcp_sessions`]). `allowed_hosts` / `allowed_origins` are
+/// the same lists our Host/Origin middleware enforces first.
 pub fn service(
     state: AppState,
     allowed_hosts: &[String],
     allowed_origins: &[String],
     ct: CancellationToken,
 ) -> McpService {
-    service_with_sessions(
-        state,
-        allowed_hosts,
-        allowed_origins,
-        ct,
-        Arc::new(LocalSessionManager::default()),
-    )
-}
-
-/// [`service`] on a given session table (the metrics read its size).
-pub fn service_with_sessions(
-    state: AppState,
-    allowed_hosts: &[String],
-    allowed_origins: &[String],
-    ct: CancellationToken,
-    sessions: Arc<LocalSessionManager>,
-) -> McpService {
+    let sessions = state.rmcp_sessions().clone();
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(true)
         .with_json_response(true)

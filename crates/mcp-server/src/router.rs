@@ -20,9 +20,10 @@
 //!                                             refusal and instead of rmcp's 415: scope::readable)
 //!        4. middleware::rate_limit::limit     per-client budget (ratelimit)      429 (503)
 //!        5. middleware::session_binding::bind session owned by caller            404
-//!        6. direct::DirectCalls               a stateless 2026-07-28 tools/call   200 (JSON-RPC
-//!                                             that passes all of rmcp's checks:  result/error,
-//!                                             the tool, answered as rmcp would   rmcp's bytes)
+//!        6. direct::DirectCalls               a tools/call that passes all of    200 (JSON-RPC
+//!                                             rmcp's checks (stateless 2026-07-28 result/error,
+//!                                             or in a live session of the caller): rmcp's message)
+//!                                             the tool, answered as rmcp would
 //!        7. rmcp                              everything else: its own 400/404/405/406/413/415/500,
 //!                                             JSON-RPC errors
 //!        then rate_limit::add_headers (answers after step 4) and cors::expose (listed origins)

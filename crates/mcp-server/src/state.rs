@@ -18,6 +18,7 @@ use crate::limits::Limits;
 use crate::routes::protected_resource::ProtectedResourceMetadata;
 use crate::sessions::SessionOwners;
 use crate::store::CustomerStore;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 
 /// Largest JSON-RPC request body accepted on `/mcp` (our largest valid
 /// request, a ticket with a 2000-character description, is a few KiB).
@@ -44,6 +45,7 @@ struct Inner {
     challenges: Arc<Challenges>,
     metadata: ProtectedResourceMetadata,
     session_owners: Arc<SessionOwners>,
+    rmcp_sessions: Arc<LocalSessionManager>,
     limits: Arc<Limits>,
     revocation_fail_open: bool,
     readiness: Readiness,
@@ -80,6 +82,7 @@ impl AppState {
                 challenges: Arc::new(p.challenges),
                 metadata: p.metadata,
                 session_owners: Arc::default(),
+                rmcp_sessions: Arc::default(),
                 limits: Arc::new(p.limits),
                 revocation_fail_open: p.revocation_fail_open,
                 readiness: p.readiness,
@@ -144,6 +147,13 @@ impl AppState {
     /// Which client opened which 2025-11-25 session.
     pub fn session_owners(&self) -> &Arc<SessionOwners> {
         &self.inner.session_owners
+    }
+
+    /// rmcp's table of live 2025-11-25 sessions: the `/mcp` service serves
+    /// them ([`crate::mcp::service`]), the direct path asks whether one is
+    /// still live, the metrics count them.
+    pub fn rmcp_sessions(&self) -> &Arc<LocalSessionManager> {
+        &self.inner.rmcp_sessions
     }
 }
 

@@ -2,14 +2,20 @@
 //!
 //! - [`PasswordCheck`]: a small pool of dedicated threads
 //!   (`OAUTH_ARGON2_THREADS`, default [`DEFAULT_THREADS`]) that runs every
-//!   verification, each thread reusing one memory buffer. Not tokio's
-//!   blocking pool: there each verification may land on a different one of
-//!   up to 512 threads, and the allocator keeps a freed 19 MiB block per
-//!   thread arena; under a token load of argon2 clients the oauth-server's
-//!   RSS reached 514–670 MB (issue 13). Here memory is bounded by
-//!   threads × the largest `m` cost seen (2 × 19 MiB by default). Callers
-//!   wait (asynchronously) for a free thread; the count of verifications is
-//!   kept for tests ([`PasswordCheck::verifications`]).
+//!   verification, each thread reusing one memory buffer while jobs are
+//!   waiting and freeing it when none is. Not tokio's blocking pool: there
+//!   each verification may land on a different one of up to 512 threads,
+//!   and the allocator keeps a freed 19 MiB block per thread arena; under a
+//!   token load of argon2 clients the oauth-server's RSS reached 514–670 MB
+//!   (issue 13). Here memory is bounded by threads × the largest `m` cost
+//!   seen (2 × 19 MiB by default) during a burst of verifications, and is
+//!   returned after it: with [`SecretMemo`] a busy client is verified once
+//!   per [`MEMO_TTL`], and two idle buffers kept for the life of the process
+//!   made up 38 of the 54 MiB an oauth-server serving the dev clients held
+//!   (issue 15). A buffer this large is its own `mmap`, so freeing it gives
+//!   the pages back. Callers wait (asynchronously) for a free thread; the
+//!   count of verifications and the bytes held are kept for tests
+//!   ([`PasswordCheck::verifications`], [`PasswordCheck::held_bytes`]).
 //! - [`dummy_phc`]: a PHC string with given parameters, a random salt and a
 //!   random output, made without running argon2. An unknown user or client
 //!   is verified against it: the verification costs exactly what a real
@@ -28,7 +34,7 @@
 //!   an old entry. Failures are never remembered.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -54,6 +60,8 @@ struct Pool {
     jobs: Mutex<mpsc::Sender<Job>>,
     permits: Semaphore,
     count: AtomicU64,
+    /// Bytes of argon2 memory the threads hold now.
+    held: Arc<AtomicUsize>,
 }
 
 /// Runs argon2id verifications on the dedicated threads, bounded, and counts them.
@@ -77,17 +85,19 @@ impl PasswordCheck {
         let threads = threads.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let held = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
-            let rx = rx.clone();
+            let (rx, held) = (rx.clone(), held.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(&rx))?;
+                .spawn(move || worker(&rx, &held))?;
         }
         Ok(Self {
             pool: Arc::new(Pool {
                 jobs: Mutex::new(tx),
                 permits: Semaphore::new(threads),
                 count: AtomicU64::new(0),
+                held,
             }),
         })
     }
@@ -95,6 +105,11 @@ impl PasswordCheck {
     /// How many argon2id verifications ran (tests compare paths with it).
     pub fn verifications(&self) -> u64 {
         self.pool.count.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of argon2 memory the threads hold now: 0 once they are idle.
+    pub fn held_bytes(&self) -> usize {
+        self.pool.held.load(Ordering::Relaxed)
     }
 
     /// Verifies `secret` against an argon2id PHC string on a pool thread;
@@ -114,19 +129,41 @@ impl PasswordCheck {
     }
 }
 
-fn worker(rx: &Mutex<mpsc::Receiver<Job>>) {
-    // Grown to the largest `m` cost seen, then reused by every verification.
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>, held: &AtomicUsize) {
+    // Grown to the largest `m` cost seen, reused while jobs are waiting,
+    // freed when none is.
     let mut memory: Vec<Block> = Vec::new();
     loop {
-        let job = match rx.lock() {
-            Ok(rx) => rx.recv(),
+        let waiting = match rx.lock() {
+            Ok(rx) => rx.try_recv(),
             Err(_) => return,
         };
-        match job {
-            Ok(job) => job(&mut memory),
-            Err(_) => return, // every sender dropped: the server is gone
-        }
+        let job = match waiting {
+            Ok(job) => Ok(job),
+            Err(mpsc::TryRecvError::Disconnected) => return,
+            Err(mpsc::TryRecvError::Empty) => {
+                if memory.capacity() > 0 {
+                    held.fetch_sub(bytes_of(&memory), Ordering::Relaxed);
+                    memory = Vec::new();
+                }
+                match rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                }
+            }
+        };
+        let Ok(job) = job else {
+            return; // every sender dropped: the server is gone
+        };
+        // A job only grows the buffer (`blocks`).
+        let before = bytes_of(&memory);
+        job(&mut memory);
+        held.fetch_add(bytes_of(&memory).saturating_sub(before), Ordering::Relaxed);
     }
+}
+
+fn bytes_of(memory: &Vec<Block>) -> usize {
+    memory.capacity() * std::mem::size_of::<Block>()
 }
 
 /// `memory` grown to `params`' block count; the blocks to work in.
@@ -385,12 +422,56 @@ mod tests {
             Some(false)
         );
         assert_eq!(check.verifications(), 5);
+        // Idle: the thread gives its buffer back (right after it answers).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while check.held_bytes() != 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(check.held_bytes(), 0);
         // The dev registry's hashes verify too (the crate's default parameters).
         let dev = hash_default("openai-client-secret");
         assert_eq!(
             check.verify(Arc::from(dev), b"openai-client-secret").await,
             Some(true)
         );
+    }
+
+    /// The buffer is reused by a job that was already waiting, and freed
+    /// once no job is.
+    #[test]
+    fn the_buffer_is_reused_within_a_burst_and_freed_when_idle() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (seen_tx, seen_rx) = mpsc::channel::<usize>();
+        // Each job reports the capacity it found, then grows it to 1,000 blocks.
+        let job = || -> Job {
+            let seen_tx = seen_tx.clone();
+            Box::new(move |memory: &mut Vec<Block>| {
+                let _ = seen_tx.send(memory.capacity());
+                blocks(&argon2::Params::new(1000, 1, 1, None).unwrap(), memory);
+            })
+        };
+        tx.send(job()).unwrap();
+        tx.send(job()).unwrap();
+        let held = Arc::new(AtomicUsize::new(0));
+        let worker_held = held.clone();
+        let rx = Mutex::new(rx);
+        let thread = std::thread::spawn(move || worker(&rx, &worker_held));
+        assert_eq!(seen_rx.recv().unwrap(), 0, "the first job starts empty");
+        assert_eq!(seen_rx.recv().unwrap(), 1000, "the waiting job reuses it");
+        // Nothing waits now: the worker frees the buffer before it blocks.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while held.load(Ordering::Relaxed) != 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+        tx.send(job()).unwrap();
+        assert_eq!(
+            seen_rx.recv().unwrap(),
+            0,
+            "a job after idling starts empty"
+        );
+        drop(tx);
+        thread.join().unwrap();
     }
 
     fn hash_default(secret: &str) -> String {

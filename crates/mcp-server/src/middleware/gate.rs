@@ -5,7 +5,7 @@
 //! ```text
 //! cors::mcp_preflight → host_origin::check → bearer::authenticate →
 //! scope::require_scope → rate_limit::limit → session_binding::bind →
-//! DirectCalls (a stateless 2026-07-28 tools/call) or else rmcp
+//! DirectCalls (a tools/call, stateless or in a session) or else rmcp
 //! (then rate_limit::add_headers and cors::expose on whatever answer came back)
 //! ```
 //!
@@ -57,7 +57,7 @@ struct Steps {
     scope: ScopeState,
     rate: RateLimitState,
     sessions: SessionBindingState,
-    /// The direct stateless `tools/call` path; `None` sends every request
+    /// The direct `tools/call` path; `None` sends every request
     /// to the inner service (the equivalence test's reference).
     direct: Option<DirectCalls>,
 }
@@ -73,7 +73,7 @@ impl McpGateLayer {
         Self::with_direct_calls(state, true)
     }
 
-    /// `direct`: whether stateless 2026-07-28 `tools/call` requests are
+    /// `direct`: whether `tools/call` requests are
     /// answered by [`DirectCalls`] (always, outside the equivalence test).
     pub(crate) fn with_direct_calls(state: &AppState, direct: bool) -> Self {
         Self {
@@ -199,10 +199,10 @@ impl Steps {
             &principal,
             req,
             read,
-            move |req| async move {
+            move |req, session_is_direct| async move {
                 if let Some(direct) = &self.direct
                     && let Some(resp) = direct
-                        .serve(caller, req.method(), req.headers(), read)
+                        .serve(caller, req.method(), req.headers(), read, session_is_direct)
                         .await
                 {
                     return resp;
@@ -1082,5 +1082,298 @@ mod tests {
             ],
             "the requests the direct path took (the others reached rmcp)"
         );
+    }
+
+    /// The JSON-RPC message of an answer: the body of a JSON answer, the
+    /// one non-empty `data:` of an event stream (rmcp's session answers).
+    fn message_of(body: &str) -> String {
+        let data: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        match data.as_slice() {
+            [] => body.to_owned(),
+            [one] => (*one).to_owned(),
+            more => panic!("more than one message: {more:?}"),
+        }
+    }
+
+    /// Opens a 2025-11-25 session through `gate` (initialize, then the
+    /// initialized notification) and returns its id.
+    async fn open_session(gate: &mut McpGate<Counted>, token: &str) -> String {
+        let send = |gate: &mut McpGate<Counted>, sid: Option<&str>, body: &str| {
+            let mut b = post(Some(token))
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-11-25");
+            if let Some(sid) = sid {
+                b = b.header("mcp-session-id", sid);
+            }
+            let mut req = b.body(Body::from(body.to_owned())).unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            gate.call(req)
+        };
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let resp = send(gate, None, init).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let sid = resp.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = text(resp).await;
+        let resp = send(
+            gate,
+            Some(&sid),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        sid
+    }
+
+    /// A 2025-11-25 `tools/call` body.
+    fn body_session(id: &str, tool: &str, args: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+        )
+    }
+
+    /// The headers of a call in a 2025-11-25 session (`SID` is replaced by
+    /// each gate's own session id).
+    fn session_headers() -> Vec<(&'static str, String)> {
+        vec![
+            ("accept", "application/json, text/event-stream".into()),
+            ("mcp-protocol-version", "2025-11-25".into()),
+            ("mcp-session-id", "SID".into()),
+        ]
+    }
+
+    fn session_row(what: &'static str, tool: &str, args: &str) -> Row {
+        Row {
+            what,
+            headers: session_headers(),
+            body: body_session("1", tool, args),
+        }
+    }
+
+    fn session_table() -> Vec<Row> {
+        let set = |name: &'static str, value: &str| {
+            let value = value.to_owned();
+            move |h: &mut Vec<(&'static str, String)>| {
+                h.retain(|(k, _)| *k != name);
+                h.push((name, value));
+            }
+        };
+        let info = r#"{"customer_id":"12345"}"#;
+        vec![
+            session_row("get_customer_info", "get_customer_info", info),
+            session_row(
+                "get_recent_customers",
+                "get_recent_customers",
+                r#"{"limit":1}"#,
+            ),
+            session_row(
+                "create_support_ticket",
+                "create_support_ticket",
+                r#"{"customer_id":"12345","subject":"s","description":"d","priority":"low"}"#,
+            ),
+            session_row(
+                "a tool error (no such customer)",
+                "get_customer_info",
+                r#"{"customer_id":"99999"}"#,
+            ),
+            session_row(
+                "invalid input",
+                "get_customer_info",
+                r#"{"customer_id":"x"}"#,
+            ),
+            session_row(
+                "over the result cap",
+                "get_recent_customers",
+                r#"{"limit":50}"#,
+            ),
+            session_row("an unknown tool", "no_such_tool", "{}"),
+            Row {
+                what: "string id",
+                headers: session_headers(),
+                body: body_session(r#""abc-1""#, "get_customer_info", info),
+            },
+            with_headers(
+                session_row("no protocol header", "get_customer_info", info),
+                |h| h.retain(|(k, _)| *k != "mcp-protocol-version"),
+            ),
+            with_headers(
+                session_row("protocol header 2025-06-18", "get_customer_info", info),
+                set("mcp-protocol-version", "2025-06-18"),
+            ),
+            with_headers(
+                session_row("protocol header 2026-07-28", "get_customer_info", info),
+                set("mcp-protocol-version", V),
+            ),
+            with_headers(
+                session_row("protocol header unknown", "get_customer_info", info),
+                set("mcp-protocol-version", "2099-01-01"),
+            ),
+            with_headers(
+                session_row("protocol header twice", "get_customer_info", info),
+                |h| h.push(("mcp-protocol-version", "2025-11-25".into())),
+            ),
+            Row {
+                what: "a version in _meta",
+                headers: session_headers(),
+                body: format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"get_customer_info","arguments":{info},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}}}}"#
+                ),
+            },
+            Row {
+                what: "a notification",
+                headers: session_headers(),
+                body: format!(
+                    r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"get_customer_info","arguments":{info}}}}}"#
+                ),
+            },
+            with_headers(
+                session_row("Accept without SSE", "get_customer_info", info),
+                set("accept", "application/json"),
+            ),
+            with_headers(
+                session_row("an unknown session", "get_customer_info", info),
+                set("mcp-session-id", "no-such-session"),
+            ),
+            Row {
+                what: "tools/list",
+                headers: session_headers(),
+                body: r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.into(),
+            },
+        ]
+    }
+
+    /// Issue 15: inside a 2025-11-25 session the direct path answers with
+    /// rmcp's message and status (as JSON where rmcp streams it), takes
+    /// exactly the rows it may, and leaves an ended session to rmcp.
+    #[tokio::test]
+    async fn the_direct_path_answers_session_calls_as_rmcp_does() {
+        let (fast, mut fast_gate, fast_rmcp) = real_gate(true);
+        let (slow, mut slow_gate, slow_rmcp) = real_gate(false);
+        let scopes = "customer:read account:calculate ticket:create";
+        let (fast_token, slow_token) = (fast.token("app", scopes), slow.token("app", scopes));
+        let fast_sid = open_session(&mut fast_gate, &fast_token).await;
+        let slow_sid = open_session(&mut slow_gate, &slow_token).await;
+        let send = |gate: &mut McpGate<Counted>, token: &str, sid: &str, row: &Row| {
+            let mut b = post(Some(token));
+            for (k, v) in &row.headers {
+                let v = if v == "SID" { sid } else { v.as_str() };
+                b = b.header(*k, v);
+            }
+            let mut req = b.body(Body::from(row.body.clone())).unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            gate.call(req)
+        };
+        let events = |f: &Fixture| f.state.audit().recent(1000).len();
+        let mut taken = Vec::new();
+        let slow_before = slow_rmcp.load(Ordering::SeqCst);
+        for row in session_table() {
+            let before = (
+                events(&fast),
+                events(&slow),
+                fast_rmcp.load(Ordering::SeqCst),
+            );
+            let a = parts(
+                send(&mut fast_gate, &fast_token, &fast_sid, &row)
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            let b = parts(
+                send(&mut slow_gate, &slow_token, &slow_sid, &row)
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            let direct = fast_rmcp.load(Ordering::SeqCst) == before.2;
+            assert_eq!(a.0, b.0, "status: {}", row.what);
+            let content_type = |h: &[(String, Vec<u8>)]| {
+                h.iter()
+                    .find(|(k, _)| k == "content-type")
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            };
+            if direct {
+                taken.push(row.what);
+                assert_eq!(content_type(&a.1).as_deref(), Some("application/json"));
+                assert_eq!(
+                    content_type(&b.1).as_deref(),
+                    Some("text/event-stream"),
+                    "{}",
+                    row.what
+                );
+            } else {
+                assert_eq!(a.1, b.1, "headers: {}", row.what);
+            }
+            assert_eq!(
+                mask_created_at(&message_of(&a.2)),
+                mask_created_at(&message_of(&b.2)),
+                "message: {}",
+                row.what
+            );
+            assert_eq!(
+                events(&fast) - before.0,
+                events(&slow) - before.1,
+                "audit events: {}",
+                row.what
+            );
+            match row.what {
+                "get_customer_info" => assert!(a.2.contains(r#""isError":false"#), "{}", a.2),
+                "over the result cap" => assert!(a.2.contains("too large to send"), "{}", a.2),
+                "an unknown tool" => assert!(a.2.contains(r#""code":-32602"#), "{}", a.2),
+                "an unknown session" => assert_eq!(a.0, StatusCode::NOT_FOUND),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            slow_rmcp.load(Ordering::SeqCst) - slow_before,
+            session_table().len()
+        );
+        assert_eq!(
+            taken,
+            [
+                "get_customer_info",
+                "get_recent_customers",
+                "create_support_ticket",
+                "a tool error (no such customer)",
+                "invalid input",
+                "over the result cap",
+                "an unknown tool",
+                "string id",
+                "no protocol header",
+                "protocol header 2025-06-18",
+            ],
+            "the requests the direct path took (the others reached rmcp)"
+        );
+
+        // Another principal's token on the session: the binding's 404,
+        // never a direct answer.
+        let other = fast.token("other-app", scopes);
+        let row = session_row("", "get_customer_info", r#"{"customer_id":"12345"}"#);
+        let before = fast_rmcp.load(Ordering::SeqCst);
+        let resp = send(&mut fast_gate, &other, &fast_sid, &row).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(fast_rmcp.load(Ordering::SeqCst), before);
+
+        // A session rmcp no longer holds (its worker ended) is rmcp's: 404.
+        fast.state
+            .rmcp_sessions()
+            .sessions
+            .write()
+            .await
+            .remove(fast_sid.as_str());
+        let resp = send(&mut fast_gate, &fast_token, &fast_sid, &row)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(fast_rmcp.load(Ordering::SeqCst), before + 1);
     }
 }

@@ -44,6 +44,8 @@ impl SessionBindingState {
 
 /// Refuses another principal's session (404), else serves `req` with
 /// `serve` and remembers a session it opens (forgets one it deletes).
+/// `serve`'s second argument says whether the request names a session of
+/// this principal that the direct path may answer ([`Verdict::Owned`]).
 /// `principal` is the caller's [`Caller::principal`]; `read` the POST body
 /// the scope step read (a body rmcp cannot read is answered as such first:
 /// [`scope::readable`]).
@@ -56,15 +58,14 @@ pub async fn bind<F, Fut>(
     serve: F,
 ) -> Result<Response, McpHttpError>
 where
-    F: FnOnce(Request) -> Fut,
+    F: FnOnce(Request, bool) -> Fut,
     Fut: Future<Output = Response>,
 {
     // A reference count on the header's bytes, not a copy: `req` moves on.
     let session = req.headers().get(SESSION_HEADER).cloned();
     let sid = session.as_ref().and_then(|v| v.to_str().ok());
-    if let Some(sid) = sid
-        && state.owners.check(sid, principal) == Verdict::Foreign
-    {
+    let verdict = sid.map(|sid| state.owners.check(sid, principal));
+    if verdict == Some(Verdict::Foreign) {
         scope::readable(read)?;
         state.audit.record(
             AuditEvent::new(names::SESSION_REFUSED, "denied")
@@ -76,7 +77,8 @@ where
         return Err(McpHttpError::SessionNotFound);
     }
     let is_delete = req.method() == Method::DELETE;
-    let resp = serve(req).await;
+    let direct = verdict == Some(Verdict::Owned { direct: true });
+    let resp = serve(req, direct).await;
     match sid {
         None => {
             if let Some(new) = resp

@@ -70,11 +70,9 @@ async fn legacy_2025_11_25_session_lifecycle() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(
-        r.header("content-type")
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    // A session's tools/call is answered by the direct path, as one JSON
+    // message (decision 0015); everything else by rmcp, on an event stream.
+    assert_eq!(r.header("content-type"), Some("application/json"));
     let result = &r.json()["result"];
     assert_eq!(result["isError"], false, "{}", r.text);
     assert_eq!(
@@ -89,6 +87,11 @@ async fn legacy_2025_11_25_session_lifecycle() {
 
     let r = s.request("ping", json!({})).await;
     assert_eq!(r.json()["result"], json!({}));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
 
     // The standalone GET stream opens for the session.
     let resp = app

@@ -192,6 +192,17 @@ async fn redis_and_oauth_server_outages_under_load_fail_no_request_and_revocatio
         assert!(load.sent() > before, "the load went on during the outage");
         redis.restart();
         until("both replicas to be ready again", SETTLE, || ready(true)).await;
+        // The oauth-server finds Redis again on its own schedule (its
+        // breaker's probe); /revoke answers 503 until then.
+        until("the oauth-server to be ready again", SETTLE, || async {
+            http.get(format!("{}/ready", stack.issuer()))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        })
+        .await;
         // A revocation made after the recovery reaches both within 1 s.
         assert_eq!(revoke(later.clone()).await, 200);
         until(
