@@ -768,6 +768,52 @@ mod tests {
         r
     }
 
+    /// `tools/call` cases both wires' tables start with: (what, tool, arguments).
+    const TOOL_CASES: [(&str, &str, &str); 10] = [
+        (
+            "get_customer_info",
+            "get_customer_info",
+            r#"{"customer_id":"12345"}"#,
+        ),
+        (
+            "get_recent_customers",
+            "get_recent_customers",
+            r#"{"limit":1}"#,
+        ),
+        (
+            "calculate_account_value",
+            "calculate_account_value",
+            r#"{"customer_id":"12345","amounts":[1.5,2,1e3]}"#,
+        ),
+        (
+            "create_support_ticket",
+            "create_support_ticket",
+            r#"{"customer_id":"12345","subject":"s","description":"d","priority":"high"}"#,
+        ),
+        (
+            "a tool error (no such customer)",
+            "get_customer_info",
+            r#"{"customer_id":"99999"}"#,
+        ),
+        (
+            "invalid input",
+            "get_customer_info",
+            r#"{"customer_id":"x"}"#,
+        ),
+        (
+            "an unknown argument",
+            "get_customer_info",
+            r#"{"customer_id":"12345","extra":1}"#,
+        ),
+        ("missing arguments", "create_support_ticket", "{}"),
+        (
+            "over the result cap",
+            "get_recent_customers",
+            r#"{"limit":50}"#,
+        ),
+        ("an unknown tool", "no_such_tool", "{}"),
+    ];
+
     fn table() -> Vec<Row> {
         let set = |name: &'static str, value: &str| {
             let value = value.to_owned();
@@ -780,44 +826,11 @@ mod tests {
             move |h: &mut Vec<(&'static str, String)>| h.retain(|(k, _)| *k != name)
         };
         let info = r#"{"customer_id":"12345"}"#;
-        vec![
-            row("get_customer_info", "get_customer_info", info),
-            row(
-                "get_recent_customers",
-                "get_recent_customers",
-                r#"{"limit":1}"#,
-            ),
-            row(
-                "calculate_account_value",
-                "calculate_account_value",
-                r#"{"customer_id":"12345","amounts":[1.5,2,1e3]}"#,
-            ),
-            row(
-                "create_support_ticket",
-                "create_support_ticket",
-                r#"{"customer_id":"12345","subject":"s","description":"d","priority":"high"}"#,
-            ),
-            row(
-                "a tool error (no such customer)",
-                "get_customer_info",
-                r#"{"customer_id":"99999"}"#,
-            ),
-            row(
-                "invalid input",
-                "get_customer_info",
-                r#"{"customer_id":"x"}"#,
-            ),
-            row(
-                "an unknown argument",
-                "get_customer_info",
-                r#"{"customer_id":"12345","extra":1}"#,
-            ),
-            row("missing arguments", "create_support_ticket", "{}"),
-            row(
-                "over the result cap",
-                "get_recent_customers",
-                r#"{"limit":50}"#,
-            ),
+        let mut rows: Vec<Row> = TOOL_CASES
+            .iter()
+            .map(|(what, tool, args)| row(what, tool, args))
+            .collect();
+        rows.extend([
             Row {
                 what: "no arguments at all",
                 headers: std_headers("get_recent_customers"),
@@ -826,7 +839,6 @@ mod tests {
                 ),
             },
             row("arguments not an object", "get_customer_info", "[1]"),
-            row("an unknown tool", "no_such_tool", "{}"),
             Row {
                 what: "string id",
                 headers: std_headers("get_customer_info"),
@@ -973,7 +985,8 @@ mod tests {
                     r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{"_meta":{META}}}}}"#
                 ),
             },
-        ]
+        ]);
+        rows
     }
 
     async fn parts(resp: Response) -> (StatusCode, Vec<(String, Vec<u8>)>, String) {
@@ -1073,8 +1086,8 @@ mod tests {
                 "an unknown argument",
                 "missing arguments",
                 "over the result cap",
-                "no arguments at all",
                 "an unknown tool",
+                "no arguments at all",
                 "string id",
                 "id 0",
                 "a large id",
@@ -1168,34 +1181,11 @@ mod tests {
             }
         };
         let info = r#"{"customer_id":"12345"}"#;
-        vec![
-            session_row("get_customer_info", "get_customer_info", info),
-            session_row(
-                "get_recent_customers",
-                "get_recent_customers",
-                r#"{"limit":1}"#,
-            ),
-            session_row(
-                "create_support_ticket",
-                "create_support_ticket",
-                r#"{"customer_id":"12345","subject":"s","description":"d","priority":"low"}"#,
-            ),
-            session_row(
-                "a tool error (no such customer)",
-                "get_customer_info",
-                r#"{"customer_id":"99999"}"#,
-            ),
-            session_row(
-                "invalid input",
-                "get_customer_info",
-                r#"{"customer_id":"x"}"#,
-            ),
-            session_row(
-                "over the result cap",
-                "get_recent_customers",
-                r#"{"limit":50}"#,
-            ),
-            session_row("an unknown tool", "no_such_tool", "{}"),
+        let mut rows: Vec<Row> = TOOL_CASES
+            .iter()
+            .map(|(what, tool, args)| session_row(what, tool, args))
+            .collect();
+        rows.extend([
             Row {
                 what: "string id",
                 headers: session_headers(),
@@ -1248,7 +1238,8 @@ mod tests {
                 headers: session_headers(),
                 body: r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.into(),
             },
-        ]
+        ]);
+        rows
     }
 
     /// Issue 15: inside a 2025-11-25 session the direct path answers with
@@ -1342,9 +1333,12 @@ mod tests {
             [
                 "get_customer_info",
                 "get_recent_customers",
+                "calculate_account_value",
                 "create_support_ticket",
                 "a tool error (no such customer)",
                 "invalid input",
+                "an unknown argument",
+                "missing arguments",
                 "over the result cap",
                 "an unknown tool",
                 "string id",
