@@ -763,6 +763,15 @@ mod tests {
         }
     }
 
+    /// For [`with_headers`]: `name` set to `value` (once).
+    fn set(name: &'static str, value: &str) -> impl FnOnce(&mut Vec<(&'static str, String)>) {
+        let value = value.to_owned();
+        move |h| {
+            h.retain(|(k, _)| *k != name);
+            h.push((name, value));
+        }
+    }
+
     fn with_headers(mut r: Row, f: impl FnOnce(&mut Vec<(&'static str, String)>)) -> Row {
         f(&mut r.headers);
         r
@@ -814,14 +823,12 @@ mod tests {
         ("an unknown tool", "no_such_tool", "{}"),
     ];
 
+    /// The rows a direct path takes: every [`TOOL_CASES`] row, then `more`.
+    fn every_tool_case_and<const N: usize>(more: [&'static str; N]) -> Vec<&'static str> {
+        TOOL_CASES.iter().map(|case| case.0).chain(more).collect()
+    }
+
     fn table() -> Vec<Row> {
-        let set = |name: &'static str, value: &str| {
-            let value = value.to_owned();
-            move |h: &mut Vec<(&'static str, String)>| {
-                h.retain(|(k, _)| *k != name);
-                h.push((name, value));
-            }
-        };
         let drop_header = |name: &'static str| {
             move |h: &mut Vec<(&'static str, String)>| h.retain(|(k, _)| *k != name)
         };
@@ -1019,6 +1026,26 @@ mod tests {
         }
     }
 
+    /// What both equivalence tests assert of a row's two answers (direct
+    /// path, rmcp) besides status and headers: the same JSON-RPC message
+    /// (a ticket's `created_at` masked), the same number of audit events,
+    /// and what the row says it tests.
+    fn assert_same_message(what: &str, bodies: (&str, &str), events: (usize, usize)) {
+        let (fast, slow) = bodies;
+        assert_eq!(
+            mask_created_at(&message_of(fast)),
+            mask_created_at(&message_of(slow)),
+            "message: {what}"
+        );
+        assert_eq!(events.0, events.1, "audit events: {what}");
+        match what {
+            "get_customer_info" => assert!(fast.contains(r#""isError":false"#), "{fast}"),
+            "over the result cap" => assert!(fast.contains("too large to send"), "{fast}"),
+            "an unknown tool" => assert!(fast.contains(r#""code":-32602"#), "{fast}"),
+            _ => {}
+        }
+    }
+
     /// Issue 15: the direct path answers every request of the table as
     /// rmcp does — status, headers (but `Date`), body — and the requests it
     /// must not take reach rmcp.
@@ -1050,25 +1077,11 @@ mod tests {
             let b = parts(send(&mut slow_gate, &slow_token).await.unwrap()).await;
             assert_eq!(a.0, b.0, "status: {}", row.what);
             assert_eq!(a.1, b.1, "headers: {}", row.what);
-            assert_eq!(
-                mask_created_at(&a.2),
-                mask_created_at(&b.2),
-                "body: {}",
-                row.what
+            assert_same_message(
+                row.what,
+                (&a.2, &b.2),
+                (events(&fast) - before.0, events(&slow) - before.1),
             );
-            assert_eq!(
-                events(&fast) - before.0,
-                events(&slow) - before.1,
-                "audit events: {}",
-                row.what
-            );
-            // The rows say what they test.
-            match row.what {
-                "get_customer_info" => assert!(a.2.contains(r#""isError":false"#), "{}", a.2),
-                "over the result cap" => assert!(a.2.contains("too large to send"), "{}", a.2),
-                "an unknown tool" => assert!(a.2.contains(r#""code":-32602"#), "{}", a.2),
-                _ => {}
-            }
             if fast_rmcp.load(Ordering::SeqCst) == before.2 {
                 taken.push(row.what);
             }
@@ -1076,23 +1089,13 @@ mod tests {
         assert_eq!(slow_rmcp.load(Ordering::SeqCst), table().len());
         assert_eq!(
             taken,
-            [
-                "get_customer_info",
-                "get_recent_customers",
-                "calculate_account_value",
-                "create_support_ticket",
-                "a tool error (no such customer)",
-                "invalid input",
-                "an unknown argument",
-                "missing arguments",
-                "over the result cap",
-                "an unknown tool",
+            every_tool_case_and([
                 "no arguments at all",
                 "string id",
                 "id 0",
                 "a large id",
                 "a negative id",
-            ],
+            ]),
             "the requests the direct path took (the others reached rmcp)"
         );
     }
@@ -1173,13 +1176,6 @@ mod tests {
     }
 
     fn session_table() -> Vec<Row> {
-        let set = |name: &'static str, value: &str| {
-            let value = value.to_owned();
-            move |h: &mut Vec<(&'static str, String)>| {
-                h.retain(|(k, _)| *k != name);
-                h.push((name, value));
-            }
-        };
         let info = r#"{"customer_id":"12345"}"#;
         let mut rows: Vec<Row> = TOOL_CASES
             .iter()
@@ -1304,24 +1300,13 @@ mod tests {
             } else {
                 assert_eq!(a.1, b.1, "headers: {}", row.what);
             }
-            assert_eq!(
-                mask_created_at(&message_of(&a.2)),
-                mask_created_at(&message_of(&b.2)),
-                "message: {}",
-                row.what
+            assert_same_message(
+                row.what,
+                (&a.2, &b.2),
+                (events(&fast) - before.0, events(&slow) - before.1),
             );
-            assert_eq!(
-                events(&fast) - before.0,
-                events(&slow) - before.1,
-                "audit events: {}",
-                row.what
-            );
-            match row.what {
-                "get_customer_info" => assert!(a.2.contains(r#""isError":false"#), "{}", a.2),
-                "over the result cap" => assert!(a.2.contains("too large to send"), "{}", a.2),
-                "an unknown tool" => assert!(a.2.contains(r#""code":-32602"#), "{}", a.2),
-                "an unknown session" => assert_eq!(a.0, StatusCode::NOT_FOUND),
-                _ => {}
+            if row.what == "an unknown session" {
+                assert_eq!(a.0, StatusCode::NOT_FOUND);
             }
         }
         assert_eq!(
@@ -1330,21 +1315,11 @@ mod tests {
         );
         assert_eq!(
             taken,
-            [
-                "get_customer_info",
-                "get_recent_customers",
-                "calculate_account_value",
-                "create_support_ticket",
-                "a tool error (no such customer)",
-                "invalid input",
-                "an unknown argument",
-                "missing arguments",
-                "over the result cap",
-                "an unknown tool",
+            every_tool_case_and([
                 "string id",
                 "no protocol header",
                 "protocol header 2025-06-18",
-            ],
+            ]),
             "the requests the direct path took (the others reached rmcp)"
         );
 
