@@ -12,8 +12,8 @@
 //!   returned after it: with [`SecretMemo`] a busy client is verified once
 //!   per [`MEMO_TTL`], and two idle buffers kept for the life of the process
 //!   made up 38 of the 54 MiB an oauth-server serving the dev clients held
-//!   (issue 15). A buffer this large is its own `mmap`, so freeing it gives
-//!   the pages back. Callers wait (asynchronously) for a free thread; the
+//!   (issue 15). A buffer is reserved above 32 MiB so that freeing it gives
+//!   its pages back without changing glibc's thresholds ([`RESERVE_BLOCKS`]). Callers wait (asynchronously) for a free thread; the
 //!   count of verifications and the bytes held are kept for tests
 //!   ([`PasswordCheck::verifications`], [`PasswordCheck::held_bytes`]).
 //! - [`dummy_phc`]: a PHC string with given parameters, a random salt and a
@@ -107,7 +107,8 @@ impl PasswordCheck {
         self.pool.count.load(Ordering::Relaxed)
     }
 
-    /// Bytes of argon2 memory the threads hold now: 0 once they are idle.
+    /// Bytes of argon2 memory the threads hold now (reserved; resident is
+    /// what the `m` cost touches): 0 once they are idle.
     pub fn held_bytes(&self) -> usize {
         self.pool.held.load(Ordering::Relaxed)
     }
@@ -134,9 +135,12 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, held: &AtomicUsize) {
     // freed when none is.
     let mut memory: Vec<Block> = Vec::new();
     loop {
-        let waiting = match rx.lock() {
+        // Another thread holding the lock is waiting for a job (so none is
+        // queued) or taking one: either way this thread is idle.
+        let waiting = match rx.try_lock() {
             Ok(rx) => rx.try_recv(),
-            Err(_) => return,
+            Err(std::sync::TryLockError::WouldBlock) => Err(mpsc::TryRecvError::Empty),
+            Err(std::sync::TryLockError::Poisoned(_)) => return,
         };
         let job = match waiting {
             Ok(job) => Ok(job),
@@ -166,10 +170,28 @@ fn bytes_of(memory: &Vec<Block>) -> usize {
     memory.capacity() * std::mem::size_of::<Block>()
 }
 
+/// The smallest buffer, in blocks, whose freeing leaves glibc's malloc
+/// settings alone: just over 32 MiB (`DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit
+/// Linux).
+///
+/// glibc serves a request of 128 KiB or more with its own `mmap`, and when
+/// such a block of at most 32 MiB is freed it raises its process-wide
+/// `mmap` threshold to that size (and its trim threshold to twice it). Had
+/// the 19 MiB buffer of the default parameters been freed as it is, every
+/// later allocation under 19 MiB, in every thread, would come from the
+/// arenas, which keep up to 38 MiB each: measured, an oauth-server serving
+/// the dev clients grew to 437 MiB. A reservation above 32 MiB is freed
+/// with `munmap` and changes nothing; only the pages the blocks touch (the
+/// `m` cost) are ever resident.
+const RESERVE_BLOCKS: usize = (32 << 20) / std::mem::size_of::<Block>() + 1;
+
 /// `memory` grown to `params`' block count; the blocks to work in.
 fn blocks<'m>(params: &argon2::Params, memory: &'m mut Vec<Block>) -> Option<&'m mut [Block]> {
     let n = params.block_count();
     if memory.len() < n {
+        if memory.capacity() == 0 {
+            memory.reserve_exact(n.max(RESERVE_BLOCKS));
+        }
         memory.resize(n, Block::default());
     }
     memory.get_mut(..n)
@@ -442,7 +464,8 @@ mod tests {
     fn the_buffer_is_reused_within_a_burst_and_freed_when_idle() {
         let (tx, rx) = mpsc::channel::<Job>();
         let (seen_tx, seen_rx) = mpsc::channel::<usize>();
-        // Each job reports the capacity it found, then grows it to 1,000 blocks.
+        // Each job reports the capacity it found, then asks for 1,000 blocks
+        // (which reserves RESERVE_BLOCKS).
         let job = || -> Job {
             let seen_tx = seen_tx.clone();
             Box::new(move |memory: &mut Vec<Block>| {
@@ -457,7 +480,11 @@ mod tests {
         let rx = Mutex::new(rx);
         let thread = std::thread::spawn(move || worker(&rx, &worker_held));
         assert_eq!(seen_rx.recv().unwrap(), 0, "the first job starts empty");
-        assert_eq!(seen_rx.recv().unwrap(), 1000, "the waiting job reuses it");
+        assert_eq!(
+            seen_rx.recv().unwrap(),
+            RESERVE_BLOCKS,
+            "the waiting job reuses it"
+        );
         // Nothing waits now: the worker frees the buffer before it blocks.
         let deadline = Instant::now() + Duration::from_secs(5);
         while held.load(Ordering::Relaxed) != 0 && Instant::now() < deadline {
@@ -472,6 +499,24 @@ mod tests {
         );
         drop(tx);
         thread.join().unwrap();
+    }
+
+    /// With two threads, the one that finishes while the other waits for
+    /// a job (holding the queue's lock) frees its buffer too.
+    #[tokio::test]
+    async fn every_idle_thread_frees_its_buffer() {
+        let check = PasswordCheck::new(2).unwrap();
+        let phc: Arc<str> = Arc::from(hash("right"));
+        let (a, b) = tokio::join!(
+            check.verify(phc.clone(), b"right"),
+            check.verify(phc.clone(), b"right")
+        );
+        assert_eq!((a, b), (Some(true), Some(true)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while check.held_bytes() != 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(check.held_bytes(), 0);
     }
 
     fn hash_default(secret: &str) -> String {
