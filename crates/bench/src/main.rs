@@ -765,11 +765,14 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         if let [wrong, unknown, ..] = samples.as_slice() {
+            let mib = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} MiB"));
             println!(
-                "\nunknown user vs wrong password, p50: {:+.2} ms ({:+.1} %); oauth-server RSS after: {}",
+                "\nunknown user vs wrong password, p50: {:+.2} ms ({:+.1} %); oauth-server RSS after: {}, {} once its argon2 threads were idle for {} s",
                 unknown.quantile(0.5) - wrong.quantile(0.5),
                 100.0 * (unknown.quantile(0.5) / wrong.quantile(0.5) - 1.0),
-                rss.map_or("-".into(), |v| format!("{v:.1} MiB"))
+                mib(rss.after),
+                mib(rss.idle),
+                oauth_server::argon::KEEP_IDLE.as_secs()
             );
         }
     }

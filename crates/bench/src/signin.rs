@@ -34,9 +34,16 @@ impl Sample {
     }
 }
 
+/// The oauth-server's RSS in MiB right after the sign-ins, and once its
+/// argon2 threads have been idle for `KEEP_IDLE`.
+pub struct Rss {
+    pub after: Option<f64>,
+    pub idle: Option<f64>,
+}
+
 /// Runs `rounds` of each failure and of a full sign-in; returns the samples
-/// and the oauth-server's RSS (MiB) after them.
-pub async fn run(rounds: usize) -> anyhow::Result<(Vec<Sample>, Option<f64>)> {
+/// and the oauth-server's RSS after them.
+pub async fn run(rounds: usize) -> anyhow::Result<(Vec<Sample>, Rss)> {
     let stack = builder()
         .client(
             ::stack::Client::new(HOST)
@@ -95,7 +102,10 @@ pub async fn run(rounds: usize) -> anyhow::Result<(Vec<Sample>, Option<f64>)> {
         }
     }
     let rss = stack.oauth().rss_mib();
-    Ok((vec![wrong, unknown, full], rss))
+    // The argon2 threads give their buffers back once idle for KEEP_IDLE.
+    tokio::time::sleep(oauth_server::argon::KEEP_IDLE + Duration::from_secs(1)).await;
+    let idle = stack.oauth().rss_mib();
+    Ok((vec![wrong, unknown, full], Rss { after: rss, idle }))
 }
 
 fn ms(d: Duration) -> f64 {
