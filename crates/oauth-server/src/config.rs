@@ -49,7 +49,7 @@ pub const DEFAULT_USERS_FILE: &str = "config/users.toml";
 /// | `OAUTH_RATE_LIMIT_BURST` [20] | burst of that budget |
 /// | `OAUTH_FAILED_AUTH_COST` [5] | units a failed client authentication costs its IP |
 /// | `HTTP_HEADER_READ_TIMEOUT_SECS` / `HTTP_REQUEST_TIMEOUT_SECS` / `HTTP_IDLE_TIMEOUT_SECS` / `HTTP_MAX_CONNECTIONS` [10 / 30 / 60 / 512] | connection hygiene (`server_kit::serve`) |
-/// | `OAUTH_ARGON2_THREADS` [2] | dedicated threads for argon2id verifications (1..=64); memory ≈ threads × 19 MiB |
+/// | `OAUTH_ARGON2_THREADS` [2] | dedicated threads for argon2id verifications (1..=64); memory ≤ threads × 19 MiB while busy, 0 after 5 s idle |
 /// | `RATE_LIMIT_FAILURE_MODE` [local] | local, open or closed when Redis fails |
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` [100] | limiter timeout on Redis |
 /// | `TRUSTED_PROXIES` [unset] | CIDRs whose X-Forwarded-For is believed |
@@ -543,7 +543,8 @@ pub const ENV_VARS: &[EnvVar] = &[
         "OAUTH_ARGON2_THREADS",
         "2",
         "dedicated threads for argon2id verifications (client secrets, passwords), 1 to 64; \
-         each keeps one buffer of the hash's memory cost (19 MiB for the defaults)",
+         each uses one buffer of the hash's memory cost (19 MiB for the defaults), \
+         given back after 5 s without a verification",
     ),
     EnvVar::new(
         "RATE_LIMIT_FAILURE_MODE",

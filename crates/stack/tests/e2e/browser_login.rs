@@ -269,9 +269,19 @@ async fn drive(session: &WebDriver, authorize: &Url, callback: &str) -> anyhow::
 }
 
 /// `find`, with the current URL and the page's text when it is not there.
+/// The element on the page, waited for up to 10 s: a click on a form's
+/// submit button can return before the next page has loaded (seen once
+/// under a loaded full test run: the consent page arrived just after the
+/// lookup).
 async fn find(session: &WebDriver, locator: By, page: &str) -> anyhow::Result<WebElement> {
     let wanted = format!("{locator:?}");
-    match session.find(locator).await {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut found = session.find(locator.clone()).await;
+    while found.is_err() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        found = session.find(locator.clone()).await;
+    }
+    match found {
         Ok(element) => Ok(element),
         Err(e) => {
             let at = session
