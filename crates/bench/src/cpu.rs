@@ -149,13 +149,33 @@ fn parse_stat(stat: &str) -> Option<f64> {
 
 /// Redis's own account of its CPU (`INFO cpu`, every thread), in seconds.
 async fn redis_seconds(node: &str) -> anyhow::Result<f64> {
+    let info = redis_info(node, "cpu").await?;
+    parse_info_cpu(&info).with_context(|| format!("unexpected INFO cpu from Redis at {node}"))
+}
+
+/// How many times the Redis servers at `urls` (`redis://host:port`) have
+/// run `command` (lower case, e.g. `evalsha`), summed (`INFO commandstats`).
+pub async fn redis_command_calls(urls: &[String], command: &str) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for url in urls {
+        let node = url.trim_start_matches("redis://").trim_end_matches('/');
+        let info = redis_info(node, "commandstats").await?;
+        total += parse_command_calls(&info, command);
+    }
+    Ok(total)
+}
+
+/// `INFO section` from the Redis at `node` (`host:port`), over a plain TCP
+/// connection (RESP by hand: the bench has no Redis client).
+async fn redis_info(node: &str, section: &str) -> anyhow::Result<String> {
     let mut s = TcpStream::connect(node)
         .await
         .with_context(|| format!("connecting to Redis at {node}"))?;
-    s.write_all(b"INFO cpu\r\n").await?;
-    // A bulk string: `$LEN\r\n` then LEN bytes and `\r\n`; small (~300 B).
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
+    s.write_all(format!("INFO {section}\r\n").as_bytes())
+        .await?;
+    // A bulk string: `$LEN\r\n` then LEN bytes and `\r\n`; a few kB.
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
     loop {
         let n = s.read(&mut chunk).await?;
         anyhow::ensure!(n > 0, "Redis at {node} closed the connection during INFO");
@@ -166,8 +186,17 @@ async fn redis_seconds(node: &str) -> anyhow::Result<f64> {
             break;
         }
     }
-    parse_info_cpu(&String::from_utf8_lossy(&buf))
-        .with_context(|| format!("unexpected INFO cpu from Redis at {node}"))
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// `calls` of `cmdstat_{command}` in `INFO commandstats` (0 when never run).
+fn parse_command_calls(info: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The full length of a complete RESP bulk string in `buf`, once its header is in.
@@ -205,6 +234,15 @@ mod tests {
         assert_eq!(parse_info_cpu(info), Some(3.75));
         assert_eq!(bulk_len(b"$5\r\nhello\r\n"), Some(11));
         assert_eq!(bulk_len(b"$5"), None);
+    }
+
+    #[test]
+    fn commandstats_calls_of_one_command() {
+        let info = "$200\r\n# Commandstats\r\ncmdstat_get:calls=7,usec=3\r\n\
+                    cmdstat_evalsha:calls=1234,usec=99,usec_per_call=0.08\r\n";
+        assert_eq!(parse_command_calls(info, "evalsha"), 1234);
+        assert_eq!(parse_command_calls(info, "get"), 7);
+        assert_eq!(parse_command_calls(info, "eval"), 0);
     }
 
     #[test]

@@ -161,6 +161,16 @@ impl Stack {
     pub fn mcp(&self) -> Option<&::stack::Replica> {
         self.inner.replica(0)
     }
+
+    /// The Redis servers the stack keeps its state in (`redis://host:port`):
+    /// the one Redis, the cluster's nodes, or none.
+    pub fn redis_urls(&self) -> Vec<String> {
+        match (&self.cluster, self.inner.redis_url()) {
+            (Some(cluster), _) => cluster.urls(),
+            (None, Some(url)) => vec![url.to_owned()],
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// The only client the bench uses (no dev clients: their argon2 hashes

@@ -100,8 +100,18 @@ async fn redis_sequential(limiter: &RedisLimiter) {
     );
 }
 
-async fn redis_concurrent(limiter: &RedisLimiter, tasks: usize) {
-    let keys = Arc::new(keys());
+/// `tasks` checks in flight, spread over `key_count` keys (10,000: every
+/// check has its key to itself; 1: one busy client, whose checks go out in
+/// batches).
+async fn redis_concurrent(
+    limiter: &RedisLimiter,
+    server: &testkit::RedisServer,
+    tasks: usize,
+    key_count: usize,
+) {
+    let keys: Vec<String> = keys().into_iter().take(key_count).collect();
+    let keys = Arc::new(keys);
+    let calls_before = evalsha_calls(server).await;
     let policy = policy();
     let per_task = 200_000 / tasks;
     let start = Instant::now();
@@ -111,7 +121,7 @@ async fn redis_concurrent(limiter: &RedisLimiter, tasks: usize) {
             tokio::spawn(async move {
                 let mut allowed = 0u64;
                 for i in 0..per_task {
-                    let key = &keys[(i * tasks + t) % KEYS];
+                    let key = &keys[(i * tasks + t) % keys.len()];
                     allowed += u64::from(limiter.check(key, 1, &policy).await.unwrap().allowed);
                 }
                 allowed
@@ -122,12 +132,42 @@ async fn redis_concurrent(limiter: &RedisLimiter, tasks: usize) {
     for h in handles {
         allowed += h.await.unwrap();
     }
+    let elapsed = start.elapsed();
+    let calls = evalsha_calls(server).await - calls_before;
+    let what = if key_count == 1 {
+        "one key"
+    } else {
+        "one key each"
+    };
     report(
-        &format!("redis, {tasks} in flight (one multiplexed connection)"),
+        &format!("redis, {tasks} in flight, {what}"),
         per_task * tasks,
-        start.elapsed(),
+        elapsed,
         allowed,
     );
+    println!(
+        "    {calls} EVALSHA for {} checks ({:.1} checks per call)",
+        per_task * tasks,
+        (per_task * tasks) as f64 / calls.max(1) as f64
+    );
+}
+
+/// How many `EVALSHA` the server has run (`INFO commandstats`).
+async fn evalsha_calls(server: &testkit::RedisServer) -> u64 {
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
 }
 
 fn report(name: &str, n: usize, elapsed: Duration, allowed: u64) {
@@ -170,7 +210,10 @@ fn main() {
             .unwrap();
         redis_sequential(&limiter).await;
         for tasks in [16, 64, 256] {
-            redis_concurrent(&limiter, tasks).await;
+            redis_concurrent(&limiter, &server, tasks, KEYS).await;
+        }
+        for tasks in [16, 64] {
+            redis_concurrent(&limiter, &server, tasks, 1).await;
         }
     });
 }

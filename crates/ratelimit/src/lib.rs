@@ -12,7 +12,9 @@
 //!   and [`LimiterError`].
 //! - [`memory`]: [`MemoryLimiter`], sharded maps, no global lock; used alone
 //!   without `REDIS_URL` and as the `local` fallback.
-//! - [`redis`]: [`RedisLimiter`], one `EVALSHA` per check, Redis server clock,
+//! - [`redis`]: [`RedisLimiter`], one `EVALSHA` per check (the checks of a
+//!   key that arrive while its call is in flight go out together as the
+//!   next one; `batch`, private, tracks them), Redis server clock,
 //!   keys expire when their bucket is full, reconnecting connection manager,
 //!   short timeout.
 //! - [`resilient`]: [`FailureMode`] and [`ResilientLimiter`] (Redis + what to
@@ -45,6 +47,7 @@
 //! steps on integer microseconds and return identical decisions (the test
 //! suite runs against each and compares them).
 
+mod batch;
 pub mod client_ip;
 pub mod clock;
 pub mod config;

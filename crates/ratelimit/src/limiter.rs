@@ -29,7 +29,7 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
 /// Why a check produced no decision. The HTTP layer answers 503 with
 /// `Retry-After: `[`retry_after`](Self::retry_after) (see
 /// [`headers::insert_unavailable`](crate::headers::insert_unavailable)).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum LimiterError {
     /// Redis answered with an error or the connection failed.

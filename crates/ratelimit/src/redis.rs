@@ -1,4 +1,6 @@
-//! Redis GCRA back end: one Lua script, evaluated atomically with `EVALSHA`.
+//! Redis GCRA back end: one Lua script, evaluated atomically with `EVALSHA`,
+//! at most one call per key in flight (the checks of a busy key go out in
+//! batches).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 
+use crate::batch::{InFlight, Turn};
 use crate::clock::{Clock, micros};
 use crate::{Decision, Limiter, LimiterError, Policy};
 
@@ -24,6 +27,14 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 ///   decides and writes it back atomically (no read/write race between
 ///   replicas). [`redis::Script`] sends the SHA and reloads the script by
 ///   itself when Redis answers `NOSCRIPT` (e.g. after a restart).
+/// - At most one call per key in flight from this replica: the checks of a
+///   key that arrive while its call is out wait for it, then go out
+///   together as the next call (up to 64), decided in arrival order at one
+///   instant exactly as separate calls would be. A client busy enough to
+///   have several checks in flight thus costs Redis one script run per
+///   round trip instead of one per check; an idle or one-at-a-time client
+///   sees no change. A check waits at most two round trips (and two
+///   timeouts when Redis hangs).
 /// - Time is the Redis server's clock (`TIME`), so replicas with skewed
 ///   clocks still agree.
 /// - Keys expire (`PX`) when their bucket is full again, so idle clients
@@ -43,6 +54,7 @@ pub struct RedisLimiter<C = ConnectionManager> {
     script: Arc<Script>,
     timeout: Duration,
     clock: Option<Arc<dyn Clock>>,
+    in_flight: Arc<InFlight>,
 }
 
 impl<C> std::fmt::Debug for RedisLimiter<C> {
@@ -101,6 +113,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisLimiter<C> {
             script: Arc::new(Script::new(GCRA_LUA)),
             timeout,
             clock: None,
+            in_flight: Arc::new(InFlight::default()),
         }
     }
 
@@ -132,24 +145,116 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisLimiter<C> {
 #[async_trait]
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> Limiter for RedisLimiter<C> {
     async fn check(&self, key: &str, cost: u32, policy: &Policy) -> Result<Decision, LimiterError> {
+        // Any cost above the burst gets the same answer; clamping keeps the
+        // script's arithmetic small.
+        let cost = cost.min(policy.burst().saturating_add(1));
+        match self.in_flight.join(key, cost, policy) {
+            Turn::Wait(reply) => reply.await.unwrap_or_else(|_| Err(batch_lost())),
+            Turn::Lead => {
+                // Dropped when this check ends, answered or cancelled: the
+                // checks that queued meanwhile go out as the next batch.
+                let _next = HandOff { limiter: self, key };
+                let mut decisions = self.eval(key, policy, &[cost]).await?;
+                decisions.pop().ok_or_else(batch_lost)
+            }
+            Turn::Alone => {
+                let mut decisions = self.eval(key, policy, &[cost]).await?;
+                decisions.pop().ok_or_else(batch_lost)
+            }
+        }
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisLimiter<C> {
+    /// One `EVALSHA` deciding `costs` for `key` in order, bounded by the
+    /// timeout; one decision per cost.
+    async fn eval(
+        &self,
+        key: &str,
+        policy: &Policy,
+        costs: &[u32],
+    ) -> Result<Vec<Decision>, LimiterError> {
         let mut invocation = self.script.key(key);
-        invocation
-            .arg(policy.interval_us())
-            .arg(policy.burst())
-            // Any cost above the burst gets the same answer; clamping keeps
-            // the script's arithmetic small.
-            .arg(cost.min(policy.burst().saturating_add(1)));
-        if let Some(clock) = &self.clock {
-            invocation.arg(micros(clock.now()));
+        invocation.arg(policy.interval_us()).arg(policy.burst());
+        match &self.clock {
+            Some(clock) => invocation.arg(micros(clock.now())),
+            None => invocation.arg(""),
+        };
+        for cost in costs {
+            invocation.arg(*cost);
         }
         let mut conn = self.conn.clone();
-        let reply: (i64, i64, i64, i64) =
+        let reply: Vec<i64> =
             match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
                 Ok(reply) => reply?,
                 Err(_) => return Err(LimiterError::Timeout(self.timeout)),
             };
-        decision_from_reply(reply, policy)
+        if reply.len() != costs.len() * 4 {
+            return Err(LimiterError::UnexpectedReply(format!(
+                "{} numbers for {} checks",
+                reply.len(),
+                costs.len()
+            )));
+        }
+        reply
+            .chunks_exact(4)
+            .map(|d| decision_from_reply((d[0], d[1], d[2], d[3]), policy))
+            .collect()
     }
+
+    /// Sends the checks of `key` that queued while its previous call was in
+    /// flight, if any, as one call on a task of their own; when none
+    /// queued, the key is no longer in flight.
+    fn hand_off(&self, key: &str) {
+        let Some(batch) = self.in_flight.next_batch(key) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to run the batch on (the process is shutting
+            // down): the waiting checks fail rather than hang.
+            self.in_flight.abandon(key);
+            return;
+        };
+        let limiter = self.clone();
+        let key: Box<str> = key.into();
+        runtime.spawn(async move {
+            let _next = HandOff {
+                limiter: &limiter,
+                key: &key,
+            };
+            let costs: Vec<u32> = batch.waiters.iter().map(|w| w.cost).collect();
+            match limiter.eval(&key, &batch.policy, &costs).await {
+                Ok(decisions) => {
+                    for (waiter, decision) in batch.waiters.into_iter().zip(decisions) {
+                        // A waiter that gave up has nobody to answer.
+                        let _ = waiter.reply.send(Ok(decision));
+                    }
+                }
+                Err(e) => {
+                    for waiter in batch.waiters {
+                        let _ = waiter.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Runs [`RedisLimiter::hand_off`] when the call in flight for `key` is
+/// over, however it ended (answered, failed, or its check was cancelled).
+struct HandOff<'a, C: ConnectionLike + Clone + Send + Sync + 'static> {
+    limiter: &'a RedisLimiter<C>,
+    key: &'a str,
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> Drop for HandOff<'_, C> {
+    fn drop(&mut self) {
+        self.limiter.hand_off(self.key);
+    }
+}
+
+fn batch_lost() -> LimiterError {
+    LimiterError::UnexpectedReply("the batch carrying this check was lost".to_owned())
 }
 
 fn decision_from_reply(

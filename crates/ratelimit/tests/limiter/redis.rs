@@ -166,6 +166,183 @@ async fn concurrent_checks_never_exceed_the_budget() {
     assert_eq!(hammer(limiter, policy, 64, 20).await, 10);
 }
 
+/// `CLIENT PAUSE ms ALL`: Redis holds every command (the script's too) for
+/// `ms`, so the checks issued meanwhile are all waiting at once.
+async fn pause_redis(server: &RedisServer, ms: u64) {
+    let mut raw = raw_connection(server).await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+/// How many `EVALSHA` Redis has run (`INFO commandstats`).
+async fn evalsha_calls(server: &RedisServer) -> u64 {
+    let mut raw = raw_connection(server).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// 300 checks of one key issued while its first call is held: the first
+/// goes alone, the other 299 follow in batches of at most 64 (5 calls), and
+/// the decisions are those of 300 checks made one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_key_is_checked_in_batches_with_the_decisions_of_one_at_a_time() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let limiter = Arc::new(redis_limiter(&server).await.with_clock(clock.clone()));
+    let policy = Policy::new(1, 100).unwrap(); // T = 60 s
+    // Loads the script, so the count below holds only the checks' calls.
+    check(limiter.as_ref(), "rl:warm", 1, &policy).await;
+    let before = evalsha_calls(&server).await;
+
+    pause_redis(&server, 300).await;
+    let checks: Vec<_> = (0..300)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("rl:busy", 1, &policy).await })
+        })
+        .collect();
+    let mut allowed_remaining = Vec::new();
+    for c in checks {
+        let d = c.await.unwrap().unwrap();
+        assert_eq!(d.limit, 100);
+        if d.allowed {
+            assert_eq!(d.retry_after, Duration::ZERO);
+            allowed_remaining.push(d.remaining);
+        } else {
+            assert_eq!(d.remaining, 0);
+            assert_eq!(d.retry_after, Duration::from_secs(60));
+            assert_eq!(d.reset_after, Duration::from_secs(6_000));
+        }
+    }
+    allowed_remaining.sort_unstable();
+    assert_eq!(allowed_remaining, (0..100).collect::<Vec<u32>>());
+    assert_eq!(evalsha_calls(&server).await - before, 1 + 5);
+
+    // The stored TAT is 100 intervals ahead, as after 100 separate checks.
+    let mut raw = raw_connection(&server).await;
+    let tat: u64 = raw.get("rl:busy").await.unwrap();
+    assert_eq!(tat, 1_000_000_000_000 + 100 * 60_000_000);
+}
+
+/// A batch of mixed costs (free, too large, denied then a smaller one
+/// allowed) gets, check by check, the decisions the in-memory limiter gives
+/// the same checks one at a time. `join_all` polls the checks in order, so
+/// the first leads and the rest queue in that order.
+#[tokio::test]
+async fn a_batch_decides_like_the_checks_one_at_a_time() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let redis = redis_limiter(&server).await.with_clock(clock.clone());
+    let memory = MemoryLimiter::with_clock(clock.clone());
+    let policy = Policy::new(6, 10).unwrap();
+    check(&redis, "rl:warm", 1, &policy).await;
+    let before = evalsha_calls(&server).await;
+
+    let costs = [1, 0, 4, 11, 3, 2, 5, 1, 0, 1, 10, 0];
+    let batched =
+        futures::future::join_all(costs.iter().map(|c| redis.check("rl:mixed", *c, &policy))).await;
+    assert_eq!(
+        evalsha_calls(&server).await - before,
+        2,
+        "one call, then one batch"
+    );
+    for (cost, batched) in costs.iter().zip(batched) {
+        let alone = check(&memory, "rl:mixed", *cost, &policy).await;
+        assert_eq!(batched.unwrap(), alone, "cost {cost}");
+    }
+}
+
+/// A check whose caller gives up while its call is in flight still hands
+/// the checks queued behind it on: they are answered, in order, after the
+/// abandoned call (which Redis ran), and the key is free afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_check_still_hands_its_batch_on() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let limiter = Arc::new(redis_limiter(&server).await.with_clock(clock.clone()));
+    let policy = Policy::new(1, 10).unwrap();
+    check(limiter.as_ref(), "rl:warm", 1, &policy).await;
+
+    pause_redis(&server, 300).await;
+    let leader = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(50), limiter.check("rl:k", 1, &policy)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("rl:k", 1, &policy).await })
+        })
+        .collect();
+    assert!(
+        leader.await.unwrap().is_err(),
+        "the leader gave up at 50 ms"
+    );
+    let mut remaining = Vec::new();
+    for w in waiters {
+        let d = w.await.unwrap().unwrap();
+        assert!(d.allowed);
+        remaining.push(d.remaining);
+    }
+    remaining.sort_unstable();
+    // The abandoned call spent 1 of 10; the five spent 5 more.
+    assert_eq!(remaining, [4, 5, 6, 7, 8]);
+    assert_eq!(
+        check(limiter.as_ref(), "rl:k", 1, &policy).await.remaining,
+        3
+    );
+}
+
+/// When the batch's call fails, every check in it gets the error (here the
+/// timeout: the first check's call times out, then the batch's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_batch_fails_every_check_in_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let timeout = Duration::from_millis(100);
+    let limiter = Arc::new(RedisLimiter::connect(&server.url(), timeout).await.unwrap());
+    let policy = Policy::new(1, 10).unwrap();
+    check(limiter.as_ref(), "rl:warm", 1, &policy).await;
+
+    pause_redis(&server, 1_000).await;
+    let checks: Vec<_> = (0..6)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("rl:k", 1, &policy).await })
+        })
+        .collect();
+    for c in checks {
+        let outcome = c.await.unwrap();
+        assert!(
+            matches!(outcome, Err(LimiterError::Timeout(t)) if t == timeout)
+                || matches!(&outcome, Err(LimiterError::Redis(e)) if e.is_timeout()),
+            "{outcome:?}"
+        );
+    }
+}
+
 /// Two replicas (two limiters, two connections) share one budget.
 #[tokio::test]
 async fn two_replicas_share_one_budget() {
