@@ -44,10 +44,13 @@ pub(crate) struct Batch {
     pub waiters: Vec<Waiter>,
 }
 
+/// One shard: keys with a call in flight and the checks queued behind it.
+type Shard = HashMap<Box<str>, Batch>;
+
 /// The keys with a call in flight, each with the checks that arrived since.
 pub(crate) struct InFlight {
     hasher: RandomState,
-    shards: Box<[Mutex<HashMap<Box<str>, Batch>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl Default for InFlight {
@@ -60,7 +63,7 @@ impl Default for InFlight {
 }
 
 impl InFlight {
-    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<Box<str>, Batch>> {
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
         // The maps stay consistent whatever panicked while holding a lock
         // (every update is one insert, push or remove).
