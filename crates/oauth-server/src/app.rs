@@ -139,6 +139,8 @@ impl App {
             .await
             .map_err(anyhow::Error::msg)
             .context("OAUTH_CLIENTS_FILE")?;
+        let rsa_signing = crate::signer::SigningPool::per_core()
+            .context("cannot start the RSA signing threads")?;
         let state = AppState::new(Inner {
             config,
             known_scopes,
@@ -158,6 +160,7 @@ impl App {
             readiness,
             metrics,
             metrics_addr: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
+            rsa_signing,
         });
         Ok(Self {
             listener,

@@ -81,6 +81,7 @@ pub mod registration;
 pub mod router;
 pub mod routes;
 pub mod session;
+pub mod signer;
 pub mod ssrf;
 pub mod state;
 pub mod users;

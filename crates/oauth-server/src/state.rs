@@ -60,6 +60,9 @@ pub struct Inner {
     pub metrics: Arc<OAuthMetrics>,
     /// Where `/metrics` is served (`None`: `OAUTH_METRICS_BIND` empty).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Computes RSA signatures off the async workers, one thread per core,
+    /// in arrival order.
+    pub rsa_signing: crate::signer::SigningPool,
 }
 
 impl AppState {
