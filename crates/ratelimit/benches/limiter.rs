@@ -111,7 +111,7 @@ async fn redis_concurrent(
 ) {
     let keys: Vec<String> = keys().into_iter().take(key_count).collect();
     let keys = Arc::new(keys);
-    let calls_before = evalsha_calls(server).await;
+    let calls_before = server.command_calls("evalsha");
     let policy = policy();
     let per_task = 200_000 / tasks;
     let start = Instant::now();
@@ -133,7 +133,7 @@ async fn redis_concurrent(
         allowed += h.await.unwrap();
     }
     let elapsed = start.elapsed();
-    let calls = evalsha_calls(server).await - calls_before;
+    let calls = server.command_calls("evalsha") - calls_before;
     let what = if key_count == 1 {
         "one key"
     } else {
@@ -150,24 +150,6 @@ async fn redis_concurrent(
         per_task * tasks,
         (per_task * tasks) as f64 / calls.max(1) as f64
     );
-}
-
-/// How many `EVALSHA` the server has run (`INFO commandstats`).
-async fn evalsha_calls(server: &testkit::RedisServer) -> u64 {
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 fn report(name: &str, n: usize, elapsed: Duration, allowed: u64) {

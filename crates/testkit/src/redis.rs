@@ -99,6 +99,13 @@ impl RedisServer {
         self.port
     }
 
+    /// How many times this server has run `name` (lower case, e.g.
+    /// `evalsha`), from `INFO commandstats`; 0 when it never has. Blocking
+    /// (a short loopback round trip).
+    pub fn command_calls(&self, name: &str) -> u64 {
+        crate::redis_cluster::command_calls_at(self.port, name)
+    }
+
     /// True while the child process is running (between start/restart and stop).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -508,6 +508,17 @@ fn cluster_logs(dir: &Path) -> String {
     out
 }
 
+/// How many times the Redis at `port` has run `name` (lower case), from
+/// `INFO commandstats`; 0 when it never has.
+pub(crate) fn command_calls_at(port: u16, name: &str) -> u64 {
+    let info = command(port, &["INFO", "commandstats"])
+        .unwrap_or_else(|e| panic!("testkit: INFO commandstats on port {port} failed: {e}"));
+    parse_commandstats(&info)
+        .into_iter()
+        .find_map(|(n, calls)| (n == name).then_some(calls))
+        .unwrap_or(0)
+}
+
 /// `(command, calls)` from `INFO commandstats` (`cmdstat_get:calls=3,...`).
 fn parse_commandstats(info: &str) -> Vec<(String, u64)> {
     info.lines()

@@ -179,20 +179,6 @@ async fn pause_redis(server: &RedisServer, ms: u64) {
         .unwrap();
 }
 
-/// How many `EVALSHA` Redis has run (`INFO commandstats`).
-async fn evalsha_calls(server: &RedisServer) -> u64 {
-    let mut raw = raw_connection(server).await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
-}
-
 /// 300 checks of one key issued while its first call is held: the first
 /// goes alone, the other 299 follow in batches of at most 64 (5 calls), and
 /// the decisions are those of 300 checks made one at a time.
@@ -206,7 +192,7 @@ async fn a_busy_key_is_checked_in_batches_with_the_decisions_of_one_at_a_time() 
     let policy = Policy::new(1, 100).unwrap(); // T = 60 s
     // Loads the script, so the count below holds only the checks' calls.
     check(limiter.as_ref(), "rl:warm", 1, &policy).await;
-    let before = evalsha_calls(&server).await;
+    let before = server.command_calls("evalsha");
 
     pause_redis(&server, 300).await;
     let checks: Vec<_> = (0..300)
@@ -230,7 +216,7 @@ async fn a_busy_key_is_checked_in_batches_with_the_decisions_of_one_at_a_time() 
     }
     allowed_remaining.sort_unstable();
     assert_eq!(allowed_remaining, (0..100).collect::<Vec<u32>>());
-    assert_eq!(evalsha_calls(&server).await - before, 1 + 5);
+    assert_eq!(server.command_calls("evalsha") - before, 1 + 5);
 
     // The stored TAT is 100 intervals ahead, as after 100 separate checks.
     let mut raw = raw_connection(&server).await;
@@ -252,13 +238,13 @@ async fn a_batch_decides_like_the_checks_one_at_a_time() {
     let memory = MemoryLimiter::with_clock(clock.clone());
     let policy = Policy::new(6, 10).unwrap();
     check(&redis, "rl:warm", 1, &policy).await;
-    let before = evalsha_calls(&server).await;
+    let before = server.command_calls("evalsha");
 
     let costs = [1, 0, 4, 11, 3, 2, 5, 1, 0, 1, 10, 0];
     let batched =
         futures::future::join_all(costs.iter().map(|c| redis.check("rl:mixed", *c, &policy))).await;
     assert_eq!(
-        evalsha_calls(&server).await - before,
+        server.command_calls("evalsha") - before,
         2,
         "one call, then one batch"
     );
