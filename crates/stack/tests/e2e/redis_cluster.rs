@@ -209,6 +209,12 @@ async fn killing_a_cluster_master_under_load_loses_no_request_and_the_budget_is_
         .await
         .assert_tool_ok();
     let master = cluster.master_of(CLIENT_KEY);
+    // The master's replica has finished its first sync and holds the key
+    // before the load starts: a failover may lose the last moment's writes
+    // (replication is asynchronous), never the key. Without this wait a
+    // fast run killed the master while its replica was still waiting to
+    // sync, and the promoted node had no key at all (CI, 2026-12-01).
+    tokio::task::block_in_place(|| cluster.wait_for_replicas(master));
 
     // A steady stream of calls through nginx (both replicas).
     let stop = Arc::new(AtomicBool::new(false));
