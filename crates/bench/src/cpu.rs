@@ -160,7 +160,10 @@ pub async fn redis_command_calls(urls: &[String], command: &str) -> anyhow::Resu
     for url in urls {
         let node = url.trim_start_matches("redis://").trim_end_matches('/');
         let info = redis_info(node, "commandstats").await?;
-        total += parse_command_calls(&info, command);
+        total += testkit::redis_cluster::parse_commandstats(&info)
+            .into_iter()
+            .find_map(|(name, calls)| (name == command).then_some(calls))
+            .unwrap_or(0);
     }
     Ok(total)
 }
@@ -187,16 +190,6 @@ async fn redis_info(node: &str, section: &str) -> anyhow::Result<String> {
         }
     }
     Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// `calls` of `cmdstat_{command}` in `INFO commandstats` (0 when never run).
-fn parse_command_calls(info: &str, command: &str) -> u64 {
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The full length of a complete RESP bulk string in `buf`, once its header is in.
@@ -234,15 +227,6 @@ mod tests {
         assert_eq!(parse_info_cpu(info), Some(3.75));
         assert_eq!(bulk_len(b"$5\r\nhello\r\n"), Some(11));
         assert_eq!(bulk_len(b"$5"), None);
-    }
-
-    #[test]
-    fn commandstats_calls_of_one_command() {
-        let info = "$200\r\n# Commandstats\r\ncmdstat_get:calls=7,usec=3\r\n\
-                    cmdstat_evalsha:calls=1234,usec=99,usec_per_call=0.08\r\n";
-        assert_eq!(parse_command_calls(info, "evalsha"), 1234);
-        assert_eq!(parse_command_calls(info, "get"), 7);
-        assert_eq!(parse_command_calls(info, "eval"), 0);
     }
 
     #[test]

@@ -148,20 +148,15 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> Limiter for RedisLimiter
         // Any cost above the burst gets the same answer; clamping keeps the
         // script's arithmetic small.
         let cost = cost.min(policy.burst().saturating_add(1));
-        match self.in_flight.join(key, cost, policy) {
-            Turn::Wait(reply) => reply.await.unwrap_or_else(|_| Err(batch_lost())),
-            Turn::Lead => {
-                // Dropped when this check ends, answered or cancelled: the
-                // checks that queued meanwhile go out as the next batch.
-                let _next = HandOff { limiter: self, key };
-                let mut decisions = self.eval(key, policy, &[cost]).await?;
-                decisions.pop().ok_or_else(batch_lost)
-            }
-            Turn::Alone => {
-                let mut decisions = self.eval(key, policy, &[cost]).await?;
-                decisions.pop().ok_or_else(batch_lost)
-            }
-        }
+        // A leader's guard is dropped when its check ends, answered or
+        // cancelled: the checks that queued meanwhile go out as the next batch.
+        let _next = match self.in_flight.join(key, cost, policy) {
+            Turn::Wait(reply) => return reply.await.unwrap_or_else(|_| Err(batch_lost())),
+            Turn::Lead => Some(HandOff { limiter: self, key }),
+            Turn::Alone => None,
+        };
+        let mut decisions = self.eval(key, policy, &[cost]).await?;
+        decisions.pop().ok_or_else(batch_lost)
     }
 }
 

@@ -520,7 +520,7 @@ pub(crate) fn command_calls_at(port: u16, name: &str) -> u64 {
 }
 
 /// `(command, calls)` from `INFO commandstats` (`cmdstat_get:calls=3,...`).
-fn parse_commandstats(info: &str) -> Vec<(String, u64)> {
+pub fn parse_commandstats(info: &str) -> Vec<(String, u64)> {
     info.lines()
         .filter_map(|l| {
             let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
