@@ -30,9 +30,10 @@
 //! failovers), behind the same [`RedisConnection`] type, so every user runs
 //! the same code in both modes. What differs, and why:
 //!
-//! - The breaker stays one switch for the whole cluster, and the probe's
-//!   `PING` goes to every master (the crate's routing for `PING`): "up"
-//!   means every master answered. While one master is lost (until its
+//! - The breaker stays one switch for the whole cluster, and the probe
+//!   reads one key in each master's slot range (`probe_every_master`):
+//!   "up" means every slot has a master that answers. While one master is
+//!   lost (until its
 //!   replica is promoted, node timeout + election, about 2 s with a 1 s
 //!   `cluster-node-timeout`), the process runs in its failure modes for
 //!   every key, not just that master's slots — the same behaviour as a
@@ -80,7 +81,7 @@ pub struct RedisSettings {
     /// `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster (`redis://host:port`
     /// each). Not empty: cluster mode, and `url` is not used. Secrets too.
     pub cluster_nodes: Vec<SecretString>,
-    /// `REDIS_TIMEOUT_MS` [250]: connect and command timeout.
+    /// `REDIS_TIMEOUT_MS` (default 250): connect and command timeout.
     pub timeout: Duration,
 }
 
@@ -587,12 +588,21 @@ impl Redis {
 }
 
 impl Shared {
+    /// One probe, bounded by the timeout: `PING` on one Redis; on a
+    /// cluster, [`probe_every_master`].
     async fn ping(&self) -> RedisResult<()> {
-        let mut conn = self.conn.clone();
-        let ping = redis::cmd("PING");
-        match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
-            Ok(reply) => reply.map(drop),
-            Err(_) => Err(RedisError::from((ErrorKind::Io, "PING timed out"))),
+        let probe = async {
+            match self.conn.clone() {
+                RedisConnection::Single(mut c) => redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .map(drop),
+                RedisConnection::Cluster(mut c) => probe_every_master(&mut c).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, probe).await {
+            Ok(reply) => reply,
+            Err(_) => Err(RedisError::from((ErrorKind::Io, "probe timed out"))),
         }
     }
 
@@ -606,6 +616,81 @@ impl Shared {
             h.probes += 1;
         });
     }
+}
+
+/// Number of hash slots of a Redis Cluster.
+const CLUSTER_SLOTS: u16 = 16384;
+
+/// A cluster answers when every slot has a master (`CLUSTER SLOTS`, asked
+/// of any node) and a keyed read (`EXISTS`) of a slot in each master's
+/// range is served, routed like any command: to the slot's master, or
+/// redirected there with `MOVED`.
+///
+/// Not the crate's `PING` to all masters: that fan-out quietly skips a
+/// master whose connection it has dropped, so a lost master's `PING`
+/// "succeeded" a moment after the first failure and the breaker closed
+/// again while that master's slots still served nothing (issue 15, CI
+/// 2026-12-01). A keyed read cannot be answered by another node.
+async fn probe_every_master(conn: &mut ClusterConnection) -> RedisResult<()> {
+    let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+    let mut covered = 0u32;
+    let mut reads = Vec::with_capacity(ranges.len());
+    for range in &ranges {
+        let (Some(start), Some(end)) = (range.first(), range.get(1)) else {
+            return Err(unexpected_slots_reply());
+        };
+        let start = u16::from_redis_value_ref(start)?;
+        let end = u16::from_redis_value_ref(end)?;
+        if start > end || end >= CLUSTER_SLOTS {
+            return Err(unexpected_slots_reply());
+        }
+        covered += u32::from(end - start) + 1;
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(probe_key(start, end));
+        let mut conn = conn.clone();
+        reads.push(async move { exists.query_async::<i64>(&mut conn).await });
+    }
+    if covered != u32::from(CLUSTER_SLOTS) {
+        return Err(RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::ClusterDown),
+            "a slot has no master",
+        )));
+    }
+    futures::future::try_join_all(reads).await.map(drop)
+}
+
+fn unexpected_slots_reply() -> RedisError {
+    RedisError::from((ErrorKind::Parse, "unexpected CLUSTER SLOTS reply"))
+}
+
+/// A key (`secure-mcp:probe:N`, never written) whose slot lies in
+/// `start..=end`: the first N that hashes there. A master's range holds
+/// thousands of slots, so a few tries; a one-slot range, about 16,384.
+fn probe_key(start: u16, end: u16) -> String {
+    use std::fmt::Write as _;
+    let mut key = String::with_capacity(32);
+    for n in 0u32.. {
+        key.clear();
+        let _ = write!(key, "secure-mcp:probe:{n}");
+        if (start..=end).contains(&key_slot(&key)) {
+            break;
+        }
+    }
+    key
+}
+
+/// The cluster slot of a key without a hash tag: CRC16 (XMODEM) mod 16384.
+fn key_slot(key: &str) -> u16 {
+    let crc = key.bytes().fold(0u16, |crc, byte| {
+        (0..8).fold(crc ^ (u16::from(byte) << 8), |crc, _| {
+            if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            }
+        })
+    });
+    crc % CLUSTER_SLOTS
 }
 
 /// Probes with backoff while Redis is down, every [`HEALTH_CHECK_EVERY`]
@@ -859,9 +944,10 @@ mod breaker_tests {
     }
 
     /// Cluster mode, 3 masters + 3 replicas: a lost master opens the
-    /// breaker (the whole process degrades, as with one Redis); once its
-    /// replica is promoted, the probe closes it and commands for that
-    /// master's slots reach the new master.
+    /// breaker (the whole process degrades, as with one Redis) and the
+    /// probes keep it open while the master's slots have no live master;
+    /// once its replica is promoted, the probe closes it and commands for
+    /// that master's slots reach the new master.
     #[tokio::test]
     async fn cluster_breaker_opens_on_a_lost_master_and_closes_after_the_promotion() {
         let Some(mut cluster) = testkit::RedisCluster::start() else {
@@ -880,6 +966,20 @@ mod breaker_tests {
         // Replication is asynchronous: the replica must hold the write
         // before its master dies, or the promoted replica rightly lacks it.
         cluster.wait_for_replicas(master);
+        // The replica waits for the test's word before it takes over, so
+        // the probes below run while the slots have no live master.
+        let [replica] = cluster.replicas_of(master)[..] else {
+            panic!("one replica expected");
+        };
+        let no_failover = |cluster: &testkit::RedisCluster, on: &str| {
+            cluster
+                .command(
+                    replica,
+                    &["CONFIG", "SET", "cluster-replica-no-failover", on],
+                )
+                .unwrap();
+        };
+        no_failover(&cluster, "yes");
 
         cluster.kill(master);
         let mut get = redis::cmd("GET");
@@ -891,7 +991,22 @@ mod breaker_tests {
         let e = redis.query::<Option<String>>(&get).await.unwrap_err();
         assert!(e.to_string().contains("Redis is unreachable"), "{e}");
         assert_eq!(redis.commands_refused(), refused + 1);
+        // Five probes (about 1.7 s of backoff: past the node timeout, so
+        // the other nodes have marked the master failed) and each one
+        // finds the slots unserved. The crate's all-masters PING answered
+        // from the masters still connected and closed the breaker here.
+        let mut health = redis.health();
+        let probes = health.borrow().probes;
+        while health.borrow().probes < probes + 5 {
+            health.changed().await.unwrap();
+            assert!(
+                !health.borrow().up,
+                "a probe closed the breaker while a master is lost"
+            );
+        }
+        assert!(!redis.is_up());
 
+        no_failover(&cluster, "no");
         cluster.wait_until_healed(3);
         wait_for_up(&redis, true).await;
         assert_eq!(
@@ -903,6 +1018,37 @@ mod breaker_tests {
             Some("v")
         );
         assert_ne!(cluster.master_of(key), master);
+    }
+
+    #[test]
+    fn key_slot_is_the_cluster_hash_slot() {
+        // `CLUSTER KEYSLOT` answers from the Redis documentation.
+        assert_eq!(key_slot("somekey"), 11058);
+        assert_eq!(key_slot("foo"), 12182);
+        assert_eq!(key_slot("hello"), 866);
+        for n in 0..2000 {
+            let key = format!("k{n}");
+            let slot = redis::cluster_routing::Slot::new(key_slot(&key)).unwrap();
+            assert_eq!(redis::cluster_routing::Slot::for_key(&key), slot, "{key}");
+        }
+    }
+
+    #[test]
+    fn a_probe_key_lies_in_its_range() {
+        for (start, end) in [
+            (0, 5460),
+            (5461, 10922),
+            (10923, 16383),
+            (866, 866),
+            (16383, 16383),
+        ] {
+            let key = probe_key(start, end);
+            assert!(key.starts_with("secure-mcp:probe:"), "{key}");
+            assert!(
+                (start..=end).contains(&key_slot(&key)),
+                "{key} for {start}..={end}"
+            );
+        }
     }
 
     #[test]

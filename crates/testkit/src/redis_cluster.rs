@@ -230,6 +230,26 @@ impl RedisCluster {
         }
     }
 
+    /// Ports of the replicas of the master at `port` (its `INFO
+    /// replication`), in its order.
+    ///
+    /// # Panics
+    ///
+    /// When the node does not answer.
+    pub fn replicas_of(&self, port: u16) -> Vec<u16> {
+        let info = command(port, &["INFO", "replication"])
+            .unwrap_or_else(|e| panic!("testkit: INFO replication on port {port}: {e}"));
+        // `slave0:ip=…,port=…,state=online,offset=N,lag=0`
+        info.lines()
+            .filter(|l| l.starts_with("slave"))
+            .filter_map(|l| {
+                l.split(',')
+                    .find_map(|kv| kv.strip_prefix("port="))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .collect()
+    }
+
     /// One command on the node at `port` (plain RESP over TCP), its reply
     /// as text: a status or bulk string as is, an integer in decimal, an
     /// array as its elements' texts one per line, an error as `Err`.
