@@ -1018,6 +1018,15 @@ mod breaker_tests {
             Some("v")
         );
         assert_ne!(cluster.master_of(key), master);
+        // The dead node stays dead: no later probe may pick it (a random
+        // node answers `CLUSTER SLOTS`) and open the breaker again.
+        let RedisConnection::Cluster(mut conn) = redis.shared.conn.clone() else {
+            unreachable!("a cluster connection")
+        };
+        for _ in 0..100 {
+            probe_every_master(&mut conn).await.unwrap();
+        }
+        assert!(redis.is_up());
     }
 
     #[test]
