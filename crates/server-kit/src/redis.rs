@@ -589,15 +589,15 @@ impl Redis {
 
 impl Shared {
     /// One probe, bounded by the timeout: `PING` on one Redis; on a
-    /// cluster, [`probe_every_master`].
-    async fn ping(&self) -> RedisResult<()> {
+    /// cluster, [`probe_every_master`] (with the prober's key cache).
+    async fn ping(&self, keys: &mut ProbeKeys) -> RedisResult<()> {
         let probe = async {
             match self.conn.clone() {
                 RedisConnection::Single(mut c) => redis::cmd("PING")
                     .query_async::<String>(&mut c)
                     .await
                     .map(drop),
-                RedisConnection::Cluster(mut c) => probe_every_master(&mut c).await,
+                RedisConnection::Cluster(mut c) => probe_every_master(&mut c, keys).await,
             }
         };
         match tokio::time::timeout(self.timeout, probe).await {
@@ -631,7 +631,7 @@ const CLUSTER_SLOTS: u16 = 16384;
 /// "succeeded" a moment after the first failure and the breaker closed
 /// again while that master's slots still served nothing (issue 15, CI
 /// 2026-12-01). A keyed read cannot be answered by another node.
-async fn probe_every_master(conn: &mut ClusterConnection) -> RedisResult<()> {
+async fn probe_every_master(conn: &mut ClusterConnection, keys: &mut ProbeKeys) -> RedisResult<()> {
     let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
     let mut covered = 0u32;
     let mut reads = Vec::with_capacity(ranges.len());
@@ -646,7 +646,7 @@ async fn probe_every_master(conn: &mut ClusterConnection) -> RedisResult<()> {
         }
         covered += u32::from(end - start) + 1;
         let mut exists = redis::cmd("EXISTS");
-        exists.arg(probe_key(start, end));
+        exists.arg(keys.within(start, end));
         let mut conn = conn.clone();
         reads.push(async move { exists.query_async::<i64>(&mut conn).await });
     }
@@ -663,20 +663,32 @@ fn unexpected_slots_reply() -> RedisError {
     RedisError::from((ErrorKind::Parse, "unexpected CLUSTER SLOTS reply"))
 }
 
-/// A key (`secure-mcp:probe:N`, never written) whose slot lies in
-/// `start..=end`: the first N that hashes there. A master's range holds
-/// thousands of slots, so a few tries; a one-slot range, about 16,384.
-fn probe_key(start: u16, end: u16) -> String {
-    use std::fmt::Write as _;
-    let mut key = String::with_capacity(32);
-    for n in 0u32.. {
-        key.clear();
-        let _ = write!(key, "secure-mcp:probe:{n}");
-        if (start..=end).contains(&key_slot(&key)) {
-            break;
+/// The probe's keys by the first slot of their range, kept by the prober
+/// across probes: the slot map rarely changes, so a key is searched for
+/// once per range.
+#[derive(Debug, Default)]
+struct ProbeKeys(std::collections::HashMap<u16, String>);
+
+impl ProbeKeys {
+    /// A key (`secure-mcp:probe:N`, never written) whose slot lies in
+    /// `start..=end`: the one found before for `start` if it still fits,
+    /// else the first N that hashes there (a master's range holds
+    /// thousands of slots, so a few tries; a one-slot range, about 16,384).
+    fn within(&mut self, start: u16, end: u16) -> &str {
+        let range = start..=end;
+        let key = self.0.entry(start).or_default();
+        if key.is_empty() || !range.contains(&key_slot(key)) {
+            use std::fmt::Write as _;
+            for n in 0u32.. {
+                key.clear();
+                let _ = write!(key, "secure-mcp:probe:{n}");
+                if range.contains(&key_slot(key)) {
+                    break;
+                }
+            }
         }
+        key
     }
-    key
 }
 
 /// The cluster slot of a key without a hash tag: CRC16 (XMODEM) mod 16384.
@@ -700,11 +712,12 @@ async fn probe_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
     let mut backoff = MIN_BACKOFF;
     let mut down_logged = false;
     let mut ever_up = false;
+    let mut keys = ProbeKeys::default();
     loop {
         let Some(redis) = shared.upgrade() else {
             return;
         };
-        let wait = match redis.ping().await {
+        let wait = match redis.ping(&mut keys).await {
             Ok(()) => {
                 if down_logged {
                     tracing::info!("Redis answers again; leaving the failure modes");
@@ -1024,7 +1037,9 @@ mod breaker_tests {
             unreachable!("a cluster connection")
         };
         for _ in 0..100 {
-            probe_every_master(&mut conn).await.unwrap();
+            probe_every_master(&mut conn, &mut ProbeKeys::default())
+                .await
+                .unwrap();
         }
         assert!(redis.is_up());
     }
@@ -1043,7 +1058,8 @@ mod breaker_tests {
     }
 
     #[test]
-    fn a_probe_key_lies_in_its_range() {
+    fn a_probe_key_lies_in_its_range_and_is_found_once() {
+        let mut keys = ProbeKeys::default();
         for (start, end) in [
             (0, 5460),
             (5461, 10922),
@@ -1051,13 +1067,19 @@ mod breaker_tests {
             (866, 866),
             (16383, 16383),
         ] {
-            let key = probe_key(start, end);
+            let key = keys.within(start, end).to_owned();
             assert!(key.starts_with("secure-mcp:probe:"), "{key}");
             assert!(
                 (start..=end).contains(&key_slot(&key)),
                 "{key} for {start}..={end}"
             );
+            assert_eq!(keys.within(start, end), key, "kept, not searched again");
         }
+        // A range that shrank below its key gets a new one.
+        let slot = key_slot(keys.within(0, 5460));
+        assert!(slot > 0, "secure-mcp:probe:0 is not in slot 0");
+        let narrow = keys.within(0, slot - 1).to_owned();
+        assert!(key_slot(&narrow) < slot, "{narrow}");
     }
 
     #[test]
