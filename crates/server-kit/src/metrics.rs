@@ -331,12 +331,13 @@ impl JwksMetrics {
 }
 
 /// `securemcp_redis_up` (1 while Redis answers, 0 while it does not; only
-/// registered when `REDIS_URL` is set) and
+/// registered when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set) and
 /// `securemcp_redis_command_duration_seconds`. Given to
 /// [`redis::connect_metered`](crate::redis::connect_metered): the gauge
 /// follows the circuit breaker and every command, pipeline, script and
-/// limiter check through the handle is timed (the prober's `PING`s are not,
-/// so counts follow traffic only).
+/// limiter check through the handle is timed (the prober's probes are not,
+/// so counts follow traffic only; a limiter check's time includes its wait
+/// for the batch ahead of it on the same key).
 #[derive(Debug, Clone)]
 pub struct RedisMetrics {
     up: Gauge,
