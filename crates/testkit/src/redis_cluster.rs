@@ -206,16 +206,7 @@ impl RedisCluster {
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
             let written = field("master_repl_offset");
-            // `slave0:ip=…,port=…,state=online,offset=N,lag=0`
-            let acked: Vec<u64> = info
-                .lines()
-                .filter(|l| l.starts_with("slave") && l.contains("offset="))
-                .filter_map(|l| {
-                    l.split(',')
-                        .find_map(|kv| kv.strip_prefix("offset="))
-                        .and_then(|v| v.trim().parse().ok())
-                })
-                .collect();
+            let acked: Vec<u64> = replica_fields(&info, "offset");
             if let Some(written) = written
                 && !acked.is_empty()
                 && acked.iter().all(|a| *a >= written)
@@ -239,15 +230,7 @@ impl RedisCluster {
     pub fn replicas_of(&self, port: u16) -> Vec<u16> {
         let info = command(port, &["INFO", "replication"])
             .unwrap_or_else(|e| panic!("testkit: INFO replication on port {port}: {e}"));
-        // `slave0:ip=…,port=…,state=online,offset=N,lag=0`
-        info.lines()
-            .filter(|l| l.starts_with("slave"))
-            .filter_map(|l| {
-                l.split(',')
-                    .find_map(|kv| kv.strip_prefix("port="))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .collect()
+        replica_fields(&info, "port")
     }
 
     /// One command on the node at `port` (plain RESP over TCP), its reply
@@ -506,6 +489,20 @@ fn wait_until_answering(child: &mut Child, port: u16) -> Result<(), String> {
     Err(format!("node {port} did not answer within 5 s: {last}"))
 }
 
+/// The field `name` of each replica line of a master's `INFO replication`
+/// (`slave0:ip=…,port=…,state=online,offset=N,lag=0`), in its order; lines
+/// without it, or with a value that does not parse, are skipped.
+fn replica_fields<T: std::str::FromStr>(info: &str, name: &str) -> Vec<T> {
+    info.lines()
+        .filter(|l| l.starts_with("slave"))
+        .filter_map(|l| {
+            l.split(',')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect()
+}
+
 /// The last lines of every node's log.
 fn cluster_logs(dir: &Path) -> String {
     let mut out = String::new();
@@ -650,5 +647,18 @@ mod tests {
             parse_commandstats(info),
             [("evalsha".to_owned(), 12), ("ping".to_owned(), 3)]
         );
+    }
+
+    #[test]
+    fn reads_replica_fields() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=127.0.0.1,port=7004,state=online,offset=120,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=7005,state=wait_bgsave,offset=0,lag=1\r\n\
+                    master_repl_offset:120\r\n";
+        assert_eq!(replica_fields::<u16>(info, "port"), [7004, 7005]);
+        assert_eq!(replica_fields::<u64>(info, "offset"), [120, 0]);
+        // A replica's own `slave_*` lines carry no such field.
+        let replica = "role:slave\r\nslave_repl_offset:120\r\nslave_read_only:1\r\n";
+        assert!(replica_fields::<u64>(replica, "offset").is_empty());
     }
 }
