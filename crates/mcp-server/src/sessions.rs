@@ -5,13 +5,18 @@
 //! running out: see [`RMCP_REFRESH`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// rmcp closes a session after 5 idle minutes; entries idle for longer are dead.
 const IDLE_FORGET: Duration = Duration::from_secs(10 * 60);
-/// Size at which dead entries are swept.
-const SWEEP_AT: usize = 4096;
+/// Number of independently locked parts of the map (a power of two). Every
+/// request that names a session takes one part's lock for a lookup, so
+/// requests of different sessions seldom meet on a lock.
+const SHARDS: usize = 64;
+/// Size at which a part first sweeps its dead entries (4096 in all).
+const SWEEP_AT: usize = 4096 / SHARDS;
 /// rmcp closes a session whose worker has had no message for 5 minutes
 /// (`SessionConfig::DEFAULT_KEEP_ALIVE`), and requests the direct path
 /// answers never reach that worker. A session's request goes to rmcp when
@@ -26,10 +31,39 @@ struct Owner {
     rmcp_seen: Instant,
 }
 
+struct Shard {
+    owners: HashMap<String, Owner>,
+    /// The size at which the next insert sweeps: twice what the last sweep
+    /// left (at least [`SWEEP_AT`]), so a part full of live sessions is
+    /// swept once per doubling, not on every insert.
+    sweep_at: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self {
+            owners: HashMap::new(),
+            sweep_at: SWEEP_AT,
+        }
+    }
+}
+
 /// Session id → owning principal ([`Caller::principal`](crate::policy::Caller::principal): the client, or the client and user).
-#[derive(Default)]
+///
+/// [`SHARDS`] parts, each behind its own lock and picked by a keyed hash of
+/// the session id: no lock is shared by every request.
 pub struct SessionOwners {
-    map: Mutex<HashMap<String, Owner>>,
+    shards: Box<[Mutex<Shard>]>,
+    pick: std::collections::hash_map::RandomState,
+}
+
+impl Default for SessionOwners {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            pick: std::collections::hash_map::RandomState::new(),
+        }
+    }
 }
 
 /// What the binding says about a request's session.
@@ -46,10 +80,13 @@ pub enum Verdict {
 }
 
 impl SessionOwners {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Owner>> {
-        self.map
+    fn shard(&self, session: &str) -> MutexGuard<'_, Shard> {
+        // `SHARDS` is a power of two: the low bits of the hash pick the part.
+        #[allow(clippy::cast_possible_truncation)] // only the low bits are used
+        let i = self.pick.hash_one(session) as usize & (SHARDS - 1);
+        self.shards[i]
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Checks `session` for the principal `client_id` and refreshes its last use.
@@ -58,8 +95,8 @@ impl SessionOwners {
     }
 
     fn check_at(&self, session: &str, client_id: &str, now: Instant) -> Verdict {
-        let mut map = self.lock();
-        match map.get_mut(session) {
+        let mut shard = self.shard(session);
+        match shard.owners.get_mut(session) {
             Some(owner) if owner.client_id != client_id => Verdict::Foreign,
             Some(owner) => {
                 owner.last_seen = now;
@@ -74,26 +111,42 @@ impl SessionOwners {
     }
 
     pub fn insert(&self, session: &str, client_id: &str) {
-        let mut map = self.lock();
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, o| o.last_seen.elapsed() < IDLE_FORGET);
+        self.insert_at(session, client_id, Instant::now());
+    }
+
+    fn insert_at(&self, session: &str, client_id: &str, now: Instant) {
+        let mut shard = self.shard(session);
+        if shard.owners.len() >= shard.sweep_at {
+            shard
+                .owners
+                .retain(|_, o| now.saturating_duration_since(o.last_seen) < IDLE_FORGET);
+            shard.sweep_at = (shard.owners.len() * 2).max(SWEEP_AT);
         }
-        map.insert(
+        shard.owners.insert(
             session.to_owned(),
             Owner {
                 client_id: client_id.to_owned(),
-                last_seen: Instant::now(),
-                rmcp_seen: Instant::now(),
+                last_seen: now,
+                rmcp_seen: now,
             },
         );
     }
 
     pub fn remove(&self, session: &str) {
-        self.lock().remove(session);
+        self.shard(session).owners.remove(session);
     }
 
+    /// Sessions remembered (live, and dead ones not yet swept).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .owners
+                    .len()
+            })
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,5 +202,68 @@ mod tests {
             Verdict::Owned { direct: false }
         );
         assert_eq!(o.check_at("s1", "b", much_later), Verdict::Foreign);
+    }
+
+    /// Dead entries go when their part reaches the sweep size; live ones
+    /// stay, and a part full of live sessions is not swept again until it
+    /// has doubled (not on every insert).
+    #[test]
+    fn dead_sessions_are_swept_and_live_ones_kept() {
+        let o = SessionOwners::default();
+        let start = Instant::now();
+        let n = SHARDS * SWEEP_AT * 2;
+        for i in 0..n {
+            o.insert_at(&format!("old-{i}"), "a", start);
+        }
+        assert_eq!(o.len(), n, "nothing is idle yet: all kept");
+        for shard in &*o.shards {
+            let shard = shard.lock().unwrap();
+            // Above the first sweep size, the next sweep waits for growth.
+            assert!(
+                shard.owners.len() <= SWEEP_AT || shard.sweep_at > SWEEP_AT,
+                "a part of live sessions would sweep on every insert"
+            );
+            assert!(shard.sweep_at >= shard.owners.len());
+        }
+        let later = start + IDLE_FORGET + Duration::from_secs(1);
+        for i in 0..4 * n {
+            o.insert_at(&format!("new-{i}"), "a", later);
+        }
+        assert_eq!(
+            o.check_at("new-0", "a", later),
+            Verdict::Owned { direct: true }
+        );
+        let old_left = (0..n)
+            .filter(|i| o.check_at(&format!("old-{i}"), "a", later) != Verdict::Unknown)
+            .count();
+        assert_eq!(old_left, 0, "dead sessions still remembered");
+        assert!(
+            (0..4 * n).all(|i| o.check_at(&format!("new-{i}"), "a", later) != Verdict::Unknown),
+            "a live session was swept"
+        );
+    }
+
+    /// A session id always lands in the same part: checks and removal find it.
+    #[test]
+    fn every_session_is_found_in_its_part() {
+        let o = SessionOwners::default();
+        for i in 0..1000 {
+            o.insert(&format!("s-{i}"), &format!("c-{}", i % 7));
+        }
+        assert_eq!(o.len(), 1000);
+        for i in 0..1000 {
+            assert_eq!(
+                o.check(&format!("s-{i}"), &format!("c-{}", i % 7)),
+                Verdict::Owned { direct: true }
+            );
+            assert_eq!(
+                o.check(&format!("s-{i}"), &format!("c-{}", (i + 1) % 7)),
+                Verdict::Foreign
+            );
+        }
+        for i in 0..1000 {
+            o.remove(&format!("s-{i}"));
+        }
+        assert!(o.is_empty());
     }
 }
