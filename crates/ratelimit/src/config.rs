@@ -1,16 +1,10 @@
 //! Rate-limit settings. Read from the environment by
 //! `server_kit::limits::rate_limit_from_env` (the servers' one config error
-//! type lives there); this crate only describes and builds the limiter.
+//! type lives there); this crate only describes them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
-use crate::{
-    DEFAULT_REDIS_TIMEOUT, FailureMode, Limiter, LimiterError, MemoryLimiter, Policy, RedisLimiter,
-    ResilientLimiter, TrustedProxies,
-};
+use crate::{DEFAULT_REDIS_TIMEOUT, FailureMode, Policy, TrustedProxies};
 
 /// Rate-limit settings shared by both servers, read once at start-up
 /// (`server_kit::limits`, which documents each variable):
@@ -24,8 +18,9 @@ use crate::{
 /// | `RATE_LIMIT_REDIS_TIMEOUT_MS` | `100` | per-check Redis timeout in ms (1 ..= 10 000) |
 /// | `TRUSTED_PROXIES` | empty | comma-separated CIDRs/addresses whose `X-Forwarded-For` is believed |
 ///
-/// Redis is not configured here: the server's one connection is passed to
-/// [`build_limiter_on`](Self::build_limiter_on).
+/// Redis is not configured here: the servers build the limiter on their one
+/// Redis connection (`server_kit::redis::build_limiter`), or in memory
+/// without one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
     /// `RATE_LIMIT_PER_MINUTE` and `RATE_LIMIT_BURST`.
@@ -47,37 +42,6 @@ pub const DEFAULT_BURST: u32 = 10;
 /// Default `RATE_LIMIT_TOOL_CALL_COST`.
 pub const DEFAULT_TOOL_CALL_COST: u32 = 2;
 
-impl RateLimitConfig {
-    /// The limiter these settings describe: in memory without `redis_url`,
-    /// otherwise Redis wrapped in the failure mode. Does not wait for Redis
-    /// (a server starts while Redis is down); call inside a Tokio runtime.
-    /// Fails only on an invalid URL.
-    /// The limiter these settings describe on the process's shared Redis
-    /// connection (`None`: in memory), wrapped in the failure mode.
-    pub fn build_limiter_on(&self, redis: Option<ConnectionManager>) -> Arc<dyn Limiter> {
-        match redis {
-            None => Arc::new(MemoryLimiter::new()),
-            Some(conn) => {
-                let redis = RedisLimiter::from_connection(conn, self.redis_timeout);
-                Arc::new(ResilientLimiter::new(Arc::new(redis), self.failure_mode))
-            }
-        }
-    }
-
-    pub async fn build_limiter(
-        &self,
-        redis_url: Option<&str>,
-    ) -> Result<Arc<dyn Limiter>, LimiterError> {
-        Ok(match redis_url {
-            None => Arc::new(MemoryLimiter::new()),
-            Some(url) => {
-                let redis = RedisLimiter::connect(url, self.redis_timeout).await?;
-                Arc::new(ResilientLimiter::new(Arc::new(redis), self.failure_mode))
-            }
-        })
-    }
-}
-
 impl Default for RateLimitConfig {
     /// The documented defaults.
     fn default() -> Self {
@@ -94,13 +58,13 @@ impl Default for RateLimitConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{LimiterError, RedisLimiter};
 
     #[tokio::test]
-    async fn builds_memory_without_redis_and_rejects_bad_urls() {
-        let c = RateLimitConfig::default();
-        let limiter = c.build_limiter(None).await.unwrap();
-        assert!(limiter.check("k", 1, &c.policy).await.unwrap().allowed);
-        let err = c.build_limiter(Some("not a url")).await.unwrap_err();
+    async fn a_bad_redis_url_is_refused_before_any_connection() {
+        let err = RedisLimiter::connect("not a url", DEFAULT_REDIS_TIMEOUT)
+            .await
+            .unwrap_err();
         assert!(matches!(err, LimiterError::Redis(_)), "{err}");
     }
 }

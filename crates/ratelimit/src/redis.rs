@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 
 use crate::batch::{InFlight, Turn};
@@ -20,6 +20,43 @@ const GCRA_LUA: &str = include_str!("gcra.lua");
 
 /// Default for [`RedisLimiter::connect`]'s timeout (`RATE_LIMIT_REDIS_TIMEOUT_MS`).
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The settings of a connection to one Redis, every command (a reconnect
+/// included) bounded by `timeout`: a command waits for at most one
+/// reconnect attempt, made 10–100 ms after a failure (the caller's breaker
+/// and prober take over from there). The servers' one connection
+/// (`server_kit::redis`) and [`RedisLimiter::connect`] both use these.
+pub fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100))
+}
+
+/// [`manager_config`] for a Redis Cluster reached through `seed_nodes`
+/// (`redis://host:port` each): the client, and the settings of its lazy
+/// connection (`get_pending_async_connection_with_config`). One retry per
+/// command (a `MOVED` after a failover, a reconnect), 10–100 ms apart; the
+/// response timeout bounds a whole command, retries included (the crate's
+/// "overall" timeout follows it).
+pub fn cluster_client(
+    seed_nodes: &[&str],
+    timeout: Duration,
+) -> redis::RedisResult<(ClusterClient, ClusterConfig)> {
+    let client = ClusterClientBuilder::new(seed_nodes.to_vec())
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .retries(1)
+        .min_retry_wait(10)
+        .max_retry_wait(100)
+        .build()?;
+    let config = ClusterConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout);
+    Ok((client, config))
+}
 
 /// GCRA in Redis, shared by every replica.
 ///
@@ -73,14 +110,7 @@ impl RedisLimiter {
     /// Tokio runtime. Use [`ping`](Self::ping) to check Redis at start-up.
     pub async fn connect(redis_url: &str, timeout: Duration) -> Result<Self, LimiterError> {
         let client = redis::Client::open(redis_url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // Fail a reconnect quickly; the next check starts another one.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config(timeout))?;
         Ok(Self::from_connection(conn, timeout))
     }
 }
@@ -90,16 +120,8 @@ impl RedisLimiter<ClusterConnection> {
     /// `seed_nodes` (`redis://host:port` each); the crate discovers the other
     /// nodes and follows failovers.
     pub fn connect_cluster(seed_nodes: &[&str], timeout: Duration) -> Result<Self, LimiterError> {
-        let client = ClusterClientBuilder::new(seed_nodes.to_vec())
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .retries(1)
-            .build()?;
-        let conn = client.get_pending_async_connection_with_config(
-            redis::cluster::ClusterConfig::new()
-                .set_connection_timeout(timeout)
-                .set_response_timeout(timeout),
-        );
+        let (client, config) = cluster_client(seed_nodes, timeout)?;
+        let conn = client.get_pending_async_connection_with_config(config);
         Ok(Self::from_connection(conn, timeout))
     }
 }

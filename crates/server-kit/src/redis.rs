@@ -53,9 +53,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ratelimit::{Decision, Limiter, LimiterError, Policy, RateLimitConfig, RedisLimiter};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use ratelimit::{
+    Decision, Limiter, LimiterError, MemoryLimiter, Policy, RateLimitConfig, RedisLimiter,
+};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
@@ -316,16 +318,13 @@ fn connect_single(
 ) -> Result<(RedisConnection, Vec<redis::Client>), RedisConnectError> {
     let client = redis::Client::open(url.expose_secret())
         .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        // The prober retries with its own backoff; a command never waits
-        // for more than one reconnect attempt.
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(10))
-        .set_max_delay(Duration::from_millis(100));
-    let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-        .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
+    // The prober retries with its own backoff; a command never waits for
+    // more than one reconnect attempt.
+    let conn = ConnectionManager::new_lazy_with_config(
+        client.clone(),
+        ratelimit::redis::manager_config(timeout),
+    )
+    .map_err(|e| RedisConnectError::InvalidUrl(e.category().to_owned()))?;
     Ok((RedisConnection::Single(conn), vec![client]))
 }
 
@@ -338,26 +337,13 @@ fn connect_cluster(
         .iter()
         .map(ExposeSecret::expose_secret)
         .collect();
-    let timeout = settings.timeout;
-    let client = ClusterClientBuilder::new(nodes.clone())
-        .connection_timeout(timeout)
-        // Bounds a whole command, retries included (the crate's
-        // "overall" timeout follows this one).
-        .response_timeout(timeout)
-        // Like the single connection: one retry (a MOVED after a failover,
-        // a reconnect), then the breaker and the prober take over.
-        .retries(1)
-        .min_retry_wait(10)
-        .max_retry_wait(100)
-        .build()
-        .map_err(invalid)?;
+    // Like the single connection: one retry (a MOVED after a failover, a
+    // reconnect), then the breaker and the prober take over.
+    let (client, config) =
+        ratelimit::redis::cluster_client(&nodes, settings.timeout).map_err(invalid)?;
     // Lazy: the server starts (and serves per its failure modes) while the
-    // cluster is unreachable; the prober's first PING makes the connections.
-    let conn = client.get_pending_async_connection_with_config(
-        ClusterConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout),
-    );
+    // cluster is unreachable; the prober's first probe makes the connections.
+    let conn = client.get_pending_async_connection_with_config(config);
     let subscribers = nodes
         .iter()
         .map(|n| redis::Client::open(*n))
@@ -754,7 +740,7 @@ async fn probe_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
 /// (`None`: in memory), behind the breaker and wrapped in the failure mode.
 pub fn build_limiter(config: &RateLimitConfig, redis: Option<&Redis>) -> Arc<dyn Limiter> {
     match redis {
-        None => config.build_limiter_on(None),
+        None => Arc::new(MemoryLimiter::new()),
         Some(redis) => resilient_limiter(config, redis),
     }
 }
@@ -769,7 +755,7 @@ pub fn build_limiter_metered(
     limiter: &'static str,
 ) -> Arc<dyn Limiter> {
     let metered = match redis {
-        None => MeteredLimiter::new(config.build_limiter_on(None), None, metrics, limiter),
+        None => MeteredLimiter::new(Arc::new(MemoryLimiter::new()), None, metrics, limiter),
         Some(redis) => {
             let resilient = resilient_limiter(config, redis);
             MeteredLimiter::new(resilient.clone(), Some(resilient), metrics, limiter)
