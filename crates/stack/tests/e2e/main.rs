@@ -32,3 +32,4 @@ mod signin_tls;
 mod tls;
 mod tools;
 mod traces;
+mod upstreams;
