@@ -21,7 +21,8 @@
 //! nothing to give up when no other thread is runnable), 32 connections on
 //! two cores: p99 8.8–9.0 → 6.0–8.8 ms direct and 9.7–9.9 → 7.6–8.7 ms
 //! through nginx and TLS (p90 7.4–8.0 → 5.4–6.5 ms), for 3–6 % fewer
-//! tokens per second at saturation (BENCHMARKS.md, issue 15, fourth
+//! tokens per second at saturation; at 4 connections, 12–14 % more tokens
+//! per second and p99 1.4 → 1.0 ms (BENCHMARKS.md, issue 15, fourth
 //! session).
 
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
